@@ -1,0 +1,109 @@
+# fleet: PGXS build of the extension, plus the test, run and bench drivers.
+#
+#   make            build the extension module
+#   make install    install it into the PostgreSQL found by $(PG_CONFIG)
+#   make test       build, install, then every test layer (regress, isolation, TAP, services)
+#   make run        a local cluster under ./var with fleet, its workers and the services
+#   make bench      benchmarks, written to bench/results.md
+
+EXTENSION  = fleet
+EXTVERSION = 0.1
+MODULE_big = fleet
+OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
+
+# The install script is assembled from sql/parts/*.sql (one file per concern,
+# applied in name order).  Once a version is released its assembled script is
+# frozen and committed as sql/fleet--X.Y.sql; changes then go into
+# sql/fleet--X.Y--X.Z.sql upgrade scripts, which are installed as they are.
+SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA       = $(wildcard sql/$(EXTENSION)--*--*.sql)
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/extension -I$(shell $(PG_CONFIG) --includedir)
+PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+SHLIB_LINK  = -lz
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+PG_BINDIR := $(shell $(PG_CONFIG) --bindir)
+PG_PKGLIB := $(shell $(PG_CONFIG) --pkglibdir)
+PGXS_DIR  := $(dir $(PGXS))..
+PG_REGRESS_BIN   := $(PGXS_DIR)/test/regress/pg_regress
+PG_ISOLATION_BIN := $(PGXS_DIR)/test/isolation/pg_isolation_regress
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
+	@{ echo '-- generated from sql/parts/*.sql by make; edit the parts, not this file'; \
+	   printf '%s\n' '\echo Use "CREATE EXTENSION fleet CASCADE" to load this file. \quit'; \
+	   for f in $(SQL_PARTS); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
+
+.PHONY: test test-regress test-isolation test-tap test-services services run bench fuzz
+
+REGRESS_TESTS   = $(shell sed -n 's/^test: *//p' test/regress/schedule)
+ISOLATION_TESTS = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+
+# Each layer gets its own throwaway cluster on a free port (pg_regress picks
+# one) under tmp_check/.  PostgreSQL refuses to run as root, so as root the
+# test programs run as the "postgres" user (created by the postgresql
+# package), writing only inside tmp_check/.
+TESTOUT := $(CURDIR)/tmp_check
+ifeq ($(shell id -u),0)
+AS_TESTUSER := runuser -u postgres --
+else
+AS_TESTUSER :=
+endif
+
+define testdir
+	rm -rf $(TESTOUT)/$(1) && mkdir -p $(TESTOUT)/$(1)
+	if [ "$$(id -u)" = 0 ]; then chown -R postgres $(TESTOUT); fi
+endef
+
+test: all
+	$(MAKE) install
+	$(MAKE) test-regress
+	$(MAKE) test-isolation
+	$(MAKE) test-services
+	$(MAKE) test-tap
+	@echo "fleet: all test layers passed"
+
+test-regress:
+	$(call testdir,regress)
+	$(AS_TESTUSER) $(PG_REGRESS_BIN) --bindir=$(PG_BINDIR) --temp-instance=$(TESTOUT)/regress/instance \
+	  --temp-config=test/fleet_test.conf --dbname=fleet_test \
+	  --inputdir=test/regress --outputdir=$(TESTOUT)/regress \
+	  --schedule=test/regress/schedule \
+	  || { cat $(TESTOUT)/regress/regression.diffs 2>/dev/null | head -300; exit 1; }
+
+test-isolation:
+	$(call testdir,isolation)
+	$(AS_TESTUSER) $(PG_ISOLATION_BIN) --bindir=$(PG_BINDIR) --temp-instance=$(TESTOUT)/isolation/instance \
+	  --temp-config=test/fleet_test.conf --dbname=fleet_test \
+	  --load-extension=pgcrypto --load-extension=pg_cron --load-extension=fleet \
+	  --inputdir=test/isolation --outputdir=$(TESTOUT)/isolation \
+	  $(ISOLATION_TESTS) \
+	  || { cat $(TESTOUT)/isolation/regression.diffs 2>/dev/null | head -300; exit 1; }
+
+test-tap:
+	$(call testdir,tap)
+	cd $(TESTOUT)/tap && $(AS_TESTUSER) env TESTDIR=$(TESTOUT)/tap PATH="$(PG_BINDIR):$$PATH" \
+	  PG_REGRESS=$(PG_REGRESS_BIN) FLEET_REPO=$(CURDIR) \
+	  prove -I $(PGXS_DIR)/test/perl -I $(CURDIR)/test/tap $(PROVE_FLAGS) $(CURDIR)/test/tap/*.pl
+
+services:
+	@if [ -f services/Makefile ]; then $(MAKE) -C services all; fi
+
+test-services:
+	@if [ -f services/Makefile ]; then $(MAKE) -C services check; fi
+
+fuzz:
+	$(MAKE) -C services fuzz
+
+run: all
+	$(MAKE) install
+	$(MAKE) services
+	./scripts/run.sh
+
+bench: all
+	$(MAKE) install
+	./bench/run.sh

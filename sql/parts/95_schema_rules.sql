@@ -1,0 +1,83 @@
+-- 95_schema_rules: the rules every tenant-owned table follows, as a query.
+--
+-- A table in schema fleet with a tenant_id column is tenant-owned unless it
+-- is listed in fleet.schema_exemption.  The rules keep the schema ready to be
+-- distributed by tenant (Citus) and isolated by row-level security:
+--   pk_has_tenant       the primary key exists and includes tenant_id
+--   unique_has_tenant   every unique index includes tenant_id
+--   fk_has_tenant       every foreign key carries tenant_id to tenant_id (or to fleet.tenant)
+--   rls_forced          row-level security is enabled and forced
+--   policy_checks_tenant a policy for all commands with USING and WITH CHECK on fleet.current_tenant()
+--   view_security_invoker every view in schema fleet runs with the reader's privileges
+
+CREATE FUNCTION fleet.check_schema_rules()
+RETURNS TABLE (relation regclass, rule text, detail text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH owned AS (
+	SELECT c.oid, c.relrowsecurity, c.relforcerowsecurity,
+	       (SELECT a.attnum FROM pg_catalog.pg_attribute a
+	         WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attname OPERATOR(pg_catalog.=) 'tenant_id'
+	           AND NOT a.attisdropped) AS tenant_att
+	  FROM pg_catalog.pg_class c
+	 WHERE c.relnamespace OPERATOR(pg_catalog.=) 'fleet'::pg_catalog.regnamespace
+	   AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+	   AND NOT c.relispartition
+	   AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+	                WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attname OPERATOR(pg_catalog.=) 'tenant_id'
+	                  AND NOT a.attisdropped)
+	   AND NOT EXISTS (SELECT 1 FROM fleet.schema_exemption e
+	                    WHERE e.relation::pg_catalog.regclass OPERATOR(pg_catalog.=) c.oid)
+)
+SELECT o.oid::pg_catalog.regclass, 'pk_has_tenant', 'no primary key'
+  FROM owned o
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                    WHERE i.indrelid OPERATOR(pg_catalog.=) o.oid AND i.indisprimary)
+UNION ALL
+SELECT o.oid::pg_catalog.regclass,
+       CASE WHEN i.indisprimary THEN 'pk_has_tenant' ELSE 'unique_has_tenant' END,
+       pg_catalog.format('index %s does not include tenant_id', i.indexrelid::pg_catalog.regclass)
+  FROM owned o
+  JOIN pg_catalog.pg_index i ON i.indrelid OPERATOR(pg_catalog.=) o.oid
+ WHERE i.indisunique
+   AND NOT (o.tenant_att OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[]))
+UNION ALL
+SELECT o.oid::pg_catalog.regclass, 'fk_has_tenant',
+       pg_catalog.format('foreign key %s does not carry tenant_id to tenant_id', k.conname)
+  FROM owned o
+  JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) o.oid AND k.contype OPERATOR(pg_catalog.=) 'f'
+ WHERE NOT EXISTS (
+	SELECT 1 FROM pg_catalog.generate_subscripts(k.conkey, 1) s
+	 WHERE k.conkey[s] OPERATOR(pg_catalog.=) o.tenant_att
+	   AND (SELECT a.attname FROM pg_catalog.pg_attribute a
+	         WHERE a.attrelid OPERATOR(pg_catalog.=) k.confrelid
+	           AND a.attnum OPERATOR(pg_catalog.=) k.confkey[s]) OPERATOR(pg_catalog.=) 'tenant_id')
+UNION ALL
+SELECT o.oid::pg_catalog.regclass, 'rls_forced', 'row-level security is not enabled and forced'
+  FROM owned o
+ WHERE NOT (o.relrowsecurity AND o.relforcerowsecurity)
+UNION ALL
+SELECT o.oid::pg_catalog.regclass, 'policy_checks_tenant',
+       'no policy for all commands whose USING and WITH CHECK compare tenant_id with fleet.current_tenant()'
+  FROM owned o
+ WHERE NOT EXISTS (
+	SELECT 1 FROM pg_catalog.pg_policy p
+	 WHERE p.polrelid OPERATOR(pg_catalog.=) o.oid
+	   AND p.polcmd OPERATOR(pg_catalog.=) '*'
+	   AND p.polpermissive
+	   AND pg_catalog.pg_get_expr(p.polqual, o.oid) OPERATOR(pg_catalog.~) 'tenant_id .*fleet\.current_tenant\(\)'
+	   AND pg_catalog.pg_get_expr(p.polwithcheck, o.oid) OPERATOR(pg_catalog.~) 'tenant_id .*fleet\.current_tenant\(\)')
+UNION ALL
+SELECT c.oid::pg_catalog.regclass, 'view_security_invoker', 'view does not run with security_invoker = true'
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) 'fleet'::pg_catalog.regnamespace
+   AND c.relkind OPERATOR(pg_catalog.=) 'v'
+   AND NOT COALESCE('security_invoker=true' OPERATOR(pg_catalog.=) ANY (c.reloptions), false)
+ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION fleet.check_schema_rules() IS
+	'List every breach of the tenant rules in schema fleet (tenant in every key and foreign key, forced row-level security with a tenant policy, security_invoker views); empty when the schema is sound';
+
+INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
+	('fleet_admin', 'FUNCTION', 'fleet.check_schema_rules()', 'EXECUTE');
