@@ -76,8 +76,17 @@ BEGIN
 			      DETAIL = 'A device identifier (IMEI, OsmAnd id) can belong to one device of one tenant only.',
 			      HINT = 'Remove the device from its current tenant first.';
 	END IF;
-	INSERT INTO fleet.device_route (identifier, tenant_id, device_id, vehicle_id, protocol, active)
-	VALUES (NEW.identifier, NEW.tenant_id, NEW.device_id, NEW.vehicle_id, NEW.protocol, NEW.active);
+	-- A concurrent registration of the same identifier by another tenant
+	-- waits on the primary key and fails here with the same message.
+	BEGIN
+		INSERT INTO fleet.device_route (identifier, tenant_id, device_id, vehicle_id, protocol, active)
+		VALUES (NEW.identifier, NEW.tenant_id, NEW.device_id, NEW.vehicle_id, NEW.protocol, NEW.active);
+	EXCEPTION WHEN unique_violation THEN
+		RAISE EXCEPTION 'device identifier "%" is already registered', NEW.identifier
+			USING ERRCODE = 'unique_violation',
+			      DETAIL = 'A device identifier (IMEI, OsmAnd id) can belong to one device of one tenant only.',
+			      HINT = 'Remove the device from its current tenant first.';
+	END;
 	RETURN NEW;
 END
 $$;
