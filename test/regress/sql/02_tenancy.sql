@@ -83,6 +83,17 @@ INSERT INTO fleet.device (tenant_id, identifier, protocol) VALUES (:south, '3584
 INSERT INTO fleet.device (tenant_id, identifier, protocol) VALUES (:south, '358480081523995', 'gt06');
 RESET ROLE;
 SELECT identifier, tenant_id = :south AS is_south, protocol FROM fleet.device_route ORDER BY identifier;
+-- The gateway (fleet_ingest) may ask whether an identifier is known, and
+-- learns nothing else; the routing table itself stays out of its reach.
+SET ROLE fleet_ingest;
+SELECT fleet.device_known('356307042441013') AS known,
+       fleet.device_known('356307042441013', 'teltonika') AS known_as_teltonika,
+       fleet.device_known('356307042441013', 'gt06') AS known_as_gt06,
+       fleet.device_known('000000000000000') AS unknown;
+RESET ROLE;
+SELECT fleet.set_tenant(:south);
+UPDATE fleet.device SET active = false WHERE identifier = '358480081523995';
+SELECT fleet.device_known('358480081523995') AS inactive_known;
 
 -- SET LOCAL semantics: a transaction-local context ends with the transaction.
 SELECT fleet.clear_tenant();
