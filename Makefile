@@ -61,6 +61,7 @@ endef
 
 test: all
 	$(MAKE) install
+	$(MAKE) services
 	$(MAKE) test-regress
 	$(MAKE) test-isolation
 	$(MAKE) test-services
@@ -91,10 +92,13 @@ test-tap:
 	  prove -I $(PGXS_DIR)/test/perl -I $(CURDIR)/test/tap $(PROVE_FLAGS) $(CURDIR)/test/tap/*.pl
 
 services:
-	@if [ -f services/Makefile ]; then $(MAKE) -C services all; fi
+	$(MAKE) -C services all
 
+# the services' unit tests (no database) and a short fuzz run of every parser
+FUZZ_SHORT_SECONDS ?= 10
 test-services:
-	@if [ -f services/Makefile ]; then $(MAKE) -C services check; fi
+	$(MAKE) -C services check
+	$(MAKE) -C services fuzz-short FUZZ_SHORT_SECONDS=$(FUZZ_SHORT_SECONDS)
 
 fuzz:
 	$(MAKE) -C services fuzz

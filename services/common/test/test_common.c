@@ -1,0 +1,244 @@
+/*
+ * test_common.c - unit tests of the services' common pieces: the journal
+ * (durability, order, torn tails, bounds, segment rotation) and the
+ * Prometheus metrics text.
+ */
+#include "../journal.h"
+#include "../metrics.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...) do { \
+	if (cond) passed++; \
+	else { failed++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+		   fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } \
+} while (0)
+
+/* Append records "rec-<i>" for i in [from, to). */
+static int
+append_range(journal *j, int from, int to)
+{
+	char		bufs[64][32];
+	const void *recs[64];
+	size_t		lens[64];
+
+	while (from < to)
+	{
+		int			n = 0;
+
+		for (; n < 64 && from < to; n++, from++)
+		{
+			lens[n] = snprintf(bufs[n], sizeof(bufs[n]), "rec-%d", from);
+			recs[n] = bufs[n];
+		}
+		if (journal_append(j, recs, lens, n) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Drain up to max records, checking they are rec-<expect...>; returns count. */
+static int
+drain_check(journal *j, int expect, int max, int *bad)
+{
+	const void *recs[256];
+	size_t		lens[256];
+	int			total = 0;
+
+	while (total < max)
+	{
+		int			want = max - total > 256 ? 256 : max - total;
+		int			n = journal_peek(j, want, recs, lens);
+
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++)
+		{
+			char		exp[32];
+			size_t		el = snprintf(exp, sizeof(exp), "rec-%d", expect + total + i);
+
+			if (el != lens[i] || memcmp(exp, recs[i], el) != 0)
+				(*bad)++;
+		}
+		journal_consume(j);
+		total += n;
+	}
+	return total;
+}
+
+static void
+test_journal(void)
+{
+	char		dir[] = "/tmp/fleet-journal-XXXXXX";
+	char		err[256],
+				path[512];
+	journal    *j;
+	int			bad = 0;
+
+	if (!mkdtemp(dir))
+	{
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	j = journal_open(dir, 64 << 20, err, sizeof(err));
+	CHECK(j != NULL, "open: %s", err);
+	CHECK(append_range(j, 0, 1000) == 0, "append 1000");
+	CHECK(journal_depth_records(j) == 1000, "depth 1000, got %llu", (unsigned long long) journal_depth_records(j));
+	journal_close(j);
+
+	/* reopen: everything is still there, in order */
+	j = journal_open(dir, 64 << 20, err, sizeof(err));
+	CHECK(journal_depth_records(j) == 1000, "depth after reopen");
+	CHECK(drain_check(j, 0, 300, &bad) == 300 && bad == 0, "drained 300 in order");
+	journal_close(j);
+
+	/* a drained position survives reopen; peek without consume re-delivers */
+	j = journal_open(dir, 64 << 20, err, sizeof(err));
+	CHECK(journal_depth_records(j) == 700, "700 left after reopen, got %llu", (unsigned long long) journal_depth_records(j));
+	{
+		const void *recs[10];
+		size_t		lens[10];
+
+		CHECK(journal_peek(j, 10, recs, lens) == 10 && memcmp(recs[0], "rec-300", 7) == 0, "peek from 300");
+	}
+	journal_close(j);			/* "crash" before consume */
+	j = journal_open(dir, 64 << 20, err, sizeof(err));
+	bad = 0;
+	CHECK(drain_check(j, 300, 700, &bad) == 700 && bad == 0, "un-consumed peek re-delivered, all 700 in order");
+	CHECK(journal_depth_records(j) == 0 && journal_depth_bytes(j) == 0, "empty after drain");
+
+	/* a torn tail (crash mid-append) is dropped on open, earlier records kept */
+	CHECK(append_range(j, 0, 10) == 0, "append 10");
+	journal_close(j);
+	{
+		int			found = 0;
+
+		for (int n = 1; n < 20 && !found; n++)
+		{
+			int			fd;
+
+			snprintf(path, sizeof(path), "%s/seg-%016d.jnl", dir, n);
+			fd = open(path, O_WRONLY | O_APPEND);
+			if (fd >= 0)
+			{
+				off_t		end = lseek(fd, 0, SEEK_END);
+
+				if (end > 0)
+				{
+					(void) !write(fd, "\x40\x00\x00\x00garbage", 11);
+					found = 1;
+				}
+				close(fd);
+			}
+		}
+		CHECK(found, "found the write segment to tear");
+	}
+	j = journal_open(dir, 64 << 20, err, sizeof(err));
+	CHECK(journal_depth_records(j) == 10, "torn tail dropped, 10 kept, got %llu", (unsigned long long) journal_depth_records(j));
+	CHECK(journal_truncated_bytes(j) == 11, "11 torn bytes truncated");
+	bad = 0;
+	CHECK(drain_check(j, 0, 10, &bad) == 10 && bad == 0, "10 records intact");
+	journal_close(j);
+
+	/* bounded: a full journal refuses (backpressure) */
+	j = journal_open(dir, 1000, err, sizeof(err));
+	{
+		int			rc = append_range(j, 0, 200);
+
+		CHECK(rc == -1, "full journal refuses appends");
+		CHECK(journal_depth_bytes(j) <= 1000, "depth within bound");
+	}
+	bad = 0;
+	drain_check(j, 0, 1000, &bad);
+	CHECK(bad == 0, "what was accepted drains in order");
+	CHECK(append_range(j, 0, 5) == 0, "accepts again once drained");
+	drain_check(j, 0, 5, &bad);
+	journal_close(j);
+
+	/* segment rotation: 40 MB across segments, drained segments removed */
+	j = journal_open(dir, 256 << 20, err, sizeof(err));
+	{
+		static char big[1 << 20];
+		const void *recs[1] = {big};
+		size_t		lens[1] = {sizeof(big)};
+		int			ok = 1,
+					segs = 0;
+		const void *out[4];
+		size_t		olens[4];
+		int			n,
+					got = 0;
+
+		for (int i = 0; i < 40 && ok; i++)
+		{
+			memset(big, 'a' + i % 26, sizeof(big));
+			ok = journal_append(j, recs, lens, 1) == 0;
+		}
+		CHECK(ok, "40 x 1 MB appended");
+		while ((n = journal_peek(j, 4, out, olens)) > 0)
+		{
+			for (int i = 0; i < n; i++)
+				if (olens[i] != sizeof(big) || ((const char *) out[i])[100] != 'a' + (got + i) % 26)
+					ok = 0;
+			got += n;
+			journal_consume(j);
+		}
+		CHECK(ok && got == 40, "40 big records back in order (%d)", got);
+		for (int n2 = 1; n2 < 100; n2++)
+		{
+			snprintf(path, sizeof(path), "%s/seg-%016d.jnl", dir, n2);
+			if (access(path, F_OK) == 0)
+				segs++;
+		}
+		CHECK(segs == 1, "drained segments removed (%d left)", segs);
+	}
+	journal_close(j);
+	{
+		char		cmd[600];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		(void) !system(cmd);
+	}
+}
+
+static void
+test_metrics(void)
+{
+	metric_family *c = metrics_counter("fleet_test_total", "A test counter.");
+	metric_family *g = metrics_gauge("fleet_test_depth", "A test gauge.");
+	metric_family *h = metrics_histogram("fleet_test_seconds", "A test histogram.",
+										 metrics_latency_bounds, metrics_latency_nbounds);
+	char		esc[64];
+	size_t		len;
+	char	   *text;
+
+	metrics_add(c, "code=\"200\"", 2);
+	metrics_add(c, "code=\"200\"", 1);
+	metrics_set(g, NULL, 7);
+	metrics_observe(h, "route=\"/x\"", 0.003);
+	metrics_observe(h, "route=\"/x\"", 20);
+	text = metrics_render(&len);
+	CHECK(strstr(text, "# HELP fleet_test_total A test counter.\n# TYPE fleet_test_total counter\n") != NULL, "help/type");
+	CHECK(strstr(text, "fleet_test_total{code=\"200\"} 3\n") != NULL, "counter value");
+	CHECK(strstr(text, "fleet_test_depth 7\n") != NULL, "gauge without labels");
+	CHECK(strstr(text, "fleet_test_seconds_bucket{route=\"/x\",le=\"0.005\"} 1\n") != NULL, "bucket");
+	CHECK(strstr(text, "fleet_test_seconds_bucket{route=\"/x\",le=\"+Inf\"} 2\n") != NULL, "+Inf bucket");
+	CHECK(strstr(text, "fleet_test_seconds_count{route=\"/x\"} 2\n") != NULL, "count");
+	CHECK(len > 0 && text[len - 1] == '\n', "ends with newline");
+	CHECK(strcmp(metrics_escape("a\"b\\c\nd", esc, sizeof(esc)), "a\\\"b\\\\c\\nd") == 0, "label escaping");
+	free(text);
+}
+
+int
+main(void)
+{
+	test_journal();
+	test_metrics();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

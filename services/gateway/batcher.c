@@ -1,0 +1,719 @@
+/*
+ * batcher.c - the gateway's database writer: batches, journal, outcomes.
+ *
+ * One thread owns the database connection and the journal.  Connections
+ * and HTTP handlers submit the fixes of a frame; the thread gathers up to
+ * max_batch fixes (waiting at most max_wait_ms for company), calls
+ * fleet.ingest_positions once per batch (one transaction), maps every row's
+ * status back to its submission and answers it.  If the database is
+ * unreachable the batch is appended to the journal and answered once the
+ * fsync is done; the journal is drained ahead of new work when the
+ * database is back.
+ */
+#include "batcher.h"
+#include "../common/journal.h"
+#include "../common/log.h"
+#include "../common/metrics.h"
+#include "../common/pgconn.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A fix as the batcher keeps it: like gw_record, owning its attrs. */
+typedef struct
+{
+	char		device[GW_DEVICE_MAX + 1];
+	int64_t		time_ms;
+	double		lat,
+				lon,
+				speed_kmh,
+				heading,
+				altitude,
+				accuracy;
+	int64_t		seq;
+	char	   *attrs;			/* JSON object text or NULL */
+} gw_fix;
+
+typedef struct submission
+{
+	gw_fix	   *fixes;
+	int			n;
+	gw_done_fn	cb;
+	void	   *ctx;
+	gw_counts	counts;
+	struct submission *next;
+} submission;
+
+struct batcher
+{
+	batcher_config cfg;
+	pthread_t	thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	submission *head,
+			  **tail;
+	int			queued_fixes;
+	bool		stopping;
+	bool		db_ready;
+	pgconn	   *pg;
+	journal    *jn;
+};
+
+static metric_family *m_received, *m_rows, *m_rejected, *m_batch, *m_commit,
+		   *m_journal_depth, *m_journal_appends, *m_db_errors, *m_outcomes, *m_reconnects;
+
+static const pg_stmt statements[] = {
+	{"ingest",
+		"SELECT idx, status, reason FROM fleet.ingest_positions($1::text[], $2::timestamptz[],"
+		" $3::float8[], $4::float8[], $5::real[], $6::real[], $7::real[], $8::real[], $9::bigint[], $10::jsonb[])",
+	10},
+};
+
+const char *
+gw_outcome_name(gw_outcome o)
+{
+	static const char *names[] = {"stored", "journaled", "unknown", "refused", "failed"};
+
+	return names[o];
+}
+
+/* ---------- growing string buffer for array literals ---------- */
+
+typedef struct
+{
+	char	   *s;
+	size_t		len,
+				cap;
+} sbuf;
+
+/* Append n bytes. */
+static void
+sb_put(sbuf *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+	{
+		b->cap = (b->len + n + 1) * 2;
+		b->s = realloc(b->s, b->cap);
+		if (!b->s)
+			abort();
+	}
+	memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void
+sb_str(sbuf *b, const char *p)
+{
+	sb_put(b, p, strlen(p));
+}
+
+/* Append a quoted array element (escaping \ and "), or NULL. */
+static void
+sb_elem_text(sbuf *b, const char *v)
+{
+	if (!v)
+	{
+		sb_str(b, "NULL");
+		return;
+	}
+	sb_put(b, "\"", 1);
+	for (const char *p = v; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			sb_put(b, "\\", 1);
+		sb_put(b, p, 1);
+	}
+	sb_put(b, "\"", 1);
+}
+
+/* Append a number element, NULL for NAN. */
+static void
+sb_elem_num(sbuf *b, double v)
+{
+	char		tmp[40];
+
+	if (isnan(v) || isinf(v))
+		sb_str(b, "NULL");
+	else
+	{
+		snprintf(tmp, sizeof(tmp), "%.17g", v);
+		sb_str(b, tmp);
+	}
+}
+
+/* ---------- journal records: one fix each ---------- */
+
+/* Serialize a fix; returns a malloc'd buffer and its length. */
+static unsigned char *
+fix_pack(const gw_fix *f, size_t *len)
+{
+	size_t		dl = strlen(f->device),
+				al = f->attrs ? strlen(f->attrs) : 0;
+	size_t		n = 1 + 1 + dl + 8 + 6 * 8 + 8 + 4 + al;
+	unsigned char *buf = malloc(n),
+			   *p = buf;
+	uint32_t	al32 = f->attrs ? (uint32_t) al : UINT32_MAX;
+	double		d[6] = {f->lat, f->lon, f->speed_kmh, f->heading, f->altitude, f->accuracy};
+
+	if (!buf)
+		abort();
+	*p++ = 1;
+	*p++ = (unsigned char) dl;
+	memcpy(p, f->device, dl), p += dl;
+	memcpy(p, &f->time_ms, 8), p += 8;
+	memcpy(p, d, sizeof(d)), p += sizeof(d);
+	memcpy(p, &f->seq, 8), p += 8;
+	memcpy(p, &al32, 4), p += 4;
+	if (al)
+		memcpy(p, f->attrs, al), p += al;
+	*len = p - buf;
+	return buf;
+}
+
+/* Deserialize a fix; false if the record is malformed. */
+static bool
+fix_unpack(const unsigned char *p, size_t len, gw_fix *f)
+{
+	size_t		dl;
+	uint32_t	al;
+	double		d[6];
+	const unsigned char *end = p + len;
+
+	memset(f, 0, sizeof(*f));
+	if (len < 2 || p[0] != 1)
+		return false;
+	dl = p[1];
+	p += 2;
+	if (dl > GW_DEVICE_MAX || (size_t) (end - p) < dl + 8 + sizeof(d) + 8 + 4)
+		return false;
+	memcpy(f->device, p, dl), p += dl;
+	f->device[dl] = '\0';
+	memcpy(&f->time_ms, p, 8), p += 8;
+	memcpy(d, p, sizeof(d)), p += sizeof(d);
+	memcpy(&f->seq, p, 8), p += 8;
+	memcpy(&al, p, 4), p += 4;
+	f->lat = d[0], f->lon = d[1], f->speed_kmh = d[2];
+	f->heading = d[3], f->altitude = d[4], f->accuracy = d[5];
+	if (al != UINT32_MAX)
+	{
+		if ((size_t) (end - p) < al)
+			return false;
+		f->attrs = strndup((const char *) p, al);
+	}
+	return true;
+}
+
+/* ---------- the ingest call ---------- */
+
+/* Format ms since the epoch as a timestamptz literal. */
+static void
+fmt_time(int64_t ms, char *out, size_t len)
+{
+	time_t		s = (time_t) (ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	int			frac = (int) (ms - (int64_t) s * 1000);
+	struct tm	tm;
+
+	gmtime_r(&s, &tm);
+	snprintf(out, len, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+/* Monotonic seconds. */
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Call fleet.ingest_positions for fixes[0..n).  On PGC_OK, status[i] is
+ * 'a'ccepted, 'd'uplicate, 'c'onflict or 'r'ejected and reasons[i] the
+ * rejection reason (static storage, truncated).
+ */
+static pgc_status
+ingest(batcher *b, gw_fix *fixes, int n, char *status, char (*reasons)[64])
+{
+	sbuf		a[10] = {{0}};
+	const char *vals[10];
+	PGresult   *res;
+	char		sqlstate[6],
+				msg[256];
+	pgc_status	st;
+	double		t0 = mono();
+
+	for (int k = 0; k < 10; k++)
+		sb_str(&a[k], "{");
+	for (int i = 0; i < n; i++)
+	{
+		char		ts[80];
+		const gw_fix *f = &fixes[i];
+
+		if (i > 0)
+			for (int k = 0; k < 10; k++)
+				sb_str(&a[k], ",");
+		sb_elem_text(&a[0], f->device);
+		fmt_time(f->time_ms, ts, sizeof(ts));
+		sb_elem_text(&a[1], ts);
+		sb_elem_num(&a[2], f->lat);
+		sb_elem_num(&a[3], f->lon);
+		sb_elem_num(&a[4], f->speed_kmh);
+		sb_elem_num(&a[5], f->heading);
+		sb_elem_num(&a[6], f->altitude);
+		sb_elem_num(&a[7], f->accuracy);
+		if (f->seq >= 0)
+		{
+			char		tmp[24];
+
+			snprintf(tmp, sizeof(tmp), "%lld", (long long) f->seq);
+			sb_str(&a[8], tmp);
+		}
+		else
+			sb_str(&a[8], "NULL");
+		sb_elem_text(&a[9], f->attrs);
+	}
+	for (int k = 0; k < 10; k++)
+	{
+		sb_str(&a[k], "}");
+		vals[k] = a[k].s;
+	}
+	st = pgconn_exec(b->pg, "ingest", 10, vals, &res, sqlstate, msg, sizeof(msg));
+	for (int k = 0; k < 10; k++)
+		free(a[k].s);
+	if (st == PGC_OK)
+	{
+		int			rows = PQntuples(res);
+
+		metrics_observe(m_commit, NULL, mono() - t0);
+		metrics_observe(m_batch, NULL, n);
+		for (int i = 0; i < n; i++)
+			status[i] = 'r', snprintf(reasons[i], 64, "no_status");
+		for (int r = 0; r < rows; r++)
+		{
+			int			idx = atoi(PQgetvalue(res, r, 0)) - 1;
+			const char *s = PQgetvalue(res, r, 1);
+
+			if (idx < 0 || idx >= n)
+				continue;
+			status[idx] = s[0];
+			snprintf(reasons[idx], 64, "%s", PQgetisnull(res, r, 2) ? "" : PQgetvalue(res, r, 2));
+		}
+		PQclear(res);
+	}
+	else if (st != PGC_UNAVAILABLE)
+	{
+		char		lbl[32];
+
+		snprintf(lbl, sizeof(lbl), "sqlstate=\"%s\"", sqlstate);
+		metrics_add(m_db_errors, lbl, 1);
+		log_msg(LOG_WARN, "ingest call failed", "sqlstate=%s outcome=%s rows=%d error=\"%s\"",
+				sqlstate, st == PGC_UNKNOWN ? "unknown" : "error", n, msg);
+	}
+	return st;
+}
+
+/* Count row statuses into a submission's counters and the metrics. */
+static void
+count_row(submission *s, char status, const char *reason)
+{
+	char		lbl[96],
+				esc[64];
+
+	switch (status)
+	{
+		case 'a':
+			s->counts.accepted++;
+			metrics_add(m_rows, "status=\"accepted\"", 1);
+			break;
+		case 'd':
+			s->counts.duplicate++;
+			metrics_add(m_rows, "status=\"duplicate\"", 1);
+			break;
+		case 'c':
+			s->counts.conflict++;
+			metrics_add(m_rows, "status=\"conflict\"", 1);
+			break;
+		default:
+			s->counts.rejected++;
+			if (!s->counts.reason[0])
+				snprintf(s->counts.reason, sizeof(s->counts.reason), "%s", reason);
+			snprintf(lbl, sizeof(lbl), "reason=\"%s\"", metrics_escape(reason, esc, sizeof(esc)));
+			metrics_add(m_rejected, lbl, 1);
+			metrics_add(m_rows, "status=\"rejected\"", 1);
+	}
+}
+
+/* Answer a submission and free it. */
+static void
+finish(submission *s, gw_outcome o)
+{
+	char		lbl[48];
+
+	snprintf(lbl, sizeof(lbl), "outcome=\"%s\"", gw_outcome_name(o));
+	metrics_add(m_outcomes, lbl, 1);
+	s->cb(s->ctx, o, &s->counts);
+	for (int i = 0; i < s->n; i++)
+		free(s->fixes[i].attrs);
+	free(s->fixes);
+	free(s);
+}
+
+/* Append the submissions' fixes to the journal; true when durable. */
+static bool
+journal_batch(batcher *b, submission *list)
+{
+	int			total = 0,
+				k = 0;
+	const void **recs;
+	size_t	   *lens;
+	bool		ok;
+
+	for (submission *s = list; s; s = s->next)
+		total += s->n;
+	if (total == 0)
+		return true;
+	recs = calloc(total, sizeof(void *));
+	lens = calloc(total, sizeof(size_t));
+	if (!recs || !lens)
+		abort();
+	for (submission *s = list; s; s = s->next)
+		for (int i = 0; i < s->n; i++, k++)
+			recs[k] = fix_pack(&s->fixes[i], &lens[k]);
+	ok = journal_append(b->jn, recs, lens, total) == 0;
+	for (int i = 0; i < total; i++)
+		free((void *) recs[i]);
+	free(recs);
+	free(lens);
+	if (ok)
+		metrics_add(m_journal_appends, NULL, total);
+	return ok;
+}
+
+/*
+ * Drain the journal into the database while it is reachable.  Returns true
+ * when the journal is empty.
+ */
+static bool
+drain_journal(batcher *b)
+{
+	const void *recs[1024];
+	size_t		lens[1024];
+	int			max = b->cfg.max_batch > 1024 ? 1024 : b->cfg.max_batch;
+
+	while (journal_depth_records(b->jn) > 0)
+	{
+		int			n = journal_peek(b->jn, max, recs, lens);
+		gw_fix	   *fixes;
+		char	   *status;
+		char		(*reasons)[64];
+		pgc_status	st;
+		int			good = 0;
+
+		if (n <= 0)
+			return n == 0;
+		fixes = calloc(n, sizeof(gw_fix));
+		status = calloc(n, 1);
+		reasons = calloc(n, 64);
+		for (int i = 0; i < n; i++)
+			if (fix_unpack(recs[i], lens[i], &fixes[good]))
+				good++;
+			else
+				log_msg(LOG_ERROR, "malformed journal record skipped", "len=%zu", lens[i]);
+		st = good > 0 ? ingest(b, fixes, good, status, reasons) : PGC_OK;
+		if (st == PGC_OK)
+		{
+			submission	tmp = {0};
+
+			for (int i = 0; i < good; i++)
+				count_row(&tmp, status[i], reasons[i]);
+			journal_consume(b->jn);
+			log_msg(LOG_INFO, "journal drained", "rows=%d accepted=%d duplicate=%d rejected=%d left=%llu",
+					good, tmp.counts.accepted, tmp.counts.duplicate, tmp.counts.rejected,
+					(unsigned long long) journal_depth_records(b->jn));
+		}
+		for (int i = 0; i < good; i++)
+			free(fixes[i].attrs);
+		free(fixes);
+		free(status);
+		free(reasons);
+		if (st != PGC_OK)
+			return false;
+	}
+	return true;
+}
+
+/* Store a batch of submissions (list) directly, or journal it. */
+static void
+process(batcher *b, submission *list)
+{
+	int			total = 0,
+				k = 0;
+	gw_fix	   *fixes;
+	char	   *status;
+	char		(*reasons)[64];
+	pgc_status	st = PGC_UNAVAILABLE;
+	bool		journal_empty = journal_depth_records(b->jn) == 0;
+
+	for (submission *s = list; s; s = s->next)
+		total += s->n;
+	fixes = calloc(total ? total : 1, sizeof(gw_fix));
+	status = calloc(total ? total : 1, 1);
+	reasons = calloc(total ? total : 1, 64);
+	for (submission *s = list; s; s = s->next)
+		for (int i = 0; i < s->n; i++)
+			fixes[k++] = s->fixes[i];	/* shallow: attrs stay owned by s */
+
+	if (journal_empty)
+		st = ingest(b, fixes, total, status, reasons);
+
+	if (st == PGC_OK)
+	{
+		k = 0;
+		for (submission *s = list, *next; s; s = next)
+		{
+			bool		all_refused;
+
+			next = s->next;
+			for (int i = 0; i < s->n; i++, k++)
+				count_row(s, status[k], reasons[k]);
+			all_refused = s->n > 0 && s->counts.rejected == s->n &&
+				strcmp(s->counts.reason, "unknown_device") == 0;
+			finish(s, all_refused ? GW_REFUSED : GW_STORED);
+		}
+	}
+	else if (st == PGC_UNKNOWN)
+	{
+		for (submission *s = list, *next; s; s = next)
+		{
+			next = s->next;
+			finish(s, GW_UNKNOWN);
+		}
+	}
+	else
+	{
+		/* unreachable, a server-side failure, or the journal is not empty */
+		bool		ok = journal_batch(b, list);
+
+		if (!ok)
+			log_msg(LOG_WARN, "journal full or failing: not acknowledging", "rows=%d", total);
+		for (submission *s = list, *next; s; s = next)
+		{
+			next = s->next;
+			finish(s, ok ? GW_JOURNALED : GW_FAILED);
+		}
+	}
+	free(fixes);
+	free(status);
+	free(reasons);
+	metrics_set(m_journal_depth, NULL, (double) journal_depth_records(b->jn));
+}
+
+/* Take up to max_batch fixes of queued submissions; caller holds mu. */
+static submission *
+take_batch(batcher *b)
+{
+	submission *list = b->head,
+			  **cut = &b->head;
+	int			n = 0;
+
+	while (*cut && (n == 0 || n + (*cut)->n <= b->cfg.max_batch))
+	{
+		n += (*cut)->n;
+		cut = &(*cut)->next;
+	}
+	b->head = *cut;
+	*cut = NULL;
+	if (!b->head)
+		b->tail = &b->head;
+	b->queued_fixes -= n;
+	return list;
+}
+
+/* The batcher thread. */
+static void *
+run(void *arg)
+{
+	batcher    *b = arg;
+	double		last_try = 0;
+
+	for (;;)
+	{
+		submission *list;
+		struct timespec until;
+
+		/* keep the connection and the journal moving */
+		if (mono() - last_try > 0.2)
+		{
+			last_try = mono();
+			b->db_ready = pgconn_ensure(b->pg);
+			metrics_set(m_reconnects, NULL, (double) pgconn_reconnects(b->pg));
+			if (b->db_ready && journal_depth_records(b->jn) > 0)
+				drain_journal(b);
+			metrics_set(m_journal_depth, NULL, (double) journal_depth_records(b->jn));
+		}
+
+		pthread_mutex_lock(&b->mu);
+		if (!b->head && !b->stopping)
+		{
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 200 * 1000000L;
+			if (until.tv_nsec >= 1000000000L)
+				until.tv_sec++, until.tv_nsec -= 1000000000L;
+			pthread_cond_timedwait(&b->cv, &b->mu, &until);
+		}
+		if (!b->head && b->stopping)
+		{
+			pthread_mutex_unlock(&b->mu);
+			break;
+		}
+		if (!b->head)
+		{
+			pthread_mutex_unlock(&b->mu);
+			continue;
+		}
+		/* give a small batch up to max_wait_ms to fill up */
+		if (b->queued_fixes < b->cfg.max_batch && !b->stopping)
+		{
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += (long) b->cfg.max_wait_ms * 1000000L;
+			while (until.tv_nsec >= 1000000000L)
+				until.tv_sec++, until.tv_nsec -= 1000000000L;
+			while (b->queued_fixes < b->cfg.max_batch && !b->stopping &&
+				   pthread_cond_timedwait(&b->cv, &b->mu, &until) == 0)
+				;
+		}
+		list = take_batch(b);
+		pthread_mutex_unlock(&b->mu);
+		process(b, list);
+	}
+	return NULL;
+}
+
+batcher *
+batcher_start(const batcher_config *cfg, char *err, size_t errlen)
+{
+	batcher    *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	if (!m_received)
+	{
+		m_received = metrics_counter("fleet_gateway_fixes_received_total", "Fixes submitted for storage.");
+		m_rows = metrics_counter("fleet_gateway_rows_total", "Fixes by the database's answer (accepted, duplicate, conflict, rejected).");
+		m_rejected = metrics_counter("fleet_gateway_rejected_total", "Fixes rejected by the database, by reason.");
+		m_outcomes = metrics_counter("fleet_gateway_submissions_total", "Frames and requests by outcome (stored, journaled, unknown, refused, failed).");
+		m_batch = metrics_histogram("fleet_gateway_batch_rows", "Fixes per ingest call.",
+									(const double[]) {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000}, 10);
+		m_commit = metrics_histogram("fleet_gateway_commit_seconds", "Duration of one ingest call including its commit.",
+									 metrics_latency_bounds, metrics_latency_nbounds);
+		m_journal_depth = metrics_gauge("fleet_gateway_journal_depth", "Fixes acknowledged into the local journal and not yet stored.");
+		m_journal_appends = metrics_counter("fleet_gateway_journal_appends_total", "Fixes written to the local journal.");
+		m_db_errors = metrics_counter("fleet_gateway_db_errors_total", "Failed ingest calls by SQLSTATE.");
+		m_reconnects = metrics_gauge("fleet_gateway_db_reconnects", "Database reconnections since start.");
+	}
+	b->cfg = *cfg;
+	if (b->cfg.max_batch <= 0)
+		b->cfg.max_batch = 1000;
+	b->tail = &b->head;
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	b->jn = journal_open(cfg->journal_dir, cfg->journal_max_bytes, err, errlen);
+	if (!b->jn)
+	{
+		free(b);
+		return NULL;
+	}
+	b->pg = pgconn_new(cfg->dsn, "fleet-gateway", statements, 1);
+	if (journal_depth_records(b->jn) > 0 || journal_truncated_bytes(b->jn) > 0)
+		log_msg(LOG_INFO, "journal opened", "pending=%llu torn_bytes=%llu",
+				(unsigned long long) journal_depth_records(b->jn),
+				(unsigned long long) journal_truncated_bytes(b->jn));
+	metrics_set(m_journal_depth, NULL, (double) journal_depth_records(b->jn));
+	if (pthread_create(&b->thread, NULL, run, b) != 0)
+	{
+		snprintf(err, errlen, "cannot start the batcher thread");
+		return NULL;
+	}
+	return b;
+}
+
+void
+batcher_submit(batcher *b, const gw_record *recs, int n, gw_done_fn cb, void *ctx)
+{
+	submission *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		abort();
+	s->fixes = calloc(n > 0 ? n : 1, sizeof(gw_fix));
+	if (!s->fixes)
+		abort();
+	for (int i = 0; i < n; i++)
+	{
+		gw_fix	   *f = &s->fixes[i];
+
+		snprintf(f->device, sizeof(f->device), "%s", recs[i].device);
+		f->time_ms = recs[i].time_ms;
+		f->lat = recs[i].lat;
+		f->lon = recs[i].lon;
+		f->speed_kmh = recs[i].speed_kmh;
+		f->heading = recs[i].heading;
+		f->altitude = recs[i].altitude;
+		f->accuracy = recs[i].accuracy;
+		f->seq = recs[i].seq;
+		f->attrs = recs[i].attrs && recs[i].attrs_len ? strndup(recs[i].attrs, recs[i].attrs_len) : NULL;
+	}
+	s->n = n;
+	s->cb = cb;
+	s->ctx = ctx;
+	metrics_add(m_received, NULL, n);
+	pthread_mutex_lock(&b->mu);
+	if (b->stopping)
+	{
+		pthread_mutex_unlock(&b->mu);
+		finish(s, GW_FAILED);
+		return;
+	}
+	*b->tail = s;
+	b->tail = &s->next;
+	b->queued_fixes += n;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+void
+batcher_stop(batcher *b)
+{
+	pthread_mutex_lock(&b->mu);
+	b->stopping = true;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	pthread_join(b->thread, NULL);
+	journal_close(b->jn);
+	pgconn_free(b->pg);
+	free(b);
+}
+
+bool
+batcher_db_ready(batcher *b)
+{
+	return b->db_ready;
+}
+
+uint64_t
+batcher_journal_depth(batcher *b)
+{
+	return journal_depth_records(b->jn);
+}
+
+bool
+batcher_journal_has_room(batcher *b)
+{
+	return journal_depth_bytes(b->jn) < b->cfg.journal_max_bytes / 10 * 9;
+}

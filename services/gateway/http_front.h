@@ -1,0 +1,26 @@
+/*
+ * http_front.h - the gateway's HTTP side: OsmAnd / Traccar Client requests
+ * on the device port, and /metrics, /healthz, /readyz on the admin port.
+ */
+#ifndef FLEET_HTTP_FRONT_H
+#define FLEET_HTTP_FRONT_H
+
+#include "batcher.h"
+#include "../common/httpd.h"
+
+#include <stdbool.h>
+
+typedef struct
+{
+	batcher    *b;
+	volatile bool *draining;
+	double		started;		/* monotonic seconds at start */
+} http_front;
+
+/* Device port: OsmAnd GET query, form POST and JSON bodies. */
+void http_front_devices(void *app, http_req *r);
+/* Admin port: /metrics, /healthz, /readyz. */
+void http_front_admin(void *app, http_req *r);
+void http_front_init(void);
+
+#endif
