@@ -48,10 +48,13 @@ CONF
 fi
 
 "${as_pg[@]}" "$bindir/pg_ctl" -D "$pgdata" -l "$var/log/postgresql.log" -o "-p $port" -w start >/dev/null
+pids=()
 stop() {
 	trap - INT TERM EXIT
 	echo
 	echo "fleet: stopping"
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	"${as_pg[@]}" "$bindir/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null || true
 }
 trap stop INT TERM EXIT
@@ -62,11 +65,24 @@ if [ "$("${psql[@]}" -d postgres -Atc "SELECT count(*) FROM pg_database WHERE da
 fi
 "${psql[@]}" -d fleet -f "$repo/scripts/demo.sql"
 
+# The device gateway, on free ports (FLEET_*_PORT to choose).
+gw="$repo/services/build/fleet-gateway"
+osmand_port=${FLEET_OSMAND_PORT:-$(free_port 5055)}
+teltonika_port=${FLEET_TELTONIKA_PORT:-$(free_port 5027)}
+gt06_port=${FLEET_GT06_PORT:-$(free_port 5023)}
+admin_port=${FLEET_ADMIN_PORT:-$(free_port 9105)}
+FLEET_DSN="host=$sock port=$port dbname=fleet user=postgres application_name=fleet-gateway" \
+	"$gw" --osmand-port "$osmand_port" --teltonika-port "$teltonika_port" --gt06-port "$gt06_port" \
+	--admin-port "$admin_port" --journal-dir "$var/gateway-journal" >>"$var/log/gateway.log" 2>&1 &
+pids+=($!)
+
 cat <<MSG
 
 fleet is running (PostgreSQL $("${psql[@]}" -d fleet -Atc 'SHOW server_version'), extension $("${psql[@]}" -d fleet -Atc "SELECT extversion FROM pg_extension WHERE extname = 'fleet'")).
   psql:  psql -h $sock -p $port -U postgres fleet
   or:    psql "postgresql://postgres@localhost:$port/fleet"
+  gateway: OsmAnd http://localhost:$osmand_port/  Teltonika tcp/udp :$teltonika_port  GT06 tcp :$gt06_port
+           metrics http://localhost:$admin_port/metrics   log $var/log/gateway.log
   log:   $var/log/postgresql.log
 Press Ctrl-C to stop.
 MSG
