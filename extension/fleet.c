@@ -37,6 +37,10 @@ _PG_init(void)
 
 	FleetTenantInit();			/* fleet.tenant: per-session tenant context */
 	FleetGuardInit();			/* utility hook: clean DROP EXTENSION */
+	FleetIngestInit();			/* fleet.future_margin etc.: ingest settings */
+	FleetPipelineInit();		/* event pipeline: settings, one worker per class */
+
+	FleetViewsInit();			/* fleet views: settings, the refresh worker */
 
 	MarkGUCPrefixReserved("fleet");
 }

@@ -25,4 +25,62 @@ extern void FleetGuardInit(void);
 /* owner.c: running internal SQL as the extension owner */
 extern Oid	FleetExtensionOwner(void);
 
+/* ingest.c: what the ingest entry points share */
+#include "fmgr.h"
+#include "utils/array.h"
+
+#define FLEET_MAX_KEY_LOCKS			512	/* more keys: the batch runs alone */
+#define FLEET_LOCK_MAGIC			0x666C6565	/* "flee" */
+#define FLEET_LOCKSPACE_POSITIONS	3
+#define FLEET_LOCKSPACE_EVENTS		4
+#define FLEET_LOCKSPACE_GATE		2	/* + lockspace: the gate lock (5, 6) */
+
+extern int	fleet_future_margin_ms;
+extern int	fleet_ingest_max_batch;
+extern void FleetIngestInit(void);
+extern void FleetIngestCheckIsolation(const char *funcname);
+extern void FleetBatchArg(FunctionCallInfo fcinfo, int argno, const char *argname,
+						  Oid elemtype, bool required, int *n,
+						  Datum **values, bool **nulls);
+extern void FleetLockKeys(uint16 lockspace, uint64 *keys, int n);
+extern void FleetAsOwner(Oid *saved_uid, int *saved_ctx);
+extern void FleetAsCaller(Oid saved_uid, int saved_ctx);
+extern ArrayType *FleetMakeArray(Datum *values, bool *nulls, int n, Oid elemtype);
+
+/* tenant.c: SQL-callable, used to enter a tenant context for handlers */
+extern Datum fleet_set_tenant(PG_FUNCTION_ARGS);
+
+/* pipeline.c / worker.c: the event pipeline and its background workers */
+typedef struct FleetApplier
+{
+	MemoryContext cxt;
+	struct HTAB *handlers;		/* kind -> handler */
+	int64		tenant_set;		/* tenant context set by the applier, -1: none */
+} FleetApplier;
+
+/* one event to apply, and the outcome */
+typedef struct FleetEvent
+{
+	int64		tenant;
+	int64		event_id;
+	char	   *kind;
+	Datum		payload;
+	Datum		occurred;
+	Datum		logged_at;
+	bool		ok;				/* set by FleetApplyEvents */
+	char	   *errmsg;
+	char	   *sqlstate;
+} FleetEvent;
+
+extern void FleetApplierInit(FleetApplier *a, const char *class_name);
+extern void FleetApplyEvents(FleetApplier *a, FleetEvent *ev, int n);
+extern void FleetPipelineInit(void);
+extern int	FleetClassCount(void);
+extern const char *FleetClassName(int i);
+extern void FleetProcessClass(const char *class_name, int max_events,
+							  int *applied, int *failed, int *dead);
+
+/* views_worker.c: the fleet views worker (staleness-bounded views) */
+extern void FleetViewsInit(void);
+
 #endif							/* FLEET_H */

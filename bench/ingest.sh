@@ -1,0 +1,144 @@
+#!/bin/bash
+# bench/ingest.sh: issue 3 benchmarks (ingest and pipeline), each a ratio
+# measured in the same run on a throwaway cluster.  Prints a markdown
+# section on stdout (bench/run.sh collects it into bench/results.md).
+#
+#   bench/ingest.sh            # after make install
+#   HOLD_SECONDS=60 bench/ingest.sh
+#   KEEP=1 bench/ingest.sh     # leave the cluster running for a closer look
+#
+# Settings are PostgreSQL defaults (fsync and synchronous_commit on) plus
+# shared_buffers=256MB, so absolute numbers are the box's; the ratios are
+# what the issue's targets are about.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+BINDIR=$(pg_config --bindir)
+HOLD_SECONDS=${HOLD_SECONDS:-60}
+WORK=$(mktemp -d /tmp/fleet-bench.XXXXXX)
+PORT=$((50000 + RANDOM % 10000))
+AS=()
+if [ "$(id -u)" = 0 ]; then
+	chown postgres "$WORK"
+	AS=(runuser -u postgres --)
+fi
+export PGHOST="$WORK" PGPORT="$PORT" PGDATABASE=bench
+
+pg() { "${AS[@]}" "$BINDIR/$@"; }
+q() { "${AS[@]}" "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d bench "$@"; }
+# milliseconds taken by one SQL statement (as timed by psql)
+ms() { q -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+cleanup() {
+	if [ -n "${KEEP:-}" ]; then echo "cluster kept: PGHOST=$WORK PGPORT=$PORT" >&2; return; fi
+	pg pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pg initdb -D "$WORK/data" -A trust >/dev/null
+cat >> "$WORK/data/postgresql.conf" <<CONF
+port = $PORT
+unix_socket_directories = '$WORK'
+listen_addresses = ''
+shared_preload_libraries = 'fleet,pg_cron'
+cron.database_name = 'bench'
+fleet.database = 'bench'
+fleet.pipeline_enabled = off
+fleet.pipeline_naptime = 20ms
+shared_buffers = 256MB
+max_wal_size = 4GB
+max_worker_processes = 16
+log_min_messages = warning
+CONF
+pg pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
+"${AS[@]}" "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
+q -c 'CREATE EXTENSION fleet CASCADE' >/dev/null
+q -v csv="$WORK/pos.csv" -f "$HERE/ingest.sql" >/dev/null
+
+ROWS=100000
+
+# 1-2. positions batch ingest vs COPY (plain table, same unique key); duplicates.
+t_copy=$(ms "COPY plain_position FROM '$WORK/pos.csv'")
+t_ingest=$(ms "CALL bench_ingest_positions()")
+t_dup=$(ms "CALL bench_ingest_positions()")
+stored=$(q -c "SELECT count(*) FROM fleet.position")
+
+# 3. one autocommit INSERT per fix (pgbench, prepared, one client, 10 s).
+cat > "$WORK/insert.sql" <<'SQL'
+\set d random(1, 200)
+INSERT INTO tracker_position (deviceid, fixtime, latitude, longitude, speed, course, altitude, accuracy, attributes)
+VALUES (:d, clock_timestamp(), 50.1, 10.2, 42, 180, 120, 5, '{"ignition": true}');
+SQL
+chmod 644 "$WORK/insert.sql"
+"${AS[@]}" "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -n -M prepared -c 1 -T 10 -f "$WORK/insert.sql" bench \
+	> "$WORK/pgbench.out" 2>&1 || { cat "$WORK/pgbench.out" >&2; exit 1; }
+tps_single=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out")
+
+# 4. consumer throughput vs a FOR UPDATE SKIP LOCKED queue, batch 1000.
+q -c "CALL bench_log_ops(1, $ROWS)"
+q -c "CALL bench_fill_queue($ROWS)"
+q -c "VACUUM ANALYZE"
+t_consume=$(ms "CALL bench_consume(1000)")
+t_pop=$(ms "CALL bench_pop(1000)")
+
+# 5. the same while another connection holds a snapshot open.
+q -c "CALL bench_log_ops($((ROWS + 1)), $ROWS)"
+q -c "CALL bench_fill_queue($ROWS)"
+"${AS[@]}" "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d bench \
+	-c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM fleet.event_class; SELECT pg_sleep($HOLD_SECONDS); COMMIT;" \
+	>/dev/null 2>&1 &
+holder=$!
+sleep 1
+t_consume_held=$(ms "CALL bench_consume(1000)")
+t_pop_held=$(ms "CALL bench_pop(1000)")
+kill "$holder" 2>/dev/null || true
+q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$holder" 2>/dev/null || true
+
+# 6. financial p99 latency with and without a telemetry flood (workers on).
+q -c "ALTER SYSTEM SET fleet.pipeline_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+q -c "CALL bench_pay('calm', 200)"
+"${AS[@]}" "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d bench -c "CALL bench_flood(40)" >/dev/null 2>&1 &
+flood=$!
+q -c "CALL bench_pay('flood', 200)"
+wait "$flood" || true
+sleep 2
+p99_calm=$(q -c "SELECT round(bench_pay_p99('calm')::numeric, 2)")
+p99_flood=$(q -c "SELECT round(bench_pay_p99('flood')::numeric, 2)")
+q -c "ALTER SYSTEM SET fleet.pipeline_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+# let the workers finish the flood before replaying
+for _ in $(seq 1 120); do
+	left=$(q -c "SELECT count(*) FROM fleet.process_pending()" >/dev/null; q -c "SELECT 0")
+	[ "$left" = 0 ] && break
+done
+
+# 7. replay of the last 24 h vs COPY TO of the same rows.
+logged=$(q -c "SELECT count(*) FROM fleet.event_log WHERE logged_at > now() - interval '24 hours'")
+t_copyto=$(ms "COPY (SELECT * FROM fleet.event_log WHERE logged_at > now() - interval '24 hours') TO '/dev/null'")
+t_replay=$(ms "SELECT * FROM fleet.replay()")
+
+rate() { awk -v n="$1" -v t="$2" 'BEGIN { printf "%.0f", n / (t / 1000) }'; }
+r_copy=$(rate $ROWS "$t_copy"); r_ingest=$(rate $ROWS "$t_ingest"); r_dup=$(rate $ROWS "$t_dup")
+r_consume=$(rate $ROWS "$t_consume"); r_pop=$(rate $ROWS "$t_pop")
+r_consume_held=$(rate $ROWS "$t_consume_held"); r_pop_held=$(rate $ROWS "$t_pop_held")
+r_copyto=$(rate "$logged" "$t_copyto"); r_replay=$(rate "$logged" "$t_replay")
+
+cat <<MD
+## Ingest and pipeline (issue 3) -- $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs
+
+| Measure | Rate (rows or events/s) | Baseline (same run) | Ratio | Target |
+|---|---|---|---|---|
+| positions batch ingest (10 x 10k) vs COPY into a plain table with the same unique index | $r_ingest | $r_copy | $(ratio "$r_ingest" "$r_copy") | >= 0.75 |
+| batch of 100% duplicates vs that COPY | $r_dup | $r_copy | $(ratio "$r_dup" "$r_copy") | >= 2 |
+| positions batch ingest vs one autocommit INSERT per fix (pgbench, 1 client) | $r_ingest | ${tps_single%.*} | $(ratio "$r_ingest" "${tps_single%.*}") | report |
+| consumer (snapshot cursor, batch 1000) vs FOR UPDATE SKIP LOCKED pop (batch 1000) | $r_consume | $r_pop | $(ratio "$r_consume" "$r_pop") | >= 3 |
+| consumer while a snapshot is held vs idle | $r_consume_held | $r_consume | $(ratio "$r_consume_held" "$r_consume") | >= 0.9 |
+| (for contrast) SKIP LOCKED while a snapshot is held vs idle | $r_pop_held | $r_pop | $(ratio "$r_pop_held" "$r_pop") | -- |
+| financial p99 latency (ms) during a telemetry flood vs without | $p99_flood | $p99_calm | $(ratio "$p99_flood" "$p99_calm") | <= 2 |
+| replay of the last 24 h vs COPY TO of the same rows | $r_replay | $r_copyto | $(ratio "$r_replay" "$r_copyto") | >= 0.5 |
+
+Stored fixes after the duplicate round: $stored (of $ROWS). Events replayed: $logged.
+The snapshot was held by a REPEATABLE READ transaction for up to ${HOLD_SECONDS} s, covering the measurement.
+MD

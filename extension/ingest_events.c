@@ -1,0 +1,786 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest_events.c
+ *	  fleet.ingest_events(): idempotent batch ingest of events into the
+ *	  append-only event log.
+ *
+ * Events are tenant-scoped: the tenant is the caller's tenant context
+ * (fleet.set_tenant), which apps and webhook receivers set.  Each element
+ * carries a source, an idempotency key unique per (tenant, source), a kind,
+ * a schema version (NULL: the kind's current one), an occurred-at time
+ * (NULL: now) and a JSON payload.  One (idx, status, reason, event_id) row
+ * comes back per element:
+ *	 accepted	logged as a new event (event_id is the new id);
+ *	 duplicate	the key was already used for the same event: nothing logged,
+ *				event_id is the original;
+ *	 conflict	the key was used for a different event: the original stays,
+ *				what was sent is recorded in fleet.event_conflict;
+ *	 rejected	bad_key (missing or too long source/key), unknown_kind,
+ *				unsupported_version (newer than the kind's, or no upcaster
+ *				path), upcast_failed: <error>, invalid_payload: <what>,
+ *				future_occurred_at (beyond fleet.future_margin).
+ *
+ * "Same event" means the same 64-bit hash over kind, the version it was
+ * sent at, occurred-at as sent (NULL, "now", hashes as such, so a retry that
+ * again leaves it out is a duplicate) and the payload's canonical jsonb text.  Payloads
+ * of older versions are upcast, one version at a time, by the kind's
+ * upcasters (each run as the owner of its function, in a subtransaction
+ * so a failing upcaster rejects only its row) and validated against the
+ * kind's required fields; the log stores the upcast payload with both
+ * versions.
+ *
+ * Keys live in fleet.event_key, partitioned by day, so its primary key is
+ * only unique per partition.  Uniqueness across partitions comes from the
+ * key locks of ingest.c: lock, probe every partition, insert.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "fleet.h"
+
+PG_FUNCTION_INFO_V1(fleet_ingest_events);
+
+#define MAX_SOURCE		64
+#define MAX_KEY			255
+#define MAX_KIND		100
+#define MAX_VERSIONS	64
+
+enum
+{
+	A_SOURCE, A_KEY, A_KIND, A_VERSION, A_OCCURRED, A_PAYLOAD, NARGS
+};
+
+typedef enum
+{
+	ST_PENDING, ST_ACCEPTED, ST_DUPLICATE, ST_CONFLICT, ST_REJECTED
+} RowStatus;
+
+static const char *const status_names[] = {
+	"pending", "accepted", "duplicate", "conflict", "rejected"
+};
+
+/* a registered kind, as far as ingest needs it */
+typedef struct KindEntry
+{
+	char		kind[MAX_KIND + 1];	/* hash key */
+	bool		found;
+	char		class_name[32];
+	int			version;
+	Jsonb	   *required;
+	Oid			upcaster[MAX_VERSIONS + 1];	/* by from_version */
+	Oid			upcaster_owner[MAX_VERSIONS + 1];
+} KindEntry;
+
+/* an idempotency key of the batch */
+typedef struct KeyEntry
+{
+	uint64		hash;			/* hash key: of (source, key) */
+	int			first;			/* first batch row with this key */
+} KeyEntry;
+
+typedef struct EventRow
+{
+	RowStatus	status;
+	char	   *reason;
+	KindEntry  *kind;
+	Jsonb	   *payload;		/* upcast */
+	int			version;		/* as sent */
+	TimestampTz occurred;
+	uint64		hash;			/* of the event */
+	uint64		keyhash;		/* of (source, key) */
+	int64		event_id;
+	int			first;			/* first row with this key, or -1 */
+	bool		stored;
+	int64		stored_event;
+	uint64		stored_hash;
+} EventRow;
+
+static SPIPlanPtr kind_plan = NULL;
+static SPIPlanPtr upcaster_plan = NULL;
+static SPIPlanPtr probe_plan = NULL;
+static SPIPlanPtr log_plan = NULL;
+static SPIPlanPtr key_plan = NULL;
+static SPIPlanPtr conflict_plan = NULL;
+
+static SPIPlanPtr keep_plan(const char *sql, int nargs, Oid *argtypes);
+static void prepare_plans(void);
+static void load_kinds(HTAB *kinds, MemoryContext cxt);
+static char *check_payload(Jsonb *required, Jsonb *payload);
+static Jsonb *upcast_step(Oid fn, Oid fnowner, Jsonb *payload, char **error);
+static Jsonb *upcast(KindEntry *k, int version, Jsonb *payload, char **error);
+static uint64 event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload);
+
+/*
+ * Prepare and keep an SPI plan.
+ */
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/*
+ * Prepare the statements of the event ingest path (once per backend).
+ */
+static void
+prepare_plans(void)
+{
+	if (kind_plan == NULL)
+	{
+		Oid			t[1] = {TEXTARRAYOID};
+
+		kind_plan = keep_plan(
+			"SELECT k.kind, k.class, k.schema_version, k.required FROM fleet.event_kind k"
+			" WHERE k.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
+		upcaster_plan = keep_plan(
+			"SELECT u.kind, u.from_version, u.upcaster::pg_catalog.oid, p.proowner"
+			"  FROM fleet.event_upcaster u"
+			"  LEFT JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) u.upcaster::pg_catalog.oid"
+			" WHERE u.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
+	}
+	if (probe_plan == NULL)
+	{
+		Oid			t[4] = {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID};
+
+		probe_plan = keep_plan(
+			"SELECT k.n, e.payload_hash, e.event_id"
+			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS k(n, s, i)"
+			"  JOIN fleet.event_key e"
+			"    ON e.tenant_id OPERATOR(pg_catalog.=) $4"
+			"   AND e.source OPERATOR(pg_catalog.=) k.s"
+			"   AND e.idem_key OPERATOR(pg_catalog.=) k.i", 4, t);
+	}
+	if (log_plan == NULL)
+	{
+		Oid			t[10] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
+
+		log_plan = keep_plan(
+			"INSERT INTO fleet.event_log (tenant_id, event_id, class, kind, schema_version,"
+			"                             original_version, source, idem_key, occurred_at, payload)"
+			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t);
+	}
+	if (key_plan == NULL)
+	{
+		Oid			t[5] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+
+		key_plan = keep_plan(
+			"INSERT INTO fleet.event_key (tenant_id, source, idem_key, payload_hash, event_id)"
+			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			"   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u", 5, t);
+	}
+	if (conflict_plan == NULL)
+	{
+		Oid			t[10] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+			INT4ARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+
+		conflict_plan = keep_plan(
+			"INSERT INTO fleet.event_conflict (tenant_id, source, idem_key, event_id, kind, schema_version,"
+			"                                  occurred_at, payload, payload_hash, original_hash)"
+			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t);
+	}
+}
+
+/*
+ * Fill the kind entries of the batch from the registry; results are
+ * allocated in cxt so they outlive SPI.
+ */
+static void
+load_kinds(HTAB *kinds, MemoryContext cxt)
+{
+	HASH_SEQ_STATUS seq;
+	KindEntry  *k;
+	Datum	   *names;
+	int			n = 0;
+	Datum		args[1];
+	uint64		i;
+
+	names = palloc(sizeof(Datum) * Max(hash_get_num_entries(kinds), 1));
+	hash_seq_init(&seq, kinds);
+	while ((k = hash_seq_search(&seq)) != NULL)
+		names[n++] = CStringGetTextDatum(k->kind);
+	if (n == 0)
+		return;
+	args[0] = PointerGetDatum(FleetMakeArray(names, NULL, n, TEXTOID));
+
+	if (SPI_execute_plan(kind_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "event kind look-up failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old;
+
+		k = hash_search(kinds, SPI_getvalue(tup, desc, 1), HASH_FIND, NULL);
+		if (k == NULL)
+			continue;
+		k->found = true;
+		strlcpy(k->class_name, SPI_getvalue(tup, desc, 2), sizeof(k->class_name));
+		k->version = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		old = MemoryContextSwitchTo(cxt);
+		k->required = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+
+	if (SPI_execute_plan(upcaster_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "event upcaster look-up failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			from;
+
+		k = hash_search(kinds, SPI_getvalue(tup, desc, 1), HASH_FIND, NULL);
+		if (k == NULL)
+			continue;
+		from = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		if (from < 1 || from > MAX_VERSIONS)
+			continue;
+		k->upcaster[from] = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		k->upcaster_owner[from] = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		if (isnull)				/* function dropped: see upcast */
+			k->upcaster_owner[from] = InvalidOid;
+	}
+}
+
+/*
+ * Check a payload against a kind's required fields; NULL if it passes,
+ * else the reason.
+ */
+static char *
+check_payload(Jsonb *required, Jsonb *payload)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *field = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
+		return pstrdup("invalid_payload: not a JSON object");
+	if (required == NULL)
+		return NULL;
+
+	it = JsonbIteratorInit(&required->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			field = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && field != NULL && v.type == jbvString)
+		{
+			char	   *type = pnstrdup(v.val.string.val, v.val.string.len);
+			JsonbValue	got;
+			bool		ok;
+
+			if (getKeyJsonValueFromContainer(&payload->root, field, strlen(field), &got) == NULL)
+				return psprintf("invalid_payload: missing field \"%s\"", field);
+			if (strcmp(type, "any") == 0)
+				ok = true;
+			else if (strcmp(type, "string") == 0)
+				ok = got.type == jbvString;
+			else if (strcmp(type, "number") == 0)
+				ok = got.type == jbvNumeric;
+			else if (strcmp(type, "boolean") == 0)
+				ok = got.type == jbvBool;
+			else if (strcmp(type, "object") == 0)
+				ok = got.type == jbvBinary && JsonContainerIsObject(got.val.binary.data);
+			else if (strcmp(type, "array") == 0)
+				ok = got.type == jbvBinary && JsonContainerIsArray(got.val.binary.data);
+			else
+				ok = false;
+			if (!ok)
+				return psprintf("invalid_payload: field \"%s\" must be %s %s", field,
+								strcmp(type, "array") == 0 || strcmp(type, "object") == 0 ? "an" : "a",
+								type);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Run one upcaster as its owner inside a subtransaction.  Returns NULL
+ * with *error set if it fails.
+ */
+static Jsonb *
+upcast_step(Oid fn, Oid fnowner, Jsonb *payload, char **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			saved_uid;
+	int			saved_ctx;
+	volatile Datum result = (Datum) 0;
+	volatile bool failed = false;
+
+	GetUserIdAndSecContext(&saved_uid, &saved_ctx);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		SetUserIdAndSecContext(fnowner, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
+		result = OidFunctionCall1(fn, JsonbPGetDatum(payload));
+		SetUserIdAndSecContext(saved_uid, saved_ctx);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		*error = psprintf("upcast_failed: %s", edata->message);
+		failed = true;
+	}
+	PG_END_TRY();
+	if (failed)
+		return NULL;
+	return DatumGetJsonbP(result);
+}
+
+/*
+ * Upcast a payload from version to the kind's current version, one step
+ * at a time.  Returns NULL with *error set when a step is missing or fails.
+ */
+static Jsonb *
+upcast(KindEntry *k, int version, Jsonb *payload, char **error)
+{
+	int			v;
+
+	for (v = version; v < k->version; v++)
+	{
+		Oid			fn = v <= MAX_VERSIONS ? k->upcaster[v] : InvalidOid;
+
+		if (!OidIsValid(fn))
+		{
+			*error = pstrdup("unsupported_version");
+			return NULL;
+		}
+		if (!OidIsValid(k->upcaster_owner[v]))
+		{
+			*error = pstrdup("upcast_failed: the upcaster function does not exist");
+			return NULL;
+		}
+		payload = upcast_step(fn, k->upcaster_owner[v], payload, error);
+		if (payload == NULL)
+			return NULL;
+	}
+	return payload;
+}
+
+/*
+ * The 64-bit identity hash of an event as sent.
+ */
+static uint64
+event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload)
+{
+	char	   *text = JsonbToCString(NULL, &payload->root, VARSIZE(payload));
+	uint64		h;
+
+	h = hash_bytes_extended((const unsigned char *) kind, strlen(kind), 0x666c656574ULL);
+	h = hash_combine64(h, (uint64) version);
+	h = hash_combine64(h, (uint64) occurred);
+	h = hash_combine64(h, hash_bytes_extended((const unsigned char *) text, strlen(text), 0));
+	return h;
+}
+
+/*
+ * fleet.ingest_events(source text[], idem_key text[], kind text[],
+ *		schema_version int[], occurred_at timestamptz[], payload jsonb[])
+ *	RETURNS TABLE (idx int, status text, reason text, event_id bigint)
+ */
+Datum
+fleet_ingest_events(PG_FUNCTION_ARGS)
+{
+	static const char *const argnames[NARGS] = {
+		"source", "idem_key", "kind", "schema_version", "occurred_at", "payload"
+	};
+	static const Oid elemtypes[NARGS] = {
+		TEXTOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, JSONBOID
+	};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext callcxt;
+	Datum	   *av[NARGS];
+	bool	   *an[NARGS];
+	int			n = -1;
+	int			i;
+	int			a;
+	int64		tenant;
+	EventRow   *rows;
+	HTAB	   *kinds;
+	HTAB	   *keys;
+	HASHCTL		ctl;
+	TimestampTz now;
+	TimestampTz limit;
+	uint64	   *locks;
+	int			nlocks = 0;
+	int			nnew = 0;
+	int			nconf = 0;
+	Oid			saved_uid;
+	int			saved_ctx;
+
+	FleetIngestCheckIsolation("fleet.ingest_events()");
+	tenant = FleetCurrentTenant();
+	InitMaterializedSRF(fcinfo, 0);
+	callcxt = CurrentMemoryContext;
+
+	for (a = 0; a < NARGS; a++)
+		FleetBatchArg(fcinfo, a, argnames[a], elemtypes[a],
+					  a == A_SOURCE || a == A_KEY || a == A_KIND || a == A_PAYLOAD,
+					  &n, &av[a], &an[a]);
+	if (n == 0)
+		return (Datum) 0;
+
+	rows = palloc0(sizeof(EventRow) * n);
+	now = GetCurrentTransactionStartTimestamp();
+	limit = GetCurrentTimestamp() + (int64) fleet_future_margin_ms * 1000;
+
+	/* 1. the kinds of the batch, from the registry */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = MAX_KIND + 1;
+	ctl.entrysize = sizeof(KindEntry);
+	ctl.hcxt = callcxt;
+	kinds = hash_create("fleet ingest kinds", 32, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	for (i = 0; i < n; i++)
+	{
+		char	   *kind;
+		bool		found;
+
+		if (an[A_KIND][i])
+			continue;
+		kind = TextDatumGetCString(av[A_KIND][i]);
+		if (strlen(kind) == 0 || strlen(kind) > MAX_KIND)
+			continue;
+		rows[i].kind = hash_search(kinds, kind, HASH_ENTER, &found);
+		if (!found)
+		{
+			KindEntry  *k = rows[i].kind;
+
+			k->found = false;
+			k->required = NULL;
+			memset(k->upcaster, 0, sizeof(k->upcaster));
+			memset(k->upcaster_owner, 0, sizeof(k->upcaster_owner));
+		}
+	}
+	FleetAsOwner(&saved_uid, &saved_ctx);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_plans();
+	load_kinds(kinds, callcxt);
+	SPI_finish();
+	FleetAsCaller(saved_uid, saved_ctx);
+
+	/* 2. validate, upcast, hash */
+	for (i = 0; i < n; i++)
+	{
+		EventRow   *r = &rows[i];
+		KindEntry  *k = r->kind;
+		char	   *source = an[A_SOURCE][i] ? NULL : TextDatumGetCString(av[A_SOURCE][i]);
+		char	   *key = an[A_KEY][i] ? NULL : TextDatumGetCString(av[A_KEY][i]);
+		char	   *error = NULL;
+
+		r->status = ST_REJECTED;
+		r->first = -1;
+		if (source == NULL || key == NULL || source[0] == '\0' || key[0] == '\0' ||
+			strlen(source) > MAX_SOURCE || strlen(key) > MAX_KEY)
+		{
+			r->reason = "bad_key";
+			continue;
+		}
+		if (k == NULL || !k->found)
+		{
+			r->reason = "unknown_kind";
+			continue;
+		}
+		r->version = (av[A_VERSION] == NULL || an[A_VERSION][i]) ? k->version : DatumGetInt32(av[A_VERSION][i]);
+		if (r->version < 1 || r->version > k->version)
+		{
+			r->reason = "unsupported_version";
+			continue;
+		}
+		r->occurred = (av[A_OCCURRED] == NULL || an[A_OCCURRED][i]) ? now : DatumGetTimestampTz(av[A_OCCURRED][i]);
+		if (TIMESTAMP_NOT_FINITE(r->occurred) || r->occurred > limit)
+		{
+			r->reason = "future_occurred_at";
+			continue;
+		}
+		r->payload = DatumGetJsonbP(av[A_PAYLOAD][i]);
+		/* hash what was sent: a retry that again leaves occurred_at to the server is the same event */
+		r->hash = event_hash(k->kind, r->version,
+							 (av[A_OCCURRED] == NULL || an[A_OCCURRED][i]) ? DT_NOBEGIN : r->occurred,
+							 r->payload);
+		if (r->version < k->version)
+		{
+			if (!JB_ROOT_IS_OBJECT(r->payload) || JB_ROOT_IS_SCALAR(r->payload))
+			{
+				r->reason = "invalid_payload: not a JSON object";
+				continue;
+			}
+			r->payload = upcast(k, r->version, r->payload, &error);
+			if (r->payload == NULL)
+			{
+				r->reason = error;
+				continue;
+			}
+		}
+		if ((r->reason = check_payload(k->required, r->payload)) != NULL)
+			continue;
+		r->status = ST_PENDING;
+		r->keyhash = hash_combine64(hash_bytes_extended((const unsigned char *) source, strlen(source), 1),
+									hash_bytes_extended((const unsigned char *) key, strlen(key), 2));
+	}
+
+	/* 3. distinct keys, to lock */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(KeyEntry);
+	ctl.hcxt = callcxt;
+	keys = hash_create("fleet ingest keys", Max(n, 16), &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	locks = palloc(sizeof(uint64) * n);
+	for (i = 0; i < n; i++)
+	{
+		EventRow   *r = &rows[i];
+		KeyEntry   *e;
+		bool		found;
+
+		if (r->status != ST_PENDING)
+			continue;
+		e = hash_search(keys, &r->keyhash, HASH_ENTER, &found);
+		if (!found)
+		{
+			e->first = i;
+			locks[nlocks++] = hash_combine64(r->keyhash, (uint64) tenant);
+		}
+		else
+		{
+			/* same 64-bit hash of (source, key): confirm it is the same key */
+			if (strcmp(TextDatumGetCString(av[A_SOURCE][i]), TextDatumGetCString(av[A_SOURCE][e->first])) == 0 &&
+				strcmp(TextDatumGetCString(av[A_KEY][i]), TextDatumGetCString(av[A_KEY][e->first])) == 0)
+				r->first = e->first;
+		}
+	}
+
+	FleetAsOwner(&saved_uid, &saved_ctx);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	FleetLockKeys(FLEET_LOCKSPACE_EVENTS, locks, nlocks);
+
+	/* 4. probe the key store (every partition) for the batch's keys */
+	if (nlocks > 0)
+	{
+		Datum	   *pn = palloc(sizeof(Datum) * n);
+		Datum	   *ps = palloc(sizeof(Datum) * n);
+		Datum	   *pk = palloc(sizeof(Datum) * n);
+		Datum		args[4];
+		int			m = 0;
+		int			save_nestlevel;
+		uint64		j;
+
+		for (i = 0; i < n; i++)
+		{
+			if (rows[i].status != ST_PENDING || rows[i].first >= 0)
+				continue;
+			pn[m] = Int32GetDatum(i);
+			ps[m] = av[A_SOURCE][i];
+			pk[m] = av[A_KEY][i];
+			m++;
+		}
+		args[0] = PointerGetDatum(FleetMakeArray(pn, NULL, m, INT4OID));
+		args[1] = PointerGetDatum(FleetMakeArray(ps, NULL, m, TEXTOID));
+		args[2] = PointerGetDatum(FleetMakeArray(pk, NULL, m, TEXTOID));
+		args[3] = Int64GetDatum(tenant);
+		save_nestlevel = NewGUCNestLevel();
+		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		if (SPI_execute_plan(probe_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "idempotency key look-up failed");
+		AtEOXact_GUC(true, save_nestlevel);
+		for (j = 0; j < SPI_processed; j++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[j];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int			row = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+
+			rows[row].stored = true;
+			rows[row].stored_hash = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			rows[row].stored_event = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		}
+	}
+
+	/* 5. classify; new events get their ids */
+	{
+		Oid			seq = RangeVarGetRelid(makeRangeVar("fleet", "event_id_seq", -1), NoLock, false);
+
+		for (i = 0; i < n; i++)
+		{
+			EventRow   *r = &rows[i];
+			EventRow   *ref;
+
+			if (r->status != ST_PENDING)
+				continue;
+			ref = r->first >= 0 ? &rows[r->first] : r;
+			if (ref->stored)
+			{
+				r->status = ref->stored_hash == r->hash ? ST_DUPLICATE : ST_CONFLICT;
+				r->event_id = ref->stored_event;
+			}
+			else if (ref != r)
+			{
+				r->status = ref->hash == r->hash ? ST_DUPLICATE : ST_CONFLICT;
+				r->event_id = ref->event_id;
+			}
+			else
+			{
+				r->status = ST_ACCEPTED;
+				r->event_id = nextval_internal(seq, false);
+				nnew++;
+			}
+			if (r->status == ST_CONFLICT)
+				nconf++;
+		}
+	}
+
+	/* 6. log the new events and their keys; record conflicts */
+	if (nnew > 0)
+	{
+		Datum	   *c[9];
+		Datum		args[10];
+		int			m = 0;
+		int			col;
+		static const Oid types[9] = {INT8OID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+		TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID};
+		Datum		kargs[5];
+		Datum	   *hashes = palloc(sizeof(Datum) * nnew);
+
+		for (col = 0; col < 9; col++)
+			c[col] = palloc(sizeof(Datum) * nnew);
+		for (i = 0; i < n; i++)
+		{
+			EventRow   *r = &rows[i];
+
+			if (r->status != ST_ACCEPTED)
+				continue;
+			c[0][m] = Int64GetDatum(r->event_id);
+			c[1][m] = CStringGetTextDatum(r->kind->class_name);
+			c[2][m] = CStringGetTextDatum(r->kind->kind);
+			c[3][m] = Int32GetDatum(r->kind->version);
+			c[4][m] = Int32GetDatum(r->version);
+			c[5][m] = av[A_SOURCE][i];
+			c[6][m] = av[A_KEY][i];
+			c[7][m] = TimestampTzGetDatum(r->occurred);
+			c[8][m] = JsonbPGetDatum(r->payload);
+			hashes[m] = Int64GetDatum((int64) r->hash);
+			m++;
+		}
+		args[0] = Int64GetDatum(tenant);
+		for (col = 0; col < 9; col++)
+			args[col + 1] = PointerGetDatum(FleetMakeArray(c[col], NULL, nnew, types[col]));
+		if (SPI_execute_plan(log_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "event log insert failed");
+
+		kargs[0] = Int64GetDatum(tenant);
+		kargs[1] = args[6];
+		kargs[2] = args[7];
+		kargs[3] = PointerGetDatum(FleetMakeArray(hashes, NULL, nnew, INT8OID));
+		kargs[4] = args[1];
+		if (SPI_execute_plan(key_plan, kargs, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "idempotency key insert failed");
+	}
+	if (nconf > 0)
+	{
+		Datum	   *c[9];
+		Datum		args[10];
+		int			m = 0;
+		int			col;
+		static const Oid types[9] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID,
+		TIMESTAMPTZOID, JSONBOID, INT8OID, INT8OID};
+
+		for (col = 0; col < 9; col++)
+			c[col] = palloc(sizeof(Datum) * nconf);
+		for (i = 0; i < n; i++)
+		{
+			EventRow   *r = &rows[i];
+			EventRow   *ref;
+
+			if (r->status != ST_CONFLICT)
+				continue;
+			ref = r->first >= 0 ? &rows[r->first] : r;
+			c[0][m] = av[A_SOURCE][i];
+			c[1][m] = av[A_KEY][i];
+			c[2][m] = Int64GetDatum(r->event_id);
+			c[3][m] = CStringGetTextDatum(r->kind->kind);
+			c[4][m] = Int32GetDatum(r->version);
+			c[5][m] = TimestampTzGetDatum(r->occurred);
+			c[6][m] = av[A_PAYLOAD][i];
+			c[7][m] = Int64GetDatum((int64) r->hash);
+			c[8][m] = Int64GetDatum((int64) (ref->stored ? ref->stored_hash : ref->hash));
+			m++;
+		}
+		args[0] = Int64GetDatum(tenant);
+		for (col = 0; col < 9; col++)
+			args[col + 1] = PointerGetDatum(FleetMakeArray(c[col], NULL, nconf, types[col]));
+		if (SPI_execute_plan(conflict_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "event conflict insert failed");
+	}
+	SPI_finish();
+	FleetAsCaller(saved_uid, saved_ctx);
+
+	/* 7. one result row per element */
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = CStringGetTextDatum(status_names[rows[i].status]);
+		if (rows[i].reason)
+			values[2] = CStringGetTextDatum(rows[i].reason);
+		else
+			nulls[2] = true;
+		if (rows[i].status == ST_REJECTED)
+			nulls[3] = true;
+		else
+			values[3] = Int64GetDatum(rows[i].event_id);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,771 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest_positions.c
+ *	  fleet.ingest_positions(): idempotent batch ingest of GPS fixes.
+ *
+ * One call stores a batch of fixes (parallel arrays, one element per fix)
+ * in the caller's transaction and returns one (idx, status, reason) row per
+ * element:
+ *	 accepted	the fix is new and stored;
+ *	 duplicate	a fix with the same (tenant, device, fix time) and the same
+ *				values is already stored (or earlier in the same batch);
+ *	 conflict	such a fix exists with different values: the stored fix stays;
+ *	 rejected	with a reason: unknown_device, inactive_device, foreign_device
+ *				(another tenant's device while a tenant context is set),
+ *				missing_fix_time, bad_coordinates, bad_measurement,
+ *				future_fix_time (later than now + fleet.future_margin) or
+ *				no_partition (no daily partition prepared for that day).
+ * A rejected row never fails the batch: the rest goes in.  Errors (bad
+ * arguments) fail the whole call, so a batch never half-applies.
+ *
+ * The steps, all set-based:
+ *	1. resolve the distinct device identifiers through fleet.device_route
+ *	   in one query, as the extension owner (the gateway has no tenant
+ *	   context and may not read the routing table);
+ *	2. validate each row and truncate its fix time to milliseconds;
+ *	3. lock the batch's devices (ingest.c explains why
+ *	   this replaces ON CONFLICT);
+ *	4. fetch the already-stored fixes in one join: one primary-key range
+ *	   scan per device over the batch's time range for that device;
+ *	5. classify, then insert the new fixes with one INSERT ... SELECT from
+ *	   unnest(), and move each vehicle's latest state forward to its newest
+ *	   accepted fix (never backward).
+ * The SPI plans are prepared once per backend and kept.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "fleet.h"
+
+PG_FUNCTION_INFO_V1(fleet_ingest_positions);
+
+#define MAX_IDENTIFIER	64
+
+/* argument positions of fleet.ingest_positions() */
+enum
+{
+	A_DEVICE, A_FIX, A_LAT, A_LON, A_SPEED, A_HEADING, A_ALT, A_ACC, A_SEQ, A_ATTRS, NARGS
+};
+
+typedef enum
+{
+	ST_PENDING, ST_ACCEPTED, ST_DUPLICATE, ST_CONFLICT, ST_REJECTED
+} RowStatus;
+
+static const char *const status_names[] = {
+	"pending", "accepted", "duplicate", "conflict", "rejected"
+};
+
+/* one device identifier of the batch and what it resolved to */
+typedef struct DeviceEntry
+{
+	char		identifier[MAX_IDENTIFIER + 1];	/* hash key */
+	bool		found;
+	bool		active;
+	bool		has_vehicle;
+	int64		tenant;
+	int64		device;
+	int64		vehicle;
+	bool		has_range;		/* the batch has valid fixes of this device */
+	TimestampTz lo;				/* ... from lo to hi */
+	TimestampTz hi;
+} DeviceEntry;
+
+/* one (tenant, device, fix time) key of the batch */
+typedef struct FixKey
+{
+	int64		tenant;
+	int64		device;
+	TimestampTz fix;
+} FixKey;
+
+typedef struct FixEntry
+{
+	FixKey		key;			/* hash key */
+	int			first;			/* first batch row with this key */
+	bool		stored;			/* a fix with this key is already stored */
+	int			stored_row;		/* row of the stored values in 'stored' */
+} FixEntry;
+
+/* one vehicle whose latest state the batch may move forward */
+typedef struct VehicleKey
+{
+	int64		tenant;
+	int64		vehicle;
+} VehicleKey;
+
+typedef struct VehicleEntry
+{
+	VehicleKey	key;
+	int			newest;			/* batch row of the newest accepted fix */
+} VehicleEntry;
+
+/* a stored fix's values, for duplicate/conflict comparison */
+typedef struct StoredFix
+{
+	Datum		v[8];			/* lat lon speed heading altitude accuracy seq attrs */
+	bool		n[8];
+} StoredFix;
+
+typedef struct PosRow
+{
+	RowStatus	status;
+	const char *reason;
+	DeviceEntry *dev;
+	TimestampTz fix;
+	FixEntry   *entry;
+} PosRow;
+
+static SPIPlanPtr route_plan = NULL;
+static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr state_plan = NULL;
+
+static void prepare_plans(void);
+static SPIPlanPtr keep_plan(const char *sql, int nargs, Oid *argtypes);
+static void resolve_devices(HTAB *devices);
+static bool has_partition(Relation rel, TimestampTz ts);
+static bool same_value(Datum a, bool an, Datum b, bool bn, Oid type);
+static int	cmp_vehicle(const void *a, const void *b);
+
+/*
+ * Prepare and keep an SPI plan.
+ */
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/*
+ * Prepare the four statements of the ingest path (once per backend).
+ */
+static void
+prepare_plans(void)
+{
+	if (route_plan == NULL)
+	{
+		Oid			t[1] = {TEXTARRAYOID};
+
+		route_plan = keep_plan(
+			"SELECT r.identifier, r.tenant_id, r.device_id, r.vehicle_id, r.active"
+			"  FROM fleet.device_route r"
+			" WHERE r.identifier OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
+	}
+	if (lookup_plan == NULL)
+	{
+		Oid			t[6] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+		/* one primary-key range scan per device of the batch, not one probe per fix */
+		lookup_plan = keep_plan(
+			"SELECT p.tenant_id, p.device_id, p.fix_time,"
+			"       p.lat, p.lon, p.speed, p.heading, p.altitude, p.accuracy, p.seq, p.attrs"
+			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			"                  pg_catalog.unnest($4)) AS k(t, d, lo, hi)"
+			"  JOIN fleet.position p"
+			"    ON p.tenant_id OPERATOR(pg_catalog.=) k.t"
+			"   AND p.device_id OPERATOR(pg_catalog.=) k.d"
+			"   AND p.fix_time OPERATOR(pg_catalog.>=) k.lo"
+			"   AND p.fix_time OPERATOR(pg_catalog.<=) k.hi"
+			" WHERE p.fix_time OPERATOR(pg_catalog.>=) $5"
+			"   AND p.fix_time OPERATOR(pg_catalog.<=) $6", 6, t);
+	}
+	if (insert_plan == NULL)
+	{
+		Oid			t[12] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
+		FLOAT4ARRAYOID, FLOAT4ARRAYOID, INT8ARRAYOID, JSONBARRAYOID};
+
+		insert_plan = keep_plan(
+			"INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
+			"                            speed, heading, altitude, accuracy, seq, attrs)"
+			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+			"   pg_catalog.unnest($12))", 12, t);
+	}
+	if (state_plan == NULL)
+	{
+		Oid			t[9] = {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
+		FLOAT4ARRAYOID};
+
+		/* rows arrive sorted by (tenant, vehicle): concurrent calls lock them in one order */
+		state_plan = keep_plan(
+			"INSERT INTO fleet.vehicle_state AS s (tenant_id, vehicle_id, device_id, fix_time,"
+			"                                      lat, lon, speed, heading, altitude)"
+			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9))"
+			" ON CONFLICT (tenant_id, vehicle_id) DO UPDATE"
+			"   SET device_id = EXCLUDED.device_id, fix_time = EXCLUDED.fix_time,"
+			"       lat = EXCLUDED.lat, lon = EXCLUDED.lon, speed = EXCLUDED.speed,"
+			"       heading = EXCLUDED.heading, altitude = EXCLUDED.altitude,"
+			"       updated_at = pg_catalog.now()"
+			" WHERE s.fix_time IS NULL OR s.fix_time OPERATOR(pg_catalog.<) EXCLUDED.fix_time", 9, t);
+	}
+}
+
+/*
+ * Resolve every identifier in the hash table through fleet.device_route.
+ */
+static void
+resolve_devices(HTAB *devices)
+{
+	HASH_SEQ_STATUS seq;
+	DeviceEntry *d;
+	Datum	   *ids;
+	int			n = 0;
+	Datum		args[1];
+	uint64		i;
+
+	ids = palloc(sizeof(Datum) * Max(hash_get_num_entries(devices), 1));
+	hash_seq_init(&seq, devices);
+	while ((d = hash_seq_search(&seq)) != NULL)
+		ids[n++] = CStringGetTextDatum(d->identifier);
+	if (n == 0)
+		return;
+	args[0] = PointerGetDatum(FleetMakeArray(ids, NULL, n, TEXTOID));
+	if (SPI_execute_plan(route_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "device look-up failed");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *ident = SPI_getvalue(tup, desc, 1);
+		bool		isnull;
+		Datum		v;
+
+		d = hash_search(devices, ident, HASH_FIND, NULL);
+		if (d == NULL)
+			continue;
+		d->found = true;
+		d->tenant = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		d->device = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		v = SPI_getbinval(tup, desc, 4, &isnull);
+		d->has_vehicle = !isnull;
+		d->vehicle = isnull ? 0 : DatumGetInt64(v);
+		d->active = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	}
+}
+
+/*
+ * Is there a partition of fleet.position for this fix time?
+ */
+static bool
+has_partition(Relation rel, TimestampTz ts)
+{
+	PartitionDesc pd = RelationGetPartitionDesc(rel, true);
+	PartitionKey key = RelationGetPartitionKey(rel);
+	PartitionBoundInfo bi = pd->boundinfo;
+	Datum		value = TimestampTzGetDatum(ts);
+	bool		is_equal;
+	int			off;
+
+	if (bi == NULL || pd->nparts == 0)
+		return false;
+	off = partition_range_datum_bsearch(key->partsupfunc, key->partcollation,
+										bi, 1, &value, &is_equal);
+	return bi->indexes[off + 1] >= 0;
+}
+
+/*
+ * Are two optional values equal (NULL equals NULL)?
+ */
+static bool
+same_value(Datum a, bool an, Datum b, bool bn, Oid type)
+{
+	if (an || bn)
+		return an && bn;
+	switch (type)
+	{
+		case FLOAT8OID:
+			return DatumGetFloat8(a) == DatumGetFloat8(b);
+		case FLOAT4OID:
+			return DatumGetFloat4(a) == DatumGetFloat4(b);
+		case INT8OID:
+			return DatumGetInt64(a) == DatumGetInt64(b);
+		case JSONBOID:
+			return DatumGetBool(DirectFunctionCall2(jsonb_eq, a, b));
+	}
+	elog(ERROR, "unexpected type %u", type);
+	return false;
+}
+
+/*
+ * qsort comparator: vehicles by (tenant, vehicle).
+ */
+static int
+cmp_vehicle(const void *a, const void *b)
+{
+	const VehicleEntry *x = *(VehicleEntry *const *) a;
+	const VehicleEntry *y = *(VehicleEntry *const *) b;
+
+	if (x->key.tenant != y->key.tenant)
+		return x->key.tenant < y->key.tenant ? -1 : 1;
+	if (x->key.vehicle != y->key.vehicle)
+		return x->key.vehicle < y->key.vehicle ? -1 : 1;
+	return 0;
+}
+
+/*
+ * fleet.ingest_positions(device text[], fix_time timestamptz[], lat float8[],
+ *		lon float8[], speed real[], heading real[], altitude real[],
+ *		accuracy real[], seq bigint[], attrs jsonb[])
+ *	RETURNS TABLE (idx int, status text, reason text)
+ */
+Datum
+fleet_ingest_positions(PG_FUNCTION_ARGS)
+{
+	static const char *const argnames[NARGS] = {
+		"device", "fix_time", "lat", "lon", "speed", "heading", "altitude",
+		"accuracy", "seq", "attrs"
+	};
+	static const Oid elemtypes[NARGS] = {
+		TEXTOID, TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID, FLOAT4OID, FLOAT4OID,
+		FLOAT4OID, FLOAT4OID, INT8OID, JSONBOID
+	};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *av[NARGS];
+	bool	   *an[NARGS];
+	int			n = -1;
+	int			i;
+	int			a;
+	PosRow	   *rows;
+	HTAB	   *devices;
+	HTAB	   *fixes;
+	HASHCTL		ctl;
+	Relation	rel;
+	TimestampTz now;
+	TimestampTz limit;
+	TimestampTz minfix = DT_NOBEGIN;
+	TimestampTz maxfix = DT_NOEND;
+	bool		have_range = false;
+	bool		tenant_set = FleetTenantIsSet();
+	int64		tenant = tenant_set ? FleetCurrentTenant() : 0;
+	int			nkeys = 0;
+	int			nlocks = 0;
+	uint64	   *locks;
+	StoredFix  *stored = NULL;
+	Oid			saved_uid;
+	int			saved_ctx;
+
+	FleetIngestCheckIsolation("fleet.ingest_positions()");
+	InitMaterializedSRF(fcinfo, 0);
+
+	for (a = 0; a < NARGS; a++)
+		FleetBatchArg(fcinfo, a, argnames[a], elemtypes[a],
+					  a == A_DEVICE || a == A_FIX || a == A_LAT || a == A_LON,
+					  &n, &av[a], &an[a]);
+	if (n == 0)
+		return (Datum) 0;
+
+	rows = palloc0(sizeof(PosRow) * n);
+	now = GetCurrentTimestamp();
+	limit = now + (int64) fleet_future_margin_ms * 1000;
+
+	/* 1. resolve devices */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = MAX_IDENTIFIER + 1;
+	ctl.entrysize = sizeof(DeviceEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	devices = hash_create("fleet ingest devices", 256, &ctl,
+						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	for (i = 0; i < n; i++)
+	{
+		char	   *ident;
+		bool		found;
+
+		if (an[A_DEVICE][i])
+			continue;
+		ident = TextDatumGetCString(av[A_DEVICE][i]);
+		if (strlen(ident) == 0 || strlen(ident) > MAX_IDENTIFIER)
+			continue;
+		rows[i].dev = hash_search(devices, ident, HASH_ENTER, &found);
+		if (!found)
+		{
+			rows[i].dev->found = false;
+			rows[i].dev->has_range = false;
+		}
+	}
+
+	FleetAsOwner(&saved_uid, &saved_ctx);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_plans();
+	resolve_devices(devices);
+
+	/* 2. validate rows */
+	rel = table_openrv(makeRangeVar("fleet", "position", -1), RowExclusiveLock);
+	for (i = 0; i < n; i++)
+	{
+		PosRow	   *r = &rows[i];
+		DeviceEntry *d = r->dev;
+		double		lat = an[A_LAT][i] ? NAN : DatumGetFloat8(av[A_LAT][i]);
+		double		lon = an[A_LON][i] ? NAN : DatumGetFloat8(av[A_LON][i]);
+
+		r->status = ST_REJECTED;
+		if (d == NULL || !d->found)
+			r->reason = "unknown_device";
+		else if (!d->active)
+			r->reason = "inactive_device";
+		else if (tenant_set && d->tenant != tenant)
+			r->reason = "foreign_device";
+		else if (an[A_FIX][i] || TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(av[A_FIX][i])))
+			r->reason = "missing_fix_time";
+		else if (isnan(lat) || isnan(lon) ||
+				 lat < -90.0 || lat > 90.0 || lon < -180.0 || lon > 180.0)
+			r->reason = "bad_coordinates";
+		else if ((av[A_SPEED] && !an[A_SPEED][i] &&
+				  !(DatumGetFloat4(av[A_SPEED][i]) >= 0.0f && DatumGetFloat4(av[A_SPEED][i]) < 2000.0f)) ||
+				 (av[A_HEADING] && !an[A_HEADING][i] &&
+				  !(DatumGetFloat4(av[A_HEADING][i]) >= 0.0f && DatumGetFloat4(av[A_HEADING][i]) <= 360.0f)) ||
+				 (av[A_ALT] && !an[A_ALT][i] &&
+				  !(DatumGetFloat4(av[A_ALT][i]) >= -1000.0f && DatumGetFloat4(av[A_ALT][i]) <= 100000.0f)) ||
+				 (av[A_ACC] && !an[A_ACC][i] &&
+				  !(DatumGetFloat4(av[A_ACC][i]) >= 0.0f && DatumGetFloat4(av[A_ACC][i]) < 1.0e7f)))
+			r->reason = "bad_measurement";
+		else
+		{
+			TimestampTz fix = DatumGetTimestampTz(av[A_FIX][i]);
+
+			/* millisecond precision, rounding towards minus infinity */
+			fix -= ((fix % 1000) + 1000) % 1000;
+			r->fix = fix;
+			if (fix > limit)
+				r->reason = "future_fix_time";
+			else if (!has_partition(rel, fix))
+				r->reason = "no_partition";
+			else
+			{
+				r->status = ST_PENDING;
+				r->reason = NULL;
+				if (!d->has_range || fix < d->lo)
+					d->lo = fix;
+				if (!d->has_range || fix > d->hi)
+					d->hi = fix;
+				d->has_range = true;
+				if (!have_range || fix < minfix)
+					minfix = fix;
+				if (!have_range || fix > maxfix)
+					maxfix = fix;
+				have_range = true;
+			}
+		}
+	}
+
+	/* 3. distinct keys, and their devices to lock */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(FixKey);
+	ctl.entrysize = sizeof(FixEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	fixes = hash_create("fleet ingest fixes", Max(n, 16), &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	locks = palloc(sizeof(uint64) * n);
+	for (i = 0; i < n; i++)
+	{
+		PosRow	   *r = &rows[i];
+		FixKey		k;
+		bool		found;
+
+		if (r->status != ST_PENDING)
+			continue;
+		memset(&k, 0, sizeof(k));
+		k.tenant = r->dev->tenant;
+		k.device = r->dev->device;
+		k.fix = r->fix;
+		r->entry = hash_search(fixes, &k, HASH_ENTER, &found);
+		if (!found)
+		{
+			r->entry->first = i;
+			nkeys++;
+			r->entry->stored = false;
+			/* device ids are unique across tenants: one device, one lock */
+			locks[nlocks++] = (uint64) k.device;
+		}
+	}
+	FleetLockKeys(FLEET_LOCKSPACE_POSITIONS, locks, nlocks);
+
+	/* 4. stored fixes in the batch's per-device time ranges */
+	if (nkeys > 0)
+	{
+		int			ndev = hash_get_num_entries(devices);
+		Datum	   *kt = palloc(sizeof(Datum) * ndev);
+		Datum	   *kd = palloc(sizeof(Datum) * ndev);
+		Datum	   *klo = palloc(sizeof(Datum) * ndev);
+		Datum	   *khi = palloc(sizeof(Datum) * ndev);
+		int			m = 0;
+		HASH_SEQ_STATUS seq;
+		DeviceEntry *d;
+		Datum		args[6];
+		int			save_nestlevel;
+		uint64		j;
+
+		hash_seq_init(&seq, devices);
+		while ((d = hash_seq_search(&seq)) != NULL)
+		{
+			if (!d->has_range)
+				continue;
+			kt[m] = Int64GetDatum(d->tenant);
+			kd[m] = Int64GetDatum(d->device);
+			klo[m] = TimestampTzGetDatum(d->lo);
+			khi[m] = TimestampTzGetDatum(d->hi);
+			m++;
+		}
+		args[0] = PointerGetDatum(FleetMakeArray(kt, NULL, m, INT8OID));
+		args[1] = PointerGetDatum(FleetMakeArray(kd, NULL, m, INT8OID));
+		args[2] = PointerGetDatum(FleetMakeArray(klo, NULL, m, TIMESTAMPTZOID));
+		args[3] = PointerGetDatum(FleetMakeArray(khi, NULL, m, TIMESTAMPTZOID));
+		args[4] = TimestampTzGetDatum(minfix);
+		args[5] = TimestampTzGetDatum(maxfix);
+
+		/*
+		 * The look-up must scan the primary key of the few partitions the
+		 * batch touches, whatever the statistics say: a hash join against
+		 * every partition would read the whole table.
+		 */
+		save_nestlevel = NewGUCNestLevel();
+		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		if (SPI_execute_plan(lookup_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "fix look-up failed");
+		AtEOXact_GUC(true, save_nestlevel);
+
+		if (SPI_processed > 0)
+			stored = palloc(sizeof(StoredFix) * SPI_processed);
+		for (j = 0; j < SPI_processed; j++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[j];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			FixKey		k;
+			FixEntry   *e;
+			int			c;
+
+			memset(&k, 0, sizeof(k));
+			k.tenant = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			k.device = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			k.fix = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			e = hash_search(fixes, &k, HASH_FIND, NULL);
+			if (e == NULL)
+				continue;		/* a stored fix in range that the batch does not carry */
+			/* by-reference values stay valid in SPI memory until SPI_finish */
+			for (c = 0; c < 8; c++)
+				stored[j].v[c] = SPI_getbinval(tup, desc, c + 4, &stored[j].n[c]);
+			e->stored = true;
+			e->stored_row = (int) j;
+		}
+	}
+
+	/* 5. classify */
+	{
+		static const Oid cmptypes[8] = {FLOAT8OID, FLOAT8OID, FLOAT4OID, FLOAT4OID,
+		FLOAT4OID, FLOAT4OID, INT8OID, JSONBOID};
+		static const int cmpargs[8] = {A_LAT, A_LON, A_SPEED, A_HEADING, A_ALT, A_ACC, A_SEQ, A_ATTRS};
+		int			nnew = 0;
+
+		for (i = 0; i < n; i++)
+		{
+			PosRow	   *r = &rows[i];
+			FixEntry   *e = r->entry;
+			bool		same = true;
+			int			c;
+
+			if (r->status != ST_PENDING)
+				continue;
+			if (!e->stored && e->first == i)
+			{
+				r->status = ST_ACCEPTED;
+				nnew++;
+				continue;
+			}
+			for (c = 0; c < 8 && same; c++)
+			{
+				int			arg = cmpargs[c];
+				Datum		v = av[arg] ? av[arg][i] : (Datum) 0;
+				bool		vn = av[arg] ? an[arg][i] : true;
+				Datum		w;
+				bool		wn;
+
+				if (e->stored)
+				{
+					w = stored[e->stored_row].v[c];
+					wn = stored[e->stored_row].n[c];
+				}
+				else
+				{
+					w = av[arg] ? av[arg][e->first] : (Datum) 0;
+					wn = av[arg] ? an[arg][e->first] : true;
+				}
+				same = same_value(v, vn, w, wn, cmptypes[c]);
+			}
+			r->status = same ? ST_DUPLICATE : ST_CONFLICT;
+		}
+
+		/* 6. insert the new fixes, then move vehicle state forward */
+		if (nnew > 0)
+		{
+			Datum	   *cv[12];
+			bool	   *cn[12];
+			static const Oid instypes[12] = {INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID,
+				FLOAT8OID, FLOAT8OID, FLOAT4OID, FLOAT4OID, FLOAT4OID, FLOAT4OID,
+			INT8OID, JSONBOID};
+			static const int optargs[8] = {A_LAT, A_LON, A_SPEED, A_HEADING, A_ALT, A_ACC, A_SEQ, A_ATTRS};
+			Datum		args[12];
+			int			k = 0;
+			HTAB	   *vehicles;
+			int			c;
+
+			for (c = 0; c < 12; c++)
+			{
+				cv[c] = palloc(sizeof(Datum) * nnew);
+				cn[c] = palloc0(sizeof(bool) * nnew);
+			}
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = sizeof(VehicleKey);
+			ctl.entrysize = sizeof(VehicleEntry);
+			ctl.hcxt = CurrentMemoryContext;
+			vehicles = hash_create("fleet ingest vehicles", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			for (i = 0; i < n; i++)
+			{
+				PosRow	   *r = &rows[i];
+
+				if (r->status != ST_ACCEPTED)
+					continue;
+				cv[0][k] = Int64GetDatum(r->dev->tenant);
+				cv[1][k] = Int64GetDatum(r->dev->device);
+				cv[2][k] = TimestampTzGetDatum(r->fix);
+				cv[3][k] = Int64GetDatum(r->dev->vehicle);
+				cn[3][k] = !r->dev->has_vehicle;
+				for (c = 0; c < 8; c++)
+				{
+					int			arg = optargs[c];
+
+					if (av[arg] == NULL || an[arg][i])
+						cn[4 + c][k] = true;
+					else
+						cv[4 + c][k] = av[arg][i];
+				}
+				k++;
+				if (r->dev->has_vehicle)
+				{
+					VehicleKey	vk;
+					VehicleEntry *ve;
+					bool		found;
+
+					memset(&vk, 0, sizeof(vk));
+					vk.tenant = r->dev->tenant;
+					vk.vehicle = r->dev->vehicle;
+					ve = hash_search(vehicles, &vk, HASH_ENTER, &found);
+					if (!found || rows[ve->newest].fix < r->fix)
+						ve->newest = i;
+				}
+			}
+			for (c = 0; c < 12; c++)
+				args[c] = PointerGetDatum(FleetMakeArray(cv[c], cn[c], nnew, instypes[c]));
+			if (SPI_execute_plan(insert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "position insert failed");
+
+			if (hash_get_num_entries(vehicles) > 0)
+			{
+				int			nv = hash_get_num_entries(vehicles);
+				VehicleEntry **vs = palloc(sizeof(VehicleEntry *) * nv);
+				HASH_SEQ_STATUS seq;
+				VehicleEntry *ve;
+				static const Oid sttypes[9] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
+				FLOAT8OID, FLOAT8OID, FLOAT4OID, FLOAT4OID, FLOAT4OID};
+				static const int stargs[5] = {A_LAT, A_LON, A_SPEED, A_HEADING, A_ALT};
+				Datum	   *sv[9];
+				bool	   *sn[9];
+				Datum		sargs[9];
+				int			m = 0;
+
+				hash_seq_init(&seq, vehicles);
+				while ((ve = hash_seq_search(&seq)) != NULL)
+					vs[m++] = ve;
+				qsort(vs, nv, sizeof(VehicleEntry *), cmp_vehicle);
+				for (c = 0; c < 9; c++)
+				{
+					sv[c] = palloc(sizeof(Datum) * nv);
+					sn[c] = palloc0(sizeof(bool) * nv);
+				}
+				for (m = 0; m < nv; m++)
+				{
+					int			row = vs[m]->newest;
+
+					sv[0][m] = Int64GetDatum(vs[m]->key.tenant);
+					sv[1][m] = Int64GetDatum(vs[m]->key.vehicle);
+					sv[2][m] = Int64GetDatum(rows[row].dev->device);
+					sv[3][m] = TimestampTzGetDatum(rows[row].fix);
+					for (c = 0; c < 5; c++)
+					{
+						int			arg = stargs[c];
+
+						if (av[arg] == NULL || an[arg][row])
+							sn[4 + c][m] = true;
+						else
+							sv[4 + c][m] = av[arg][row];
+					}
+				}
+				for (c = 0; c < 9; c++)
+					sargs[c] = PointerGetDatum(FleetMakeArray(sv[c], sn[c], nv, sttypes[c]));
+				if (SPI_execute_plan(state_plan, sargs, NULL, false, 0) != SPI_OK_INSERT)
+					elog(ERROR, "vehicle state update failed");
+			}
+		}
+	}
+
+	table_close(rel, NoLock);
+	SPI_finish();
+	FleetAsCaller(saved_uid, saved_ctx);
+
+	/* 7. one result row per element */
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = CStringGetTextDatum(status_names[rows[i].status]);
+		if (rows[i].reason)
+			values[2] = CStringGetTextDatum(rows[i].reason);
+		else
+			nulls[2] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

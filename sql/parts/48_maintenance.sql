@@ -1,0 +1,72 @@
+-- 48_maintenance: partitions ahead of time, expiry by dropping partitions,
+-- scheduled with pg_cron.
+--
+-- fleet.run_maintenance() keeps fleet.partitioned_table's promise for every
+-- daily-partitioned table: partitions exist from days_back to days_ahead
+-- (UTC), and partitions older than their retention are dropped whole --
+-- never a DELETE, so expiry leaves no dead tuples.  Two guards:
+--   * idempotency keys and log partitions are kept at least
+--     fleet.replay_window (24 h by default), whatever their retention says;
+--   * a log partition is dropped only when every event in it has been
+--     consumed by its class cursor and none waits in retries or dead letters.
+-- pg_cron runs it every ten minutes as the installing role (job name
+-- fleet.maintenance; DROP EXTENSION unschedules it, see extension/guard.c).
+
+CREATE FUNCTION fleet.run_maintenance()
+RETURNS TABLE (relation regclass, created integer, dropped integer)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+	p record;
+	v_today date := (pg_catalog.now() AT TIME ZONE 'UTC')::date;
+	v_keep interval;
+	v_floor interval := pg_catalog.current_setting('fleet.replay_window')::interval;
+	v_lo timestamptz;
+	v_hi timestamptz;
+	v_busy boolean;
+BEGIN
+	FOR t IN SELECT * FROM fleet.partitioned_table ORDER BY partitioned_table.relation::text LOOP
+		relation := t.relation;
+		created := fleet.create_daily_partitions(t.relation, v_today OPERATOR(pg_catalog.-) t.days_back,
+		                                         v_today OPERATOR(pg_catalog.+) t.days_ahead);
+		dropped := 0;
+		IF t.retention IS NOT NULL THEN
+			v_keep := t.retention;
+			IF t.relation OPERATOR(pg_catalog.=) ANY (ARRAY['fleet.event_log', 'fleet.event_key']::pg_catalog.regclass[])
+			   AND v_keep OPERATOR(pg_catalog.<) v_floor THEN
+				v_keep := v_floor;
+			END IF;
+			FOR p IN SELECT * FROM fleet.daily_partitions(t.relation) d
+			          WHERE ((d.day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC')
+			                OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) v_keep) LOOP
+				IF t.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass THEN
+					v_lo := p.day::timestamp AT TIME ZONE 'UTC';
+					v_hi := (p.day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC';
+					EXECUTE pg_catalog.format(
+						'SELECT EXISTS (SELECT 1 FROM %s e JOIN fleet.consumer_cursor c ON c.class OPERATOR(pg_catalog.=) e.class'
+						'                WHERE NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.lo))', p.partition)
+						INTO v_busy;
+					v_busy := v_busy
+						OR EXISTS (SELECT 1 FROM fleet.event_retry r
+						            WHERE r.logged_at OPERATOR(pg_catalog.>=) v_lo AND r.logged_at OPERATOR(pg_catalog.<) v_hi)
+						OR EXISTS (SELECT 1 FROM fleet.dead_letter d
+						            WHERE d.logged_at OPERATOR(pg_catalog.>=) v_lo AND d.logged_at OPERATOR(pg_catalog.<) v_hi);
+					CONTINUE WHEN v_busy;
+				END IF;
+				EXECUTE pg_catalog.format('DROP TABLE %s', p.partition);
+				dropped := dropped OPERATOR(pg_catalog.+) 1;
+			END LOOP;
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION fleet.run_maintenance() IS
+	'Create the daily partitions ahead of time and drop expired ones (keys and log kept at least fleet.replay_window, log partitions only once fully consumed); run by pg_cron as fleet.maintenance';
+
+SELECT cron.schedule('fleet.maintenance', '*/10 * * * *', 'SELECT fleet.run_maintenance()');
+
+INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
+	('fleet_admin', 'TABLE', 'fleet.partitioned_table', 'UPDATE');

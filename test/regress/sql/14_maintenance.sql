@@ -1,0 +1,61 @@
+-- Housekeeping: partitions are created ahead, expired ones are dropped
+-- whole (keys and log kept at least fleet.replay_window, log partitions only
+-- once consumed), scheduled with pg_cron.
+\set VERBOSITY terse
+SELECT jobname, schedule, command FROM cron.job WHERE jobname = 'fleet.maintenance';
+-- (paused while this test runs, so the counts below are its own)
+SELECT cron.alter_job(jobid, active := false) FROM cron.job WHERE jobname = 'fleet.maintenance';
+SELECT relation, days_ahead, days_back, retention FROM fleet.partitioned_table ORDER BY relation::text;
+
+SELECT relation, created >= 0 AS ran, dropped FROM fleet.run_maintenance();
+-- Every table has its partitions from days_back to days_ahead (UTC).
+SELECT t.relation,
+       bool_and(EXISTS (SELECT 1 FROM fleet.daily_partitions(t.relation) p WHERE p.day = d::date)) AS all_there
+  FROM fleet.partitioned_table t,
+       generate_series((now() AT TIME ZONE 'UTC')::date - t.days_back, (now() AT TIME ZONE 'UTC')::date + t.days_ahead,
+                       interval '1 day') d
+ GROUP BY t.relation ORDER BY t.relation::text;
+-- Partitions carry a comment like every fleet relation.
+SELECT count(*) AS uncommented FROM pg_class c
+ WHERE c.relnamespace = 'fleet'::regnamespace AND c.relkind = 'r' AND obj_description(c.oid, 'pg_class') IS NULL;
+
+-- Old key partitions are dropped; yesterday's stays because it is within
+-- the replay window even when the retention is set shorter.
+UPDATE fleet.partitioned_table SET retention = '1 hour' WHERE relation = 'fleet.event_key'::regclass;
+SELECT fleet.create_daily_partitions('fleet.event_key', (now() AT TIME ZONE 'UTC')::date - 20, (now() AT TIME ZONE 'UTC')::date - 20);
+INSERT INTO fleet.event_key (tenant_id, source, idem_key, first_seen, payload_hash, event_id)
+SELECT tenant_id, 'old', 'k', now() - interval '20 days', 0, 0 FROM fleet.tenant WHERE name = 'North Freight';
+SELECT count(*) AS old_keys FROM fleet.event_key WHERE source = 'old';
+SELECT relation, dropped FROM fleet.run_maintenance() WHERE relation = 'fleet.event_key'::regclass;
+SELECT count(*) AS old_keys FROM fleet.event_key WHERE source = 'old';
+SELECT EXISTS (SELECT 1 FROM fleet.daily_partitions('fleet.event_key') WHERE day = (now() AT TIME ZONE 'UTC')::date - 1)
+       AS yesterday_kept;
+UPDATE fleet.partitioned_table SET retention = '7 days' WHERE relation = 'fleet.event_key'::regclass;
+
+-- An old log partition with an event not yet consumed stays until it is.
+SELECT fleet.create_daily_partitions('fleet.event_log', (now() AT TIME ZONE 'UTC')::date - 20, (now() AT TIME ZONE 'UTC')::date - 20);
+INSERT INTO fleet.event_log (tenant_id, event_id, logged_at, class, kind, schema_version, original_version,
+                             source, idem_key, occurred_at, payload)
+SELECT tenant_id, nextval('fleet.event_id_seq'), now() - interval '20 days', 'audit', 'audit.note', 1, 1,
+       'old', 'k', now() - interval '20 days', '{"text": "old"}'
+  FROM fleet.tenant WHERE name = 'North Freight';
+SELECT relation, dropped FROM fleet.run_maintenance() WHERE relation = 'fleet.event_log'::regclass;
+SELECT count(*) AS old_events FROM fleet.event_log WHERE source = 'old';
+SELECT applied FROM fleet.process_pending('audit');
+SELECT relation, dropped FROM fleet.run_maintenance() WHERE relation = 'fleet.event_log'::regclass;
+SELECT count(*) AS old_events FROM fleet.event_log WHERE source = 'old';
+
+-- Positions have no retention here (tiered storage takes them later).
+SELECT relation, dropped FROM fleet.run_maintenance() WHERE relation = 'fleet.position'::regclass;
+
+-- Errors.
+SELECT fleet.create_daily_partitions('fleet.job', '2026-01-01', '2026-01-01');
+SELECT fleet.create_daily_partitions('fleet.position', '2026-01-02', '2026-01-01');
+SELECT fleet.create_daily_partitions('fleet.position', '2026-01-01', '2040-01-01');
+SELECT fleet.create_daily_partitions('fleet.position', NULL, '2026-01-01');
+UPDATE fleet.partitioned_table SET days_ahead = 0 WHERE relation = 'fleet.position'::regclass;
+SET fleet.replay_window = '10min';
+SET ROLE fleet_app;
+SELECT * FROM fleet.run_maintenance();
+RESET ROLE;
+SELECT cron.alter_job(jobid, active := true) FROM cron.job WHERE jobname = 'fleet.maintenance';
