@@ -1,0 +1,327 @@
+-- Offline sync, push side: clients, idempotency and ordering, every merge
+-- rule, every rejection and error, conflict records, dispatcher review
+-- items and the trail in the event log.
+\set VERBOSITY terse
+SELECT fleet.create_tenant('Sync North') AS tn \gset
+SELECT fleet.create_tenant('Sync South') AS ts \gset
+
+-- Fixture: South has one stop; North has drivers Ann and Bob, a job for Ann
+-- with five stops and a job for Bob with one.
+SELECT fleet.set_tenant(:ts) IS NOT NULL AS south;
+INSERT INTO fleet.driver (tenant_id, code, name) VALUES (:ts, 'sd', 'Sam');
+INSERT INTO fleet.job (tenant_id, code, driver_id, status)
+SELECT :ts, 'SJ-1', driver_id, 'assigned' FROM fleet.driver WHERE tenant_id = :ts AND code = 'sd';
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id)
+SELECT :ts, j.job_id, 1, j.driver_id FROM fleet.job j WHERE j.tenant_id = :ts AND j.code = 'SJ-1';
+SELECT stop_id AS south_stop FROM fleet.stop WHERE tenant_id = :ts \gset
+
+SELECT fleet.set_tenant(:tn) IS NOT NULL AS north;
+INSERT INTO fleet.driver (tenant_id, code, name) VALUES (:tn, 'ann', 'Ann'), (:tn, 'bob', 'Bob');
+SELECT driver_id AS ann FROM fleet.driver WHERE tenant_id = :tn AND code = 'ann' \gset
+SELECT driver_id AS bob FROM fleet.driver WHERE tenant_id = :tn AND code = 'bob' \gset
+INSERT INTO fleet.vehicle (tenant_id, code) VALUES (:tn, 'VAN-1');
+INSERT INTO fleet.job (tenant_id, code, driver_id, vehicle_id, status)
+SELECT :tn, 'J-A', :ann, vehicle_id, 'assigned' FROM fleet.vehicle WHERE tenant_id = :tn AND code = 'VAN-1';
+INSERT INTO fleet.job (tenant_id, code, driver_id, status) VALUES (:tn, 'J-B', :bob, 'assigned');
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id, address)
+SELECT :tn, j.job_id, g, :ann, 'Street ' || g FROM fleet.job j, generate_series(1, 5) g WHERE j.tenant_id = :tn AND j.code = 'J-A';
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id)
+SELECT :tn, j.job_id, 1, :bob FROM fleet.job j WHERE j.tenant_id = :tn AND j.code = 'J-B';
+SELECT s.stop_id AS s1 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.tenant_id = :tn AND j.code = 'J-A' AND s.seq = 1 \gset
+SELECT s.stop_id AS s2 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.tenant_id = :tn AND j.code = 'J-A' AND s.seq = 2 \gset
+SELECT s.stop_id AS s3 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.tenant_id = :tn AND j.code = 'J-A' AND s.seq = 3 \gset
+SELECT s.stop_id AS s4 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.tenant_id = :tn AND j.code = 'J-A' AND s.seq = 4 \gset
+SELECT s.stop_id AS s5 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.tenant_id = :tn AND j.code = 'J-A' AND s.seq = 5 \gset
+SELECT s.stop_id AS sb FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.tenant_id = :tn AND j.code = 'J-B' \gset
+SELECT job_id AS ja FROM fleet.job WHERE tenant_id = :tn AND code = 'J-A' \gset
+
+-- The workflows and their default rules.
+SELECT workflow, entity, action, rule, fields, evidence_kind FROM fleet.sync_workflow ORDER BY workflow;
+
+-- Clients are registered by the app role, in a tenant context, for an
+-- active driver of that tenant.
+SET ROLE fleet_app;
+SELECT fleet.sync_register_client('00000000-0000-0000-0000-0000000000a1', :ann);
+SELECT fleet.sync_register_client('00000000-0000-0000-0000-0000000000b1', :bob);
+SELECT fleet.sync_register_client('00000000-0000-0000-0000-0000000000a1', :ann);	-- again: fine
+SELECT fleet.sync_register_client('00000000-0000-0000-0000-0000000000a1', :bob);	-- rebinding: error
+SELECT fleet.sync_register_client('00000000-0000-0000-0000-0000000000a2', 999999);
+SELECT fleet.sync_register_client(NULL, :ann);
+SELECT client_id, driver_id = :ann AS ann, last_mutation_id, active FROM fleet.sync_client ORDER BY client_id;
+\set A '''00000000-0000-0000-0000-0000000000a1'''
+\set B '''00000000-0000-0000-0000-0000000000b1'''
+
+-- 1. applied, then duplicates: the stored result comes back.
+SELECT mutation_id, result, rule, reason, stored - 'event_id' - 'entity_id' AS stored
+  FROM fleet.sync_push(:A, format('[{"id": 1, "workflow": "stop_status", "args": {"stop_id": %s, "status": "en_route"},
+                                    "client_time": "2026-01-01T08:00:00Z", "base_version": 1}]', :s1)::jsonb);
+SELECT mutation_id, result, rule, reason, stored - 'event_id' - 'entity_id' AS stored
+  FROM fleet.sync_push(:A, format('[{"id": 1, "workflow": "stop_status", "args": {"stop_id": %s, "status": "en_route"},
+                                    "client_time": "2026-01-01T08:00:00Z", "base_version": 1}]', :s1)::jsonb);
+-- the same instant written in another zone is the same payload
+SELECT mutation_id, result FROM fleet.sync_push(:A, format('[{"id": 1, "workflow": "stop_status",
+    "args": {"stop_id": %s, "status": "en_route"}, "client_time": "2026-01-01T10:00:00+02:00", "base_version": 1}]', :s1)::jsonb);
+-- same id, another payload: an error, nothing changes
+SELECT mutation_id, result FROM fleet.sync_push(:A, format('[{"id": 1, "workflow": "stop_status",
+    "args": {"stop_id": %s, "status": "arrived"}, "client_time": "2026-01-01T08:00:00Z", "base_version": 1}]', :s1)::jsonb);
+-- an id that skips ahead: refused with the id expected next (the whole batch)
+SELECT mutation_id, result FROM fleet.sync_push(:A, format('[{"id": 2, "workflow": "stop_status",
+    "args": {"stop_id": %s, "status": "arrived"}, "client_time": "2026-01-01T08:05:00Z", "base_version": 2},
+    {"id": 4, "workflow": "stop_status", "args": {"stop_id": %s, "status": "completed"}, "client_time": "2026-01-01T08:09:00Z"}]', :s1, :s1)::jsonb);
+\set VERBOSITY default
+SELECT mutation_id, result FROM fleet.sync_push(:A, '[{"id": 3, "workflow": "stop_status", "args": {}}]');
+\set VERBOSITY terse
+SELECT last_mutation_id FROM fleet.sync_client WHERE client_id = :A;
+-- a batch is applied in id order whatever order it comes in; duplicates inside it too
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 3, "workflow": "stop_status", "args": {"stop_id": %s, "status": "completed"}, "client_time": "2026-01-01T08:09:00Z", "base_version": 3},
+    {"id": 2, "workflow": "stop_status", "args": {"stop_id": %s, "status": "arrived"}, "client_time": "2026-01-01T08:05:00Z", "base_version": 2},
+    {"id": 2, "workflow": "stop_status", "args": {"stop_id": %s, "status": "arrived"}, "client_time": "2026-01-01T08:05:00Z", "base_version": 2}]',
+    :s1, :s1, :s1)::jsonb);
+SELECT status, version, arrived_at, completed_at FROM fleet.stop WHERE stop_id = :s1;
+
+-- 2. Rejections: each counts as processed (the id advances) with its reason.
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 4, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "arrived"}, "base_version": 4},
+    {"id": 5, "workflow": "teleport", "args": {"stop_id": %1$s}},
+    {"id": 6, "workflow": "stop_status", "args": {"status": "arrived"}},
+    {"id": 7, "workflow": "stop_status", "args": "arrived"},
+    {"id": 8, "workflow": "stop_status", "args": {"stop_id": 99999999, "status": "arrived"}},
+    {"id": 9, "workflow": "stop_status", "args": {"stop_id": %2$s, "status": "arrived"}},
+    {"id": 10, "workflow": "stop_status", "args": {"stop_id": %3$s, "status": "arrived"}},
+    {"id": 11, "workflow": "stop_status", "args": {"stop_id": %4$s, "status": "flying"}},
+    {"id": 12, "workflow": "stop_status", "args": {"stop_id": %4$s, "status": "arrived"}, "base_version": 7},
+    {"id": 13, "workflow": "proof_of_delivery", "args": {"stop_id": %4$s, "kind": "selfie"}},
+    {"id": 14, "workflow": "proof_of_delivery", "args": {"stop_id": %4$s, "kind": "photo", "metadata": [1]}},
+    {"id": 15, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {"address": "x"}}},
+    {"id": 16, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {"status": "completed"}}, "hlc": "1:0"},
+    {"id": 17, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {}}, "hlc": "1:0"},
+    {"id": 18, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {"address": "x"}}, "hlc": "soon"},
+    {"id": 19, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {"lat": 123.4}}, "hlc": "99999999999999:0"},
+    {"id": 20, "workflow": "stop_status", "args": {"stop_id": %4$s, "status": "arrived"}, "base_version": 0}]',
+    :s1, :sb, :south_stop, :s2)::jsonb);
+-- 4 moves s1 back (no conflict: the app saw the current version): status_regression;
+-- 9 is Bob's stop and 10 another tenant's: never in Ann's scope, not even found;
+-- 19 breaks a constraint: rejected with the error, the rest of the batch goes on.
+SELECT last_mutation_id FROM fleet.sync_client WHERE client_id = :A;
+SELECT status, version, address, lat FROM fleet.stop WHERE stop_id = :s2;
+SELECT count(*) AS bobs_stop_untouched FROM fleet.stop WHERE stop_id = :sb AND status = 'assigned' AND version = 1;
+
+-- 3. Errors that refuse the whole push.
+SELECT * FROM fleet.sync_push(:A, '{"id": 1}');
+SELECT * FROM fleet.sync_push(:A, NULL);
+SELECT * FROM fleet.sync_push(NULL, '[]');
+SELECT * FROM fleet.sync_push(:A, '[{"workflow": "stop_status"}]');
+SELECT * FROM fleet.sync_push(:A, '[{"id": -1, "workflow": "stop_status"}]');
+SELECT * FROM fleet.sync_push(:A, '[{"id": 1.5, "workflow": "stop_status"}]');
+SELECT * FROM fleet.sync_push(:A, '[{"id": 21}]');
+SELECT * FROM fleet.sync_push(:A, '[{"id": 21, "workflow": "stop_status", "base_version": "3"}]');
+SELECT * FROM fleet.sync_push(:A, '[{"id": 21, "workflow": "stop_status", "hlc": 5}]');
+SELECT * FROM fleet.sync_push(:A, '[{"id": 21, "workflow": "stop_status", "client_time": "yesterday-ish"}]');
+SELECT * FROM fleet.sync_push('00000000-0000-0000-0000-00000000dead', '[]');
+SELECT * FROM fleet.sync_push(:A, (SELECT jsonb_agg(jsonb_build_object('id', g, 'workflow', 'x')) FROM generate_series(21, 1021) g));
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM fleet.sync_push(:A, '[]');
+ROLLBACK;
+-- another tenant's context does not know North's client
+RESET ROLE;
+SELECT fleet.set_tenant(:ts) IS NOT NULL AS south;
+SET ROLE fleet_app;
+SELECT * FROM fleet.sync_push(:A, '[]');
+RESET ROLE;
+SELECT fleet.clear_tenant();
+SET ROLE fleet_app;
+SELECT * FROM fleet.sync_push(:A, '[]');
+RESET ROLE;
+SELECT fleet.set_tenant(:tn) IS NOT NULL AS north;
+-- an empty batch changes nothing
+SET ROLE fleet_app;
+SELECT count(*) FROM fleet.sync_push(:A, '[]');
+
+-- 4. forward_only_status with conflicts.  The dispatcher edits s2 (its
+-- version moves on); Ann's app, which saw version 1, moves it forward:
+-- merged, the client's status applied; then an older status: merged, the
+-- server's kept.
+RESET ROLE;
+UPDATE fleet.stop SET window_start = '2026-01-01 09:00+00' WHERE stop_id = :s2;
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 21, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "arrived"}, "base_version": 1, "client_time": "2026-01-01T09:10:00Z"},
+    {"id": 22, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "en_route"}, "base_version": 1, "client_time": "2026-01-01T09:05:00Z"},
+    {"id": 23, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "arrived"}, "base_version": 1, "client_time": "2026-01-01T09:11:00Z"}]', :s2)::jsonb);
+SELECT status, version FROM fleet.stop WHERE stop_id = :s2;
+
+-- 5. server_wins and client_wins (fleet_admin sets the rule).
+SET ROLE fleet_admin;
+SELECT fleet.set_sync_rule('stop_status', 'server_wins');
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 24, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "completed"}, "base_version": 1},
+    {"id": 25, "workflow": "stop_status", "args": {"stop_id": %2$s, "status": "en_route"}, "base_version": 1}]', :s2, :s3)::jsonb);
+SET ROLE fleet_admin;
+SELECT fleet.set_sync_rule('stop_status', 'client_wins');
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 26, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "en_route"}, "base_version": 1}]', :s2)::jsonb);
+SELECT status FROM fleet.stop WHERE stop_id = :s2;
+SET ROLE fleet_admin;
+SELECT fleet.set_sync_rule('stop_status', 'forward_only_status');
+-- rules that do not fit a workflow, unknown rules and workflows
+SELECT fleet.set_sync_rule('proof_of_delivery', 'forward_only_status');
+SELECT fleet.set_sync_rule('stop_status', 'append_only_evidence');
+SELECT fleet.set_sync_rule('inspection', 'lww_hlc');
+SELECT fleet.set_sync_rule('stop_status', 'coin_toss');
+SELECT fleet.set_sync_rule('stop_teleport', 'server_wins');
+SELECT fleet.set_sync_rule('stop_status', 'custom');
+SELECT fleet.set_sync_rule('stop_status', 'custom', 'fleet.sync_parse_hlc(text)');
+SET ROLE fleet_app;
+SELECT fleet.set_sync_rule('stop_status', 'server_wins');
+
+-- 6. lww_hlc on route adjustments.  The dispatcher changes s3's address
+-- (the server's clock moves to now); an app write with an older clock
+-- loses, one with a newer clock wins; without a clock it is rejected.
+RESET ROLE;
+UPDATE fleet.stop SET address = 'Dispatcher Road 1' WHERE stop_id = :s3;
+SELECT origin FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :s3;
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 27, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Old Lane 2"}}, "hlc": "1000:0", "base_version": 1},
+    {"id": 28, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Future Way 3", "lat": 52.5}}, "hlc": "99999999999999:0", "base_version": 1},
+    {"id": 29, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Future Way 4"}}, "hlc": "99999999999999:1"},
+    {"id": 30, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Same Time 5"}}, "hlc": "99999999999999:1"}]', :s3)::jsonb);
+SELECT address, lat FROM fleet.stop WHERE stop_id = :s3;
+SELECT hlc_ms, hlc_counter, origin FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :s3;
+
+-- 7. A custom merge function decides.
+RESET ROLE;
+CREATE FUNCTION public.sync_merge_test(workflow text, client jsonb, server jsonb) RETURNS jsonb
+LANGUAGE sql AS $$
+	SELECT CASE client -> 'args' -> 'fields' ->> 'address'
+	       WHEN 'keep' THEN '{"decision": "server"}'
+	       WHEN 'nope' THEN '{"decision": "reject", "reason": "address refused"}'
+	       WHEN 'mix' THEN jsonb_build_object('decision', 'merge', 'value',
+	                           jsonb_build_object('address', (server ->> 'address') || ' / mix'))
+	       WHEN 'bad' THEN '{"decision": "maybe"}'
+	       WHEN 'worse' THEN '{"decision": "merge", "value": {"status": "completed"}}'
+	       ELSE '{"decision": "client"}' END::jsonb
+$$;
+GRANT EXECUTE ON FUNCTION public.sync_merge_test(text, jsonb, jsonb) TO fleet_app;
+SET ROLE fleet_admin;
+SELECT fleet.set_sync_rule('stop_adjust', 'custom', 'public.sync_merge_test(text,jsonb,jsonb)');
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 31, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Client Street"}}},
+    {"id": 32, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "keep"}}},
+    {"id": 33, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "nope"}}},
+    {"id": 34, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "mix"}}},
+    {"id": 35, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "bad"}}},
+    {"id": 36, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "worse"}}}]', :s4)::jsonb);
+SELECT address FROM fleet.stop WHERE stop_id = :s4;
+-- the function runs as the role that set the rule (fleet_admin), not as the
+-- extension owner: it cannot read what fleet_admin cannot
+RESET ROLE;
+CREATE FUNCTION public.sync_merge_spy(workflow text, client jsonb, server jsonb) RETURNS jsonb
+LANGUAGE sql AS $$
+	SELECT jsonb_build_object('decision', 'server', 'routes', (SELECT count(*) FROM fleet.device_route))
+$$;
+SET ROLE fleet_admin;
+SELECT fleet.set_sync_rule('stop_adjust', 'custom', 'public.sync_merge_spy(text,jsonb,jsonb)');
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 37, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "spy"}}}]', :s4)::jsonb);
+SET ROLE fleet_admin;
+SELECT fleet.set_sync_rule('stop_adjust', 'lww_hlc');
+
+-- 8. Evidence is appended; after a reassignment the stop's evidence is
+-- kept, the completion is not applied, and a dispatcher review item is
+-- raised for each.  Bob (the new driver) continues normally.
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 38, "workflow": "proof_of_delivery", "args": {"stop_id": %1$s, "kind": "signature", "metadata": {"signer": "J. Doe"}},
+     "client_time": "2026-01-01T10:00:00Z", "base_version": 1}]', :s5)::jsonb);
+RESET ROLE;
+UPDATE fleet.stop SET driver_id = :bob WHERE stop_id = :s5;		-- the dispatcher reassigns s5 to Bob
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 39, "workflow": "proof_of_delivery", "args": {"stop_id": %1$s, "kind": "photo", "metadata": {"file": "p1.jpg"}},
+     "client_time": "2026-01-01T10:01:00Z", "base_version": 2},
+    {"id": 40, "workflow": "inspection", "args": {"stop_id": %1$s, "metadata": {"damage": "none"}},
+     "client_time": "2026-01-01T10:02:00Z", "base_version": 2},
+    {"id": 41, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "completed"},
+     "client_time": "2026-01-01T10:03:00Z", "base_version": 2},
+    {"id": 42, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "x"}}, "hlc": "99999999999999:5"}]', :s5)::jsonb);
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:B, format('[
+    {"id": 1, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "arrived"}, "base_version": 2},
+    {"id": 2, "workflow": "proof_of_delivery", "args": {"stop_id": %1$s, "kind": "barcode", "metadata": {"code": "123"}},
+     "client_time": "2026-01-01T10:30:00Z"}]', :s5)::jsonb);
+SELECT p.kind, p.driver_id = :ann AS by_ann, p.metadata FROM fleet.proof_of_delivery p WHERE p.stop_id = :s5 ORDER BY p.pod_id;
+SELECT status, driver_id = :bob AS bobs FROM fleet.stop WHERE stop_id = :s5;
+-- a cancelled stop keeps late evidence too, and it is reviewed
+RESET ROLE;
+UPDATE fleet.stop SET status = 'cancelled' WHERE stop_id = :s4;
+SET ROLE fleet_app;
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 43, "workflow": "proof_of_delivery", "args": {"stop_id": %1$s, "kind": "note", "metadata": {"text": "left at door"}},
+     "client_time": "2026-01-01T11:00:00Z"},
+    {"id": 44, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "completed"}, "base_version": 1}]', :s4)::jsonb);
+-- job status follows the job workflow
+SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
+    {"id": 45, "workflow": "job_status", "args": {"job_id": %1$s, "status": "in_progress"}},
+    {"id": 46, "workflow": "job_status", "args": {"job_id": %1$s, "status": "assigned"}},
+    {"id": 47, "workflow": "job_status", "args": {"job_id": %1$s, "status": "parked"}}]', :ja)::jsonb);
+SELECT status, version FROM fleet.job WHERE job_id = :ja;
+
+-- 9. Every conflict decision is recorded with both sides and the rule.
+SELECT mutation_id, workflow, entity, rule, kind, decision, review,
+       (client_side -> 'args') - 'stop_id' - 'job_id' AS client_args, client_side ->> 'base_version' AS base,
+       server_side ->> 'status' AS server_status, server_side ->> 'version' AS server_version,
+       outcome - 'event_id' - 'pod_id' AS outcome
+  FROM fleet.sync_conflict ORDER BY conflict_id;
+SELECT count(*) = count(*) FILTER (WHERE m.conflict_id IS NOT NULL) AS every_merge_has_its_record
+  FROM fleet.sync_mutation m WHERE m.result = 'merged';
+SELECT v.reason, v.status, v.driver_id = :ann AS by_ann FROM fleet.sync_review v ORDER BY v.review_id;
+
+-- The dispatcher resolves a review item: the offline write is then reconciled.
+SELECT review_id AS first_review FROM fleet.sync_review ORDER BY review_id LIMIT 1 \gset
+SELECT count(*) AS unreconciled FROM fleet.sync_mutation WHERE reconciled_at IS NULL;
+SELECT fleet.sync_resolve_review(:first_review, 'evidence accepted, billed to Ann''s run');
+SELECT fleet.sync_resolve_review(:first_review, 'again');
+SELECT fleet.sync_resolve_review(:first_review, ' ');
+SELECT fleet.sync_resolve_review(999999, 'x');
+SELECT count(*) AS unreconciled FROM fleet.sync_mutation WHERE reconciled_at IS NULL;
+
+-- 10. The trail: every processed mutation entered the event log once,
+-- through the ingest path, keyed by client and mutation id.
+RESET ROLE;
+SELECT e.kind, count(*) AS events, count(DISTINCT e.idem_key) AS keys
+  FROM fleet.event_log e WHERE e.tenant_id = :tn AND e.source = 'sync' GROUP BY e.kind ORDER BY e.kind;
+SELECT count(*) AS mutations, count(*) FILTER (WHERE e.event_id IS NOT NULL) AS with_trail,
+       count(*) FILTER (WHERE e.idem_key = m.client_id || ':' || m.mutation_id) AS keyed
+  FROM fleet.sync_mutation m
+  LEFT JOIN fleet.event_log e ON e.tenant_id = m.tenant_id AND e.event_id = m.event_id
+ WHERE m.tenant_id = :tn;
+SELECT e.payload - 'client_time' - 'driver_id' - 'client' #- '{args,stop_id}' AS payload FROM fleet.event_log e
+  JOIN fleet.sync_mutation m ON e.tenant_id = m.tenant_id AND e.event_id = m.event_id
+ WHERE m.client_id = :A AND m.mutation_id IN (3, 39, 41) ORDER BY m.mutation_id;
+-- the projection agrees with the events that set it
+SELECT s.status = e.payload ->> 'status' AS status_from_event
+  FROM fleet.stop s JOIN fleet.event_log e ON e.tenant_id = s.tenant_id AND e.event_id = s.status_event_id
+ WHERE s.stop_id = :s1;
+SELECT count(*) AS pods_keyed_by_their_event FROM fleet.proof_of_delivery p
+  JOIN fleet.event_log e ON e.tenant_id = p.tenant_id AND e.event_id = p.source_event_id AND e.kind = 'pod.captured'
+ WHERE p.tenant_id = :tn;
+
+-- 11. Deactivated clients are refused.
+SET ROLE fleet_admin;
+SELECT fleet.sync_deactivate_client(:B);
+SET ROLE fleet_app;
+SELECT * FROM fleet.sync_push(:B, '[]');
+SELECT fleet.sync_register_client(:B, :bob);		-- the app role may reactivate it
+SELECT count(*) FROM fleet.sync_push(:B, '[]');
+-- the analyst reads, pushes nothing
+RESET ROLE;
+SET ROLE fleet_analyst;
+SELECT * FROM fleet.sync_push(:B, '[]');
+SELECT count(*) > 0 AS reads_mutations FROM fleet.sync_mutation;
+RESET ROLE;
+SELECT * FROM fleet.check_schema_rules();
