@@ -88,6 +88,14 @@ pgconn_ensure(pgconn *c)
 	const char *keys[] = {"dbname", "fallback_application_name", NULL};
 	const char *vals[] = {c->dsn, c->appname, NULL};
 
+	/*
+	 * An idle connection learns that the server went away (shutdown, admin
+	 * termination) only by reading: consume what is there (libpq's socket
+	 * never blocks) so readiness reflects reality before the next call.
+	 */
+	if (pgconn_is_connected(c) && PQisBusy(c->conn) == 0 &&
+		(PQconsumeInput(c->conn) == 0 || PQstatus(c->conn) != CONNECTION_OK))
+		drop(c, "connection lost while idle");
 	if (pgconn_is_connected(c))
 		return true;
 	if (c->conn)

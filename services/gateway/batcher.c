@@ -1,14 +1,15 @@
 /*
  * batcher.c - the gateway's database writer: batches, journal, outcomes.
  *
- * One thread owns the database connection and the journal.  Connections
- * and HTTP handlers submit the fixes of a frame; the thread gathers up to
+ * Lanes (writers) each own a thread and a database connection; a
+ * submission goes to the lane of its device.  Connections and HTTP
+ * handlers submit the fixes of a frame; a lane gathers up to
  * max_batch fixes (waiting at most max_wait_ms for company), calls
  * fleet.ingest_positions once per batch (one transaction), maps every row's
  * status back to its submission and answers it.  If the database is
  * unreachable the batch is appended to the journal and answered once the
  * fsync is done; the journal is drained ahead of new work when the
- * database is back.
+ * database is back (by lane 0, while every lane journals new work).
  */
 #include "batcher.h"
 #include "../common/journal.h"
@@ -48,9 +49,18 @@ typedef struct submission
 	struct submission *next;
 } submission;
 
-struct batcher
+#define MAX_LANES 16
+
+/*
+ * A lane: a queue, a thread and a database connection.  A submission goes
+ * to the lane of its (first) device, so one device's fixes are written in
+ * order by one lane and two lanes never write the same device's rows
+ * (no lock waits or deadlocks between them).
+ */
+typedef struct lane
 {
-	batcher_config cfg;
+	struct batcher *b;
+	int			id;
 	pthread_t	thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -60,6 +70,13 @@ struct batcher
 	bool		stopping;
 	bool		db_ready;
 	pgconn	   *pg;
+} lane;
+
+struct batcher
+{
+	batcher_config cfg;
+	lane		lanes[MAX_LANES];
+	int			nlanes;
 	journal    *jn;
 };
 
@@ -239,7 +256,7 @@ mono(void)
  * rejection reason (static storage, truncated).
  */
 static pgc_status
-ingest(batcher *b, gw_fix *fixes, int n, char *status, char (*reasons)[64])
+ingest(lane *l, gw_fix *fixes, int n, char *status, char (*reasons)[64])
 {
 	sbuf		a[10] = {{0}};
 	const char *vals[10];
@@ -284,7 +301,7 @@ ingest(batcher *b, gw_fix *fixes, int n, char *status, char (*reasons)[64])
 		sb_str(&a[k], "}");
 		vals[k] = a[k].s;
 	}
-	st = pgconn_exec(b->pg, "ingest", 10, vals, &res, sqlstate, msg, sizeof(msg));
+	st = pgconn_exec(l->pg, "ingest", 10, vals, &res, sqlstate, msg, sizeof(msg));
 	for (int k = 0; k < 10; k++)
 		free(a[k].s);
 	if (st == PGC_OK)
@@ -401,8 +418,9 @@ journal_batch(batcher *b, submission *list)
  * when the journal is empty.
  */
 static bool
-drain_journal(batcher *b)
+drain_journal(lane *l)
 {
+	batcher    *b = l->b;
 	const void *recs[1024];
 	size_t		lens[1024];
 	int			max = b->cfg.max_batch > 1024 ? 1024 : b->cfg.max_batch;
@@ -426,7 +444,7 @@ drain_journal(batcher *b)
 				good++;
 			else
 				log_msg(LOG_ERROR, "malformed journal record skipped", "len=%zu", lens[i]);
-		st = good > 0 ? ingest(b, fixes, good, status, reasons) : PGC_OK;
+		st = good > 0 ? ingest(l, fixes, good, status, reasons) : PGC_OK;
 		if (st == PGC_OK)
 		{
 			submission	tmp = {0};
@@ -451,8 +469,9 @@ drain_journal(batcher *b)
 
 /* Store a batch of submissions (list) directly, or journal it. */
 static void
-process(batcher *b, submission *list)
+process(lane *l, submission *list)
 {
+	batcher    *b = l->b;
 	int			total = 0,
 				k = 0;
 	gw_fix	   *fixes;
@@ -471,7 +490,7 @@ process(batcher *b, submission *list)
 			fixes[k++] = s->fixes[i];	/* shallow: attrs stay owned by s */
 
 	if (journal_empty)
-		st = ingest(b, fixes, total, status, reasons);
+		st = ingest(l, fixes, total, status, reasons);
 
 	if (st == PGC_OK)
 	{
@@ -498,8 +517,13 @@ process(batcher *b, submission *list)
 	}
 	else
 	{
-		/* unreachable, a server-side failure, or the journal is not empty */
-		bool		ok = journal_batch(b, list);
+		/*
+		 * Unreachable, a server-side failure, or the journal is not empty.
+		 * Above its high-water mark (90%) the journal takes nothing more, so
+		 * backpressure is the same for a one-fix request as for a big frame
+		 * (and /readyz says journal_full), until draining frees room.
+		 */
+		bool		ok = batcher_journal_has_room(b) && journal_batch(b, list);
 
 		if (!ok)
 			log_msg(LOG_WARN, "journal full or failing: not acknowledging", "rows=%d", total);
@@ -517,30 +541,31 @@ process(batcher *b, submission *list)
 
 /* Take up to max_batch fixes of queued submissions; caller holds mu. */
 static submission *
-take_batch(batcher *b)
+take_batch(lane *l)
 {
-	submission *list = b->head,
-			  **cut = &b->head;
+	submission *list = l->head,
+			  **cut = &l->head;
 	int			n = 0;
 
-	while (*cut && (n == 0 || n + (*cut)->n <= b->cfg.max_batch))
+	while (*cut && (n == 0 || n + (*cut)->n <= l->b->cfg.max_batch))
 	{
 		n += (*cut)->n;
 		cut = &(*cut)->next;
 	}
-	b->head = *cut;
+	l->head = *cut;
 	*cut = NULL;
-	if (!b->head)
-		b->tail = &b->head;
-	b->queued_fixes -= n;
+	if (!l->head)
+		l->tail = &l->head;
+	l->queued_fixes -= n;
 	return list;
 }
 
-/* The batcher thread. */
+/* A lane's thread.  Lane 0 also drains the journal. */
 static void *
 run(void *arg)
 {
-	batcher    *b = arg;
+	lane	   *l = arg;
+	batcher    *b = l->b;
 	double		last_try = 0;
 
 	for (;;)
@@ -552,46 +577,49 @@ run(void *arg)
 		if (mono() - last_try > 0.2)
 		{
 			last_try = mono();
-			b->db_ready = pgconn_ensure(b->pg);
-			metrics_set(m_reconnects, NULL, (double) pgconn_reconnects(b->pg));
-			if (b->db_ready && journal_depth_records(b->jn) > 0)
-				drain_journal(b);
-			metrics_set(m_journal_depth, NULL, (double) journal_depth_records(b->jn));
+			l->db_ready = pgconn_ensure(l->pg);
+			if (l->id == 0)
+			{
+				metrics_set(m_reconnects, NULL, (double) pgconn_reconnects(l->pg));
+				if (l->db_ready && journal_depth_records(b->jn) > 0)
+					drain_journal(l);
+				metrics_set(m_journal_depth, NULL, (double) journal_depth_records(b->jn));
+			}
 		}
 
-		pthread_mutex_lock(&b->mu);
-		if (!b->head && !b->stopping)
+		pthread_mutex_lock(&l->mu);
+		if (!l->head && !l->stopping)
 		{
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_nsec += 200 * 1000000L;
 			if (until.tv_nsec >= 1000000000L)
 				until.tv_sec++, until.tv_nsec -= 1000000000L;
-			pthread_cond_timedwait(&b->cv, &b->mu, &until);
+			pthread_cond_timedwait(&l->cv, &l->mu, &until);
 		}
-		if (!b->head && b->stopping)
+		if (!l->head && l->stopping)
 		{
-			pthread_mutex_unlock(&b->mu);
+			pthread_mutex_unlock(&l->mu);
 			break;
 		}
-		if (!b->head)
+		if (!l->head)
 		{
-			pthread_mutex_unlock(&b->mu);
+			pthread_mutex_unlock(&l->mu);
 			continue;
 		}
 		/* give a small batch up to max_wait_ms to fill up */
-		if (b->queued_fixes < b->cfg.max_batch && !b->stopping)
+		if (l->queued_fixes < b->cfg.max_batch && !l->stopping)
 		{
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_nsec += (long) b->cfg.max_wait_ms * 1000000L;
 			while (until.tv_nsec >= 1000000000L)
 				until.tv_sec++, until.tv_nsec -= 1000000000L;
-			while (b->queued_fixes < b->cfg.max_batch && !b->stopping &&
-				   pthread_cond_timedwait(&b->cv, &b->mu, &until) == 0)
+			while (l->queued_fixes < b->cfg.max_batch && !l->stopping &&
+				   pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0)
 				;
 		}
-		list = take_batch(b);
-		pthread_mutex_unlock(&b->mu);
-		process(b, list);
+		list = take_batch(l);
+		pthread_mutex_unlock(&l->mu);
+		process(l, list);
 	}
 	return NULL;
 }
@@ -621,25 +649,33 @@ batcher_start(const batcher_config *cfg, char *err, size_t errlen)
 	b->cfg = *cfg;
 	if (b->cfg.max_batch <= 0)
 		b->cfg.max_batch = 1000;
-	b->tail = &b->head;
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
+	b->nlanes = cfg->writers < 1 ? 1 : cfg->writers > MAX_LANES ? MAX_LANES : cfg->writers;
 	b->jn = journal_open(cfg->journal_dir, cfg->journal_max_bytes, err, errlen);
 	if (!b->jn)
 	{
 		free(b);
 		return NULL;
 	}
-	b->pg = pgconn_new(cfg->dsn, "fleet-gateway", statements, 1);
 	if (journal_depth_records(b->jn) > 0 || journal_truncated_bytes(b->jn) > 0)
 		log_msg(LOG_INFO, "journal opened", "pending=%llu torn_bytes=%llu",
 				(unsigned long long) journal_depth_records(b->jn),
 				(unsigned long long) journal_truncated_bytes(b->jn));
 	metrics_set(m_journal_depth, NULL, (double) journal_depth_records(b->jn));
-	if (pthread_create(&b->thread, NULL, run, b) != 0)
+	for (int i = 0; i < b->nlanes; i++)
 	{
-		snprintf(err, errlen, "cannot start the batcher thread");
-		return NULL;
+		lane	   *l = &b->lanes[i];
+
+		l->b = b;
+		l->id = i;
+		l->tail = &l->head;
+		pthread_mutex_init(&l->mu, NULL);
+		pthread_cond_init(&l->cv, NULL);
+		l->pg = pgconn_new(cfg->dsn, "fleet-gateway", statements, 1);
+		if (pthread_create(&l->thread, NULL, run, l) != 0)
+		{
+			snprintf(err, errlen, "cannot start the batcher threads");
+			return NULL;
+		}
 	}
 	return b;
 }
@@ -673,37 +709,51 @@ batcher_submit(batcher *b, const gw_record *recs, int n, gw_done_fn cb, void *ct
 	s->cb = cb;
 	s->ctx = ctx;
 	metrics_add(m_received, NULL, n);
-	pthread_mutex_lock(&b->mu);
-	if (b->stopping)
 	{
-		pthread_mutex_unlock(&b->mu);
-		finish(s, GW_FAILED);
-		return;
+		/* the lane of the device (FNV-1a of its identifier) */
+		uint32_t	h = 2166136261u;
+		lane	   *l;
+
+		for (const char *p = n > 0 ? s->fixes[0].device : ""; *p; p++)
+			h = (h ^ (uint8_t) *p) * 16777619u;
+		l = &b->lanes[h % (uint32_t) b->nlanes];
+		pthread_mutex_lock(&l->mu);
+		if (l->stopping)
+		{
+			pthread_mutex_unlock(&l->mu);
+			finish(s, GW_FAILED);
+			return;
+		}
+		*l->tail = s;
+		l->tail = &s->next;
+		l->queued_fixes += n;
+		pthread_cond_signal(&l->cv);
+		pthread_mutex_unlock(&l->mu);
 	}
-	*b->tail = s;
-	b->tail = &s->next;
-	b->queued_fixes += n;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
 }
 
 void
 batcher_stop(batcher *b)
 {
-	pthread_mutex_lock(&b->mu);
-	b->stopping = true;
-	pthread_cond_broadcast(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-	pthread_join(b->thread, NULL);
+	for (int i = 0; i < b->nlanes; i++)
+	{
+		pthread_mutex_lock(&b->lanes[i].mu);
+		b->lanes[i].stopping = true;
+		pthread_cond_broadcast(&b->lanes[i].cv);
+		pthread_mutex_unlock(&b->lanes[i].mu);
+	}
+	for (int i = 0; i < b->nlanes; i++)
+		pthread_join(b->lanes[i].thread, NULL);
 	journal_close(b->jn);
-	pgconn_free(b->pg);
+	for (int i = 0; i < b->nlanes; i++)
+		pgconn_free(b->lanes[i].pg);
 	free(b);
 }
 
 bool
 batcher_db_ready(batcher *b)
 {
-	return b->db_ready;
+	return b->lanes[0].db_ready;
 }
 
 uint64_t

@@ -51,6 +51,7 @@ typedef struct
 	uint64_t	journal_max_bytes;
 	int			max_batch;		/* fixes per ingest call */
 	int			max_wait_ms;	/* how long a fix may wait for company */
+	int			writers;		/* database connections writing in parallel (lanes by device) */
 } batcher_config;
 
 batcher *batcher_start(const batcher_config *cfg, char *err, size_t errlen);

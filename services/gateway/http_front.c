@@ -6,7 +6,8 @@
  * request stays open (suspended) until the batcher answers: 200 when the
  * fixes are stored or journaled, 404 when the device is unknown, 503 with
  * Retry-After when the outcome is unknown or the journal is full (the app
- * retries; the database deduplicates).
+ * retries; the database deduplicates).  POST /webhook/<provider> goes to
+ * webhook.c (verified and stored by the database, answered after commit).
  */
 #include "http_front.h"
 #include "osmand.h"
@@ -83,9 +84,16 @@ http_front_devices(void *app, http_req *r)
 	gw_err		e;
 	struct timespec now;
 
+	const char *provider;
+
 	if (*f->draining)
 	{
 		reply(r, "osmand", 503, "shutting down\n", "Retry-After", "5");
+		return;
+	}
+	if (f->wh && webhook_path(http_req_path(r), &provider))
+	{
+		webhook_handle(f->wh, r, provider);
 		return;
 	}
 	arena_buf = malloc(arena_len ? arena_len : 1);

@@ -6,6 +6,7 @@
 #define FLEET_HTTP_FRONT_H
 
 #include "batcher.h"
+#include "webhook.h"
 #include "../common/httpd.h"
 
 #include <stdbool.h>
@@ -13,11 +14,12 @@
 typedef struct
 {
 	batcher    *b;
+	webhook    *wh;				/* provider webhooks, or NULL */
 	volatile bool *draining;
 	double		started;		/* monotonic seconds at start */
 } http_front;
 
-/* Device port: OsmAnd GET query, form POST and JSON bodies. */
+/* Device port: OsmAnd GET query, form POST and JSON bodies; POST /webhook/<provider>. */
 void http_front_devices(void *app, http_req *r);
 /* Admin port: /metrics, /healthz, /readyz. */
 void http_front_admin(void *app, http_req *r);

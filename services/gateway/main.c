@@ -51,7 +51,10 @@ main(int argc, char **argv)
 				max_frame,
 				max_conns,
 				idle_timeout,
-				max_body;
+				max_body,
+				writers,
+				webhook_on,
+				webhook_queue;
 	const cfg_option opts[] = {
 		{"dsn", "FLEET_DSN", CFG_STR, &dsn, "dbname=fleet", "libpq connection string or URI (multi-host with target_session_attrs=read-write works)"},
 		{"bind", "FLEET_BIND", CFG_STR, &bind, "0.0.0.0", "address to listen on"},
@@ -63,10 +66,13 @@ main(int argc, char **argv)
 		{"journal-max-mb", "FLEET_JOURNAL_MAX_MB", CFG_INT, &journal_mb, "256", "journal bound; when full, devices are not acknowledged"},
 		{"batch-max", "FLEET_BATCH_MAX", CFG_INT, &batch_max, "2000", "fixes per ingest call"},
 		{"batch-wait-ms", "FLEET_BATCH_WAIT_MS", CFG_INT, &batch_wait, "20", "how long a fix may wait for a batch to fill"},
+		{"writers", "FLEET_WRITERS", CFG_INT, &writers, "4", "database connections writing batches in parallel (each device always on the same one)"},
 		{"max-frame", "FLEET_MAX_FRAME", CFG_INT, &max_frame, "70000", "largest frame buffered, bytes"},
 		{"max-conns", "FLEET_MAX_CONNS", CFG_INT, &max_conns, "20000", "device connections at most"},
 		{"idle-timeout", "FLEET_IDLE_TIMEOUT", CFG_INT, &idle_timeout, "900", "close device connections idle this many seconds"},
 		{"max-body", "FLEET_MAX_BODY", CFG_INT, &max_body, "1048576", "largest HTTP body, bytes (413 above)"},
+		{"webhook", "FLEET_WEBHOOK", CFG_INT, &webhook_on, "1", "serve POST /webhook/<provider> on the OsmAnd port (0 off)"},
+		{"webhook-queue", "FLEET_WEBHOOK_QUEUE", CFG_INT, &webhook_queue, "256", "webhook calls waiting for the database at most (503 above)"},
 		{"log-level", "FLEET_LOG_LEVEL", CFG_STR, &log_level, "info", "debug, info, warn, error"},
 	};
 	int			nopts = sizeof(opts) / sizeof(opts[0]);
@@ -99,6 +105,7 @@ main(int argc, char **argv)
 	bc.journal_max_bytes = (uint64_t) journal_mb << 20;
 	bc.max_batch = (int) batch_max;
 	bc.max_wait_ms = (int) batch_wait;
+	bc.writers = (int) writers;
 	b = batcher_start(&bc, err, sizeof(err));
 	if (!b)
 	{
@@ -107,6 +114,12 @@ main(int argc, char **argv)
 	}
 	front.b = b;
 	front.draining = &draining;
+	front.wh = webhook_on ? webhook_start(dsn, (int) webhook_queue) : NULL;
+	if (webhook_on && !front.wh)
+	{
+		log_msg(LOG_ERROR, "cannot start", "error=\"webhook worker\"");
+		return 1;
+	}
 
 	tc.bind = bind;
 	tc.teltonika_port = (int) teltonika_port;
@@ -155,6 +168,8 @@ main(int argc, char **argv)
 	if (tcp)
 		tcp_stop(tcp);			/* every device frame in flight answered */
 	batcher_stop(b);			/* every queued submission answered */
+	if (front.wh)
+		webhook_stop(front.wh);	/* every queued webhook answered */
 	if (dev_http)
 		http_stop(dev_http);
 	http_stop(admin_http);
