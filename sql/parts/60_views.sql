@@ -1,0 +1,763 @@
+-- 60_views: staleness-bounded materialized views ("fleet views").
+--
+-- A fleet view is an ordinary table (the materialization) kept within a
+-- declared maximum age (max_staleness) of its source.  Three kinds:
+--   rollup   GROUP BY keys with mergeable aggregates (count, sum, min, max,
+--            avg, first/last by time) over an append-only source;
+--   latest   one row per key, the newest by an order (time, tie-breakers);
+--   general  any query with a unique key, recomputed in full and applied
+--            as a diff (upsert changed rows, delete vanished keys).
+--
+-- Change tracking (rollup, latest).  A statement-level AFTER INSERT trigger
+-- with a transition table aggregates each inserted batch to its partial
+-- result per group (the view's own row type) and appends ONE row to the
+-- view's delta log, stamped with the writer's transaction id.  It fires for
+-- every INSERT path (multi-row INSERT, INSERT ... SELECT, COPY, the ingest
+-- functions).  UPDATE, DELETE and TRUNCATE of the source append a rebuild
+-- marker instead.  A refresh consumes the delta log with one statement
+-- (DELETE ... RETURNING feeding the merge), so a delta row is merged and
+-- removed atomically, under one MVCC snapshot: a transaction that commits
+-- late is simply not visible yet and is consumed by a later refresh; no
+-- sequence or timestamp high-water mark is involved, so nothing is skipped.
+--
+-- Freshness.  as_of is a commit-time watermark: the clock is read before
+-- the snapshot of the consuming statement is taken, so every transaction
+-- that committed before as_of is in the view.  Age = clock - as_of.
+-- Every refresh sends NOTIFY fleet_view_refreshed with a JSON payload.
+--
+-- Refreshes of one view are serialized by a row lock on its registry row;
+-- readers of the view are never blocked (row-level changes only, in the
+-- refresh's own transaction).  A full rebuild (after a non-append change of
+-- the source) takes a SHARE lock on the source for its duration: writers of
+-- that source wait, readers do not.
+
+-- ------------------------------------------------------------------ registry
+
+CREATE TABLE fleet.view_registry (
+	view_id           integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	relation          regclass NOT NULL UNIQUE,
+	kind              text NOT NULL
+	                  CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['rollup', 'latest', 'general'])),
+	source            regclass,
+	max_staleness     interval NOT NULL CHECK (max_staleness OPERATOR(pg_catalog.>) '0'::interval),
+	key_columns       text[] NOT NULL,
+	build_sql         text NOT NULL,
+	apply_sql         text NOT NULL,
+	delta             regclass,
+	spec              jsonb NOT NULL DEFAULT '{}',
+	enabled           boolean NOT NULL DEFAULT true,
+	created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	as_of             timestamptz,
+	snapshot          pg_snapshot,
+	last_refresh_at   timestamptz,
+	last_duration     interval,
+	last_rows_changed bigint,
+	refreshes         bigint NOT NULL DEFAULT 0,
+	rebuilds          bigint NOT NULL DEFAULT 0,
+	bound_misses      bigint NOT NULL DEFAULT 0,
+	last_error        text,
+	last_error_at     timestamptz
+);
+COMMENT ON TABLE fleet.view_registry IS
+	'fleet views: one row per staleness-bounded materialized view (kind, source, bound, the generated SQL) and its freshness (as_of watermark, last refresh, misses); written only by fleet''s view functions';
+COMMENT ON COLUMN fleet.view_registry.as_of IS
+	'Commit-time watermark: every transaction that committed before as_of is reflected in the view';
+COMMENT ON COLUMN fleet.view_registry.snapshot IS 'Transaction snapshot of the last refresh (txids visible in it are consumed)';
+COMMENT ON COLUMN fleet.view_registry.bound_misses IS
+	'Refreshes that found the view already older than max_staleness';
+COMMENT ON COLUMN fleet.view_registry.build_sql IS 'Full recomputation of the view from its source (used for the first build, rebuilds and fleet.verify_view)';
+COMMENT ON COLUMN fleet.view_registry.apply_sql IS 'Incremental refresh statement: consumes the delta log and merges it (general views: the full diff)';
+
+-- ------------------------------------------------------------------ helpers
+
+CREATE FUNCTION fleet.view_split_item(item text, OUT name text, OUT expr text)
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	m text[];
+BEGIN
+	m := pg_catalog.regexp_match(item, '^\s*([a-z_][a-z0-9_]*)\s*=\s*(.+?)\s*$');
+	IF m IS NOT NULL THEN
+		name := m[1];
+		expr := m[2];
+	ELSIF item OPERATOR(pg_catalog.~) '^\s*[a-z_][a-z0-9_]*\s*$' THEN
+		name := pg_catalog.btrim(item);
+		expr := pg_catalog.quote_ident(name);
+	ELSE
+		RAISE EXCEPTION 'invalid view column "%"', item
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Write a column as name or as name = expression, with a lower-case name.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION fleet.view_split_item(text) IS
+	'Split a view column declaration "name = expression" (or a bare column name) into name and expression';
+
+CREATE FUNCTION fleet.view_owner_check() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+	                WHERE r.rolname OPERATOR(pg_catalog.=) pg_catalog."session_user"() AND r.rolsuper)
+	   AND NOT pg_catalog.pg_has_role(pg_catalog."session_user"(),
+	          (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'fleet'), 'MEMBER') THEN
+		RAISE EXCEPTION 'only the owner of extension fleet can declare or drop fleet views'
+			USING ERRCODE = 'insufficient_privilege',
+			      DETAIL = 'A fleet view''s definition is refreshed as the extension owner, across all tenants.',
+			      HINT = 'fleet_admin can change bounds, refresh and verify views.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION fleet.view_owner_check() IS
+	'Raise unless the session user is a superuser or a member of the extension owner (declaring a view runs its SQL as the owner)';
+
+-- ------------------------------------------------------------------ declare
+
+CREATE FUNCTION fleet.create_view(
+	name text,
+	kind text,
+	max_staleness interval,
+	source regclass DEFAULT NULL,
+	keys text[] DEFAULT NULL,
+	aggregates text[] DEFAULT NULL,
+	columns text[] DEFAULT NULL,
+	order_by text[] DEFAULT NULL,
+	filter text DEFAULT NULL,
+	definition text DEFAULT NULL,
+	readers text[] DEFAULT ARRAY['fleet_admin', 'fleet_analyst'])
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE
+-- SECURITY DEFINER because the view's tables, delta log and capture trigger
+-- must belong to the extension owner (who refreshes them across tenants);
+-- view_owner_check() admits only the owner or a superuser as the caller, so
+-- this runs nothing the caller could not already run.  search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	v_rel regclass;
+	v_id integer;
+	v_keys text[] := '{}';
+	v_kexpr text[] := '{}';
+	v_sel text[] := '{}';		-- select list of the build query
+	v_comb text[] := '{}';		-- rollup: combine partials of several delta rows
+	v_set text[] := '{}';		-- upsert SET list
+	v_where text;
+	v_ocols text[] := '{}';
+	v_build_from text;			-- build query with %s for the FROM relation
+	v_build text;
+	v_apply text;
+	v_delta text;
+	v_cols text[];
+	v_func text;
+	it record;
+	m text[];
+	a text;
+	i integer;
+	v_schema text;
+	v_relname text;
+	v_has_tenant boolean;
+	v_as_of timestamptz;
+BEGIN
+	PERFORM fleet.view_owner_check();
+	IF kind IS NULL OR NOT kind OPERATOR(pg_catalog.=) ANY (ARRAY['rollup', 'latest', 'general']) THEN
+		RAISE EXCEPTION 'unknown fleet view kind "%"', kind
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use rollup, latest or general.';
+	END IF;
+	IF max_staleness IS NULL OR max_staleness OPERATOR(pg_catalog.<=) '0'::interval THEN
+		RAISE EXCEPTION 'max_staleness must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF keys IS NULL OR pg_catalog.cardinality(keys) OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'a fleet view needs keys' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'keys are the GROUP BY keys (rollup), the per-key identity (latest) or the unique key (general).';
+	END IF;
+	m := pg_catalog.parse_ident(name);
+	IF pg_catalog.cardinality(m) OPERATOR(pg_catalog.<>) 2 THEN
+		RAISE EXCEPTION 'fleet view name "%" must be schema-qualified', name USING ERRCODE = 'invalid_name';
+	END IF;
+	v_schema := m[1];
+	v_relname := m[2];
+	IF pg_catalog.length(v_relname) OPERATOR(pg_catalog.>) 50 THEN
+		RAISE EXCEPTION 'fleet view name "%" is too long (at most 50 characters)', v_relname USING ERRCODE = 'invalid_name';
+	END IF;
+
+	IF kind OPERATOR(pg_catalog.=) 'general' THEN
+		IF definition IS NULL THEN
+			RAISE EXCEPTION 'a general fleet view needs a definition' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		FOREACH a IN ARRAY keys LOOP
+			SELECT * INTO it FROM fleet.view_split_item(a);
+			v_keys := v_keys OPERATOR(pg_catalog.||) it.name;
+		END LOOP;
+		v_build := definition;
+	ELSE
+		IF source IS NULL THEN
+			RAISE EXCEPTION 'a % fleet view needs a source table', kind USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF definition IS NOT NULL THEN
+			RAISE EXCEPTION 'a % fleet view is declared by keys and columns, not by a definition', kind
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		FOREACH a IN ARRAY keys LOOP
+			SELECT * INTO it FROM fleet.view_split_item(a);
+			v_keys := v_keys OPERATOR(pg_catalog.||) it.name;
+			v_kexpr := v_kexpr OPERATOR(pg_catalog.||) it.expr;
+			v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('(%s) AS %I', it.expr, it.name);
+			v_comb := v_comb OPERATOR(pg_catalog.||) pg_catalog.quote_ident(it.name);
+		END LOOP;
+		v_where := pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.format('(%s) IS NOT NULL', e)
+		                                              FROM pg_catalog.unnest(v_kexpr) e), ' AND ');
+		IF filter IS NOT NULL THEN
+			v_where := pg_catalog.format('(%s) AND %s', filter, v_where);
+		END IF;
+
+		IF kind OPERATOR(pg_catalog.=) 'rollup' THEN
+			IF aggregates IS NULL OR pg_catalog.cardinality(aggregates) OPERATOR(pg_catalog.=) 0 THEN
+				RAISE EXCEPTION 'a rollup fleet view needs aggregates' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			FOREACH a IN ARRAY aggregates LOOP
+				m := pg_catalog.regexp_match(a, '^\s*([a-z_][a-z0-9_]*)\s*=\s*(count|sum|min|max|avg|first|last)\s*\((.*)\)\s*$');
+				IF m IS NULL THEN
+					RAISE EXCEPTION 'invalid aggregate "%"', a
+						USING ERRCODE = 'invalid_parameter_value',
+						      HINT = 'Write name = count(*), count(x), sum(x), min(x), max(x), avg(x), first(x, time) or last(x, time).';
+				END IF;
+				IF m[1] OPERATOR(pg_catalog.=) ANY (v_keys) THEN
+					RAISE EXCEPTION 'aggregate name "%" is also a key', m[1] USING ERRCODE = 'duplicate_column';
+				END IF;
+				CASE m[2]
+				WHEN 'count' THEN
+					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(%s) AS %I', m[3], m[1]);
+					v_comb := v_comb OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.sum(%1$I)::bigint AS %1$I', m[1]);
+					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format('%1$I = t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I', m[1]);
+				WHEN 'sum' THEN
+					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.sum((%s)::numeric) AS %I', m[3], m[1]);
+					v_comb := v_comb OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.sum(%1$I) AS %1$I', m[1]);
+					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format(
+						'%1$I = COALESCE(t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I, t.%1$I, excluded.%1$I)', m[1]);
+				WHEN 'min', 'max' THEN
+					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.%s(%s) AS %I', m[2], m[3], m[1]);
+					v_comb := v_comb OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.%s(%I) AS %I', m[2], m[1], m[1]);
+					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format('%1$I = %2$s(t.%1$I, excluded.%1$I)', m[1],
+						CASE m[2] WHEN 'min' THEN 'LEAST' ELSE 'GREATEST' END);
+				WHEN 'avg' THEN
+					v_sel := v_sel OPERATOR(pg_catalog.||) ARRAY[
+						pg_catalog.format('pg_catalog.sum((%s)::numeric) OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(%s), 0) AS %I', m[3], m[3], m[1]),
+						pg_catalog.format('pg_catalog.sum((%s)::numeric) AS %I', m[3], '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum'),
+						pg_catalog.format('pg_catalog.count(%s) AS %I', m[3], '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n')];
+					v_comb := v_comb OPERATOR(pg_catalog.||) ARRAY[
+						pg_catalog.format('pg_catalog.sum(%1$I) OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(%2$I), 0) AS %3$I',
+							'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum', '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n', m[1]),
+						pg_catalog.format('pg_catalog.sum(%1$I) AS %1$I', '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum'),
+						pg_catalog.format('pg_catalog.sum(%1$I)::bigint AS %1$I', '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n')];
+					v_set := v_set OPERATOR(pg_catalog.||) ARRAY[
+						pg_catalog.format('%3$I = COALESCE(t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I, t.%1$I, excluded.%1$I)'
+							' OPERATOR(pg_catalog./) NULLIF(t.%2$I OPERATOR(pg_catalog.+) excluded.%2$I, 0)',
+							'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum', '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n', m[1]),
+						pg_catalog.format('%1$I = COALESCE(t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I, t.%1$I, excluded.%1$I)',
+							'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum'),
+						pg_catalog.format('%1$I = t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I',
+							'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n')];
+				WHEN 'first', 'last' THEN
+					DECLARE
+						mm text[] := pg_catalog.regexp_match(m[3], '^(.+),\s*([^,]+)$');
+						v_t text := '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_t';
+						v_dir text := CASE m[2] WHEN 'first' THEN '' ELSE ' DESC' END;
+						v_ext text := CASE m[2] WHEN 'first' THEN 'min' ELSE 'max' END;
+						v_op text := CASE m[2] WHEN 'first' THEN '<' ELSE '>' END;
+					BEGIN
+						IF mm IS NULL THEN
+							RAISE EXCEPTION 'aggregate "%" needs a value and a time: %(value, time)', a, m[2]
+								USING ERRCODE = 'invalid_parameter_value';
+						END IF;
+						v_sel := v_sel OPERATOR(pg_catalog.||) ARRAY[
+							pg_catalog.format('(pg_catalog.array_agg(%1$s ORDER BY %2$s%3$s, %1$s%3$s) FILTER (WHERE (%1$s) IS NOT NULL AND (%2$s) IS NOT NULL))[1] AS %4$I',
+								mm[1], mm[2], v_dir, m[1]),
+							pg_catalog.format('pg_catalog.%1$s(%3$s) FILTER (WHERE (%2$s) IS NOT NULL AND (%3$s) IS NOT NULL) AS %4$I',
+								v_ext, mm[1], mm[2], v_t)];
+						v_comb := v_comb OPERATOR(pg_catalog.||) ARRAY[
+							pg_catalog.format('(pg_catalog.array_agg(%1$I ORDER BY %2$I%3$s, %1$I%3$s) FILTER (WHERE %1$I IS NOT NULL))[1] AS %1$I',
+								m[1], v_t, v_dir),
+							pg_catalog.format('pg_catalog.%1$s(%2$I) AS %2$I', v_ext, v_t)];
+						v_set := v_set OPERATOR(pg_catalog.||) ARRAY[
+							pg_catalog.format('%1$I = CASE WHEN excluded.%2$I IS NULL THEN t.%1$I WHEN t.%2$I IS NULL THEN excluded.%1$I'
+								' WHEN ROW(excluded.%2$I, excluded.%1$I) OPERATOR(pg_catalog.%3$s) ROW(t.%2$I, t.%1$I) THEN excluded.%1$I ELSE t.%1$I END',
+								m[1], v_t, v_op),
+							pg_catalog.format('%1$I = %2$s(t.%1$I, excluded.%1$I)', v_t,
+								CASE m[2] WHEN 'first' THEN 'LEAST' ELSE 'GREATEST' END)];
+					END;
+				END CASE;
+			END LOOP;
+			v_build_from := pg_catalog.format('SELECT %s FROM {{source}} WHERE %s GROUP BY %s',
+				pg_catalog.array_to_string(v_sel, ', '), v_where,
+				(SELECT pg_catalog.string_agg(g::text, ', ') FROM pg_catalog.generate_series(1, pg_catalog.cardinality(v_keys)) g));
+		ELSE
+			-- latest
+			IF order_by IS NULL OR pg_catalog.cardinality(order_by) OPERATOR(pg_catalog.=) 0 THEN
+				RAISE EXCEPTION 'a latest fleet view needs order_by (time first, then tie-breakers)'
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			FOREACH a IN ARRAY pg_catalog.array_cat(columns, order_by) LOOP
+				SELECT * INTO it FROM fleet.view_split_item(a);
+				CONTINUE WHEN it.name OPERATOR(pg_catalog.=) ANY (v_keys)
+				           OR pg_catalog.format('(%s) AS %I', it.expr, it.name) OPERATOR(pg_catalog.=) ANY (v_sel);
+				v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('(%s) AS %I', it.expr, it.name);
+				v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format('%1$I = excluded.%1$I', it.name);
+			END LOOP;
+			FOREACH a IN ARRAY order_by LOOP
+				SELECT * INTO it FROM fleet.view_split_item(a);
+				v_ocols := v_ocols OPERATOR(pg_catalog.||) it.name;
+				v_where := pg_catalog.format('%s AND (%s) IS NOT NULL', v_where, it.expr);
+			END LOOP;
+			v_build_from := pg_catalog.format('SELECT DISTINCT ON (%1$s) %2$s FROM {{source}} WHERE %3$s ORDER BY %1$s, %4$s',
+				(SELECT pg_catalog.string_agg(g::text, ', ') FROM pg_catalog.generate_series(1, pg_catalog.cardinality(v_keys)) g),
+				pg_catalog.array_to_string(v_sel, ', '), v_where,
+				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(o) OPERATOR(pg_catalog.||) ' DESC', ', ') FROM pg_catalog.unnest(v_ocols) o));
+		END IF;
+		v_build := pg_catalog.replace(v_build_from, '{{source}}', source::text);
+	END IF;
+
+	-- the materialization: an ordinary table shaped by the build query
+	EXECUTE pg_catalog.format('CREATE TABLE %I.%I AS %s WITH NO DATA', v_schema, v_relname, v_build);
+	v_rel := pg_catalog.format('%I.%I', v_schema, v_relname)::pg_catalog.regclass;
+	EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (%s)', v_rel,
+		(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k));
+	-- room on each page for the refresh's updates to stay HOT
+	EXECUTE pg_catalog.format('ALTER TABLE %s SET (fillfactor = 50)', v_rel);
+	v_cols := ARRAY(SELECT a2.attname::text FROM pg_catalog.pg_attribute a2
+	                 WHERE a2.attrelid OPERATOR(pg_catalog.=) v_rel AND a2.attnum OPERATOR(pg_catalog.>) 0
+	                   AND NOT a2.attisdropped ORDER BY a2.attnum);
+	v_has_tenant := 'tenant_id' OPERATOR(pg_catalog.=) ANY (v_cols);
+	IF v_has_tenant THEN
+		IF NOT 'tenant_id' OPERATOR(pg_catalog.=) ANY (v_keys) THEN
+			RAISE EXCEPTION 'fleet view % has a tenant_id column that is not a key', name
+				USING ERRCODE = 'invalid_parameter_value', HINT = 'Make tenant_id the first key.';
+		END IF;
+		PERFORM fleet.enable_tenant_rls(v_rel);
+	END IF;
+	EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_rel,
+		pg_catalog.format('fleet view (%s, max staleness %s); freshness in fleet.view_status', kind, max_staleness));
+
+	INSERT INTO fleet.view_registry (relation, kind, source, max_staleness, key_columns, build_sql, apply_sql, spec)
+	VALUES (v_rel, kind, source, max_staleness, v_keys, v_build, '', pg_catalog.jsonb_build_object(
+		'keys', keys, 'aggregates', aggregates, 'columns', columns, 'order_by', order_by,
+		'filter', filter, 'definition', definition))
+	RETURNING view_registry.view_id INTO v_id;
+
+	IF kind OPERATOR(pg_catalog.=) 'general' THEN
+		IF pg_catalog.cardinality(v_cols) OPERATOR(pg_catalog.=) pg_catalog.cardinality(v_keys) THEN
+			v_set := NULL;
+		ELSE
+			v_set := ARRAY(SELECT pg_catalog.format('%1$I = excluded.%1$I', c) FROM pg_catalog.unnest(v_cols) c
+			                WHERE NOT c OPERATOR(pg_catalog.=) ANY (v_keys));
+		END IF;
+		v_apply := pg_catalog.format(
+			'WITH n AS MATERIALIZED (%1$s),'
+			' del AS (DELETE FROM %2$s t WHERE NOT EXISTS (SELECT 1 FROM n WHERE %3$s) RETURNING 1),'
+			' ups AS (INSERT INTO %2$s AS t SELECT * FROM n ON CONFLICT (%4$s) %5$s RETURNING 1)'
+			' SELECT (SELECT pg_catalog.count(*) FROM del) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM ups)',
+			v_build, v_rel,
+			(SELECT pg_catalog.string_agg(pg_catalog.format('n.%1$I OPERATOR(pg_catalog.=) t.%1$I', k), ' AND ') FROM pg_catalog.unnest(v_keys) k),
+			(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
+			CASE WHEN v_set IS NULL THEN 'DO NOTHING' ELSE pg_catalog.format('DO UPDATE SET %s WHERE ROW(%s) IS DISTINCT FROM ROW(%s)',
+				pg_catalog.array_to_string(v_set, ', '),
+				(SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(v_cols) c WHERE NOT c OPERATOR(pg_catalog.=) ANY (v_keys)),
+				(SELECT pg_catalog.string_agg(pg_catalog.format('excluded.%I', c), ', ') FROM pg_catalog.unnest(v_cols) c WHERE NOT c OPERATOR(pg_catalog.=) ANY (v_keys))) END);
+	ELSE
+		-- the delta log: one row per writing statement with its partial result
+		v_delta := pg_catalog.format('fleet.%I', 'view_delta_' OPERATOR(pg_catalog.||) v_id);
+		EXECUTE pg_catalog.format(
+			'CREATE TABLE %s (txid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),'
+			' rebuild boolean NOT NULL DEFAULT false, rows %s[])', v_delta, v_rel);
+		EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN rows SET STORAGE EXTERNAL', v_delta);
+		EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_delta,
+			pg_catalog.format('Delta log of fleet view %s: one row per writing statement of %s (partial result per group, writer txid), consumed by refresh', v_rel, source));
+
+		v_func := pg_catalog.format('fleet.%I', 'view_capture_' OPERATOR(pg_catalog.||) v_id);
+		EXECUTE pg_catalog.format($f$
+CREATE FUNCTION %1$s() RETURNS trigger
+LANGUAGE plpgsql VOLATILE
+-- SECURITY DEFINER because the writers of %3$s have no privilege on the delta log
+-- it appends to; it only reads the statement's transition table.  search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+BEGIN
+	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+		INSERT INTO %2$s (rows)
+		SELECT pg_catalog.array_agg(ROW(c.*)::%4$s) FROM (%5$s) c
+		HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0;
+	ELSIF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+		INSERT INTO %2$s (rebuild) VALUES (true);
+	ELSE
+		INSERT INTO %2$s (rebuild) SELECT true WHERE EXISTS (SELECT 1 FROM fleet_old);
+	END IF;
+	RETURN NULL;
+END
+$body$$f$, v_func, v_delta, source, v_rel, pg_catalog.replace(v_build_from, '{{source}}', 'fleet_new'));
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_func);
+		EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s() IS %L', v_func,
+			pg_catalog.format('Capture trigger of fleet view %s: appends each statement''s partial result (or a rebuild marker) to its delta log', v_rel));
+		EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS fleet_new'
+			' FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'fleet_view_' OPERATOR(pg_catalog.||) v_id OPERATOR(pg_catalog.||) '_ins', source, v_func);
+		EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS fleet_old'
+			' FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'fleet_view_' OPERATOR(pg_catalog.||) v_id OPERATOR(pg_catalog.||) '_upd', source, v_func);
+		EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS fleet_old'
+			' FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'fleet_view_' OPERATOR(pg_catalog.||) v_id OPERATOR(pg_catalog.||) '_del', source, v_func);
+		EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER TRUNCATE ON %s'
+			' FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'fleet_view_' OPERATOR(pg_catalog.||) v_id OPERATOR(pg_catalog.||) '_trunc', source, v_func);
+
+		IF kind OPERATOR(pg_catalog.=) 'rollup' THEN
+			-- partials of a group that appears in one delta row only (the
+			-- common case) go straight to the merge; the others are combined
+			v_apply := pg_catalog.format(
+				'WITH d AS (DELETE FROM %1$s WHERE NOT rebuild RETURNING rows),'
+				' u AS (SELECT x.*, pg_catalog.count(*) OVER (PARTITION BY %3$s) AS fv_parts FROM d, pg_catalog.unnest(d.rows) x),'
+				' m AS (SELECT %6$s FROM u WHERE fv_parts OPERATOR(pg_catalog.=) 1'
+				'       UNION ALL SELECT %2$s FROM u WHERE fv_parts OPERATOR(pg_catalog.>) 1 GROUP BY %3$s),'
+				' ins AS (INSERT INTO %4$s AS t SELECT * FROM m ON CONFLICT (%3$s) DO UPDATE SET %5$s RETURNING 1)'
+				' SELECT pg_catalog.count(*) FROM ins',
+				v_delta, pg_catalog.array_to_string(v_comb, ', '),
+				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
+				v_rel, pg_catalog.array_to_string(v_set, ', '),
+				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_cols) c));
+		ELSE
+			v_apply := pg_catalog.format(
+				'WITH d AS (DELETE FROM %1$s WHERE NOT rebuild RETURNING rows),'
+				' u AS (SELECT x.* FROM d, pg_catalog.unnest(d.rows) x),'
+				' m AS (SELECT DISTINCT ON (%2$s) * FROM u ORDER BY %2$s, %3$s),'
+				' ins AS (INSERT INTO %4$s AS t SELECT * FROM m ON CONFLICT (%2$s) DO UPDATE SET %5$s'
+				'   WHERE ROW(%6$s) OPERATOR(pg_catalog.>) ROW(%7$s) RETURNING 1)'
+				' SELECT pg_catalog.count(*) FROM ins',
+				v_delta,
+				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
+				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(o) OPERATOR(pg_catalog.||) ' DESC', ', ') FROM pg_catalog.unnest(v_ocols) o),
+				v_rel, pg_catalog.array_to_string(v_set, ', '),
+				(SELECT pg_catalog.string_agg(pg_catalog.format('excluded.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o),
+				(SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o));
+		END IF;
+	END IF;
+
+	UPDATE fleet.view_registry r SET apply_sql = v_apply, delta = v_delta::pg_catalog.regclass
+	 WHERE r.view_id OPERATOR(pg_catalog.=) v_id;
+
+	-- who may read it
+	INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges)
+	SELECT rn, 'TABLE', v_rel::text, 'SELECT' FROM pg_catalog.unnest(readers) rn
+	ON CONFLICT DO NOTHING;
+	PERFORM fleet.apply_grants();
+
+	-- first build: every writer of the source that started before the
+	-- trigger existed has finished (CREATE TRIGGER waited for it)
+	IF v_delta IS NOT NULL THEN
+		EXECUTE pg_catalog.format('INSERT INTO %s (rebuild) VALUES (true)', v_delta);
+	END IF;
+	PERFORM fleet.refresh_view(v_rel);
+	RETURN v_rel;
+END
+$fn$;
+COMMENT ON FUNCTION fleet.create_view(text, text, interval, regclass, text[], text[], text[], text[], text, text, text[]) IS
+	'Declare a fleet view: name (schema-qualified), kind (rollup | latest | general), max_staleness, then for rollup: source, keys (name = expr), aggregates (name = count|sum|min|max|avg|first|last(...)), filter; for latest: source, keys, columns, order_by (time, tie-breakers), filter; for general: keys (unique key) and definition. Builds it at once; returns the table. Extension owner only.';
+
+-- ------------------------------------------------------------------ refresh
+
+CREATE FUNCTION fleet.view_rebuild(p_view_id integer) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r fleet.view_registry;
+	n bigint;
+BEGIN
+	SELECT * INTO r FROM fleet.view_registry v WHERE v.view_id OPERATOR(pg_catalog.=) p_view_id;
+	IF r.source IS NOT NULL AND r.kind OPERATOR(pg_catalog.<>) 'general' THEN
+		-- wait for the source's writers and keep new ones out: the delta log
+		-- and the source then describe the same set of transactions
+		EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE', r.source);
+	END IF;
+	IF r.delta IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DELETE FROM %s', r.delta);
+	END IF;
+	EXECUTE pg_catalog.format('DELETE FROM %s', r.relation);
+	EXECUTE pg_catalog.format('INSERT INTO %s %s', r.relation, r.build_sql);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION fleet.view_rebuild(integer) IS
+	'Internal: recompute a fleet view in full from its source (SHARE lock on the source while it runs) and empty its delta log';
+
+CREATE FUNCTION fleet.refresh_view(view regclass, skip_locked boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+-- SECURITY DEFINER because a refresh reads every tenant's source rows and
+-- writes the shared materialization and registry, while callers (fleet_admin,
+-- and readers through fleet.ensure_fresh) have only SELECT on them.  It runs
+-- only SQL generated by fleet.create_view.  search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r fleet.view_registry;
+	v_t0 timestamptz := pg_catalog.clock_timestamp();
+	v_as_of timestamptz;
+	v_rows bigint := 0;
+	v_rebuild boolean := false;
+	v_snap pg_snapshot;
+	v_miss boolean;
+	v_rr boolean := pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed';
+BEGIN
+	IF skip_locked THEN
+		SELECT * INTO r FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view FOR UPDATE SKIP LOCKED;
+		IF NOT FOUND THEN
+			RETURN NULL;
+		END IF;
+	ELSE
+		SELECT * INTO r FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view FOR UPDATE;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION '% is not a fleet view', view USING ERRCODE = 'undefined_object',
+				HINT = 'fleet.view_status lists the fleet views.';
+		END IF;
+	END IF;
+	v_miss := r.as_of IS NOT NULL AND v_t0 OPERATOR(pg_catalog.-) r.as_of OPERATOR(pg_catalog.>) r.max_staleness;
+
+	-- The watermark is read before the snapshot of the consuming statement
+	-- is taken (at REPEATABLE READ the snapshot is the transaction's, taken
+	-- after its start), so everything committed before it is consumed.
+	v_as_of := CASE WHEN v_rr THEN pg_catalog.now() ELSE pg_catalog.clock_timestamp() END;
+	IF r.delta IS NOT NULL THEN
+		EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE rebuild)', r.delta) INTO v_rebuild;
+	END IF;
+	IF v_rebuild THEN
+		PERFORM fleet.view_rebuild(r.view_id);
+		-- the source lock was granted only after all its writers finished
+		v_as_of := CASE WHEN v_rr THEN pg_catalog.now() ELSE pg_catalog.clock_timestamp() END;
+		EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', r.relation) INTO v_rows;
+	ELSE
+		EXECUTE r.apply_sql INTO v_rows;
+	END IF;
+	v_snap := pg_catalog.pg_current_snapshot();
+
+	UPDATE fleet.view_registry v
+	   SET as_of = GREATEST(v_as_of, v.as_of),
+	       snapshot = v_snap,
+	       last_refresh_at = pg_catalog.clock_timestamp(),
+	       last_duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_t0,
+	       last_rows_changed = v_rows,
+	       refreshes = v.refreshes OPERATOR(pg_catalog.+) 1,
+	       rebuilds = v.rebuilds OPERATOR(pg_catalog.+) (CASE WHEN v_rebuild THEN 1 ELSE 0 END),
+	       bound_misses = v.bound_misses OPERATOR(pg_catalog.+) (CASE WHEN v_miss THEN 1 ELSE 0 END)
+	 WHERE v.view_id OPERATOR(pg_catalog.=) r.view_id;
+	PERFORM pg_catalog.pg_notify('fleet_view_refreshed', pg_catalog.json_build_object(
+		'view', r.relation::text, 'as_of', v_as_of, 'rows_changed', v_rows, 'rebuild', v_rebuild)::text);
+	RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION fleet.refresh_view(regclass, boolean) IS
+	'Refresh a fleet view now, in the caller''s transaction: merge the committed changes of its source (or recompute a general view), advance as_of, NOTIFY fleet_view_refreshed; returns the rows changed. With skip_locked, returns NULL if a refresh of that view is already running.';
+
+CREATE FUNCTION fleet.run_view_refresh(view regclass) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_msg text;
+BEGIN
+	RETURN fleet.refresh_view(view, true) IS NOT NULL;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT;
+	UPDATE fleet.view_registry v SET last_error = v_msg, last_error_at = pg_catalog.clock_timestamp()
+	 WHERE v.relation OPERATOR(pg_catalog.=) view;
+	RAISE WARNING 'fleet view % refresh failed: %', view, v_msg;
+	RETURN false;
+END
+$$;
+COMMENT ON FUNCTION fleet.run_view_refresh(regclass) IS
+	'The background worker''s unit of work: refresh one view, skipping it if another refresh holds it; a failure is recorded in last_error instead of raised';
+
+CREATE FUNCTION fleet.views_due() RETURNS SETOF regclass
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT v.relation FROM fleet.view_registry v
+	 WHERE v.enabled
+	   AND (v.as_of IS NULL
+	        OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=)
+	           ((v.as_of OPERATOR(pg_catalog.+) (v.max_staleness OPERATOR(pg_catalog./) 2))
+	            OPERATOR(pg_catalog.-) (COALESCE(v.last_duration, '0'::interval) OPERATOR(pg_catalog.*) 2)))
+	 ORDER BY v.as_of OPERATOR(pg_catalog.+) v.max_staleness NULLS FIRST
+$$;
+COMMENT ON FUNCTION fleet.views_due() IS
+	'Views the worker should refresh now, most urgent first: a view is due once its age reaches half its bound minus twice its last refresh duration';
+
+-- ------------------------------------------------------------------ freshness
+
+CREATE VIEW fleet.view_status WITH (security_invoker = true) AS
+SELECT v.relation AS view, v.kind, v.source, v.max_staleness AS bound, v.as_of,
+       pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v.as_of AS age,
+       ((pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v.as_of) OPERATOR(pg_catalog.<=) v.max_staleness) AS within_bound,
+       v.last_refresh_at, v.last_duration, v.last_rows_changed AS rows_changed,
+       v.refreshes, v.rebuilds, v.bound_misses, v.enabled, v.last_error, v.last_error_at
+  FROM fleet.view_registry v;
+COMMENT ON VIEW fleet.view_status IS
+	'Freshness of every fleet view: kind, bound, as_of watermark, age, whether it is within its bound, last refresh duration and rows changed, refresh, rebuild and bound-miss counts, last error';
+
+CREATE FUNCTION fleet.view_age(view regclass) RETURNS interval
+LANGUAGE sql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v.as_of
+	  FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view
+$$;
+COMMENT ON FUNCTION fleet.view_age(regclass) IS
+	'Age of a fleet view (now minus its as_of watermark), for a UI''s "updated 42 seconds ago"; NULL if it is not a fleet view';
+
+CREATE FUNCTION fleet.ensure_fresh(view regclass, max_age interval DEFAULT NULL) RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE
+-- SECURITY DEFINER because a reader that needs a guarantee may have to
+-- refresh the view (see fleet.refresh_view) with only SELECT on it.
+-- search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r fleet.view_registry;
+	v_limit interval;
+	v_age interval;
+BEGIN
+	SELECT * INTO r FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION '% is not a fleet view', view USING ERRCODE = 'undefined_object';
+	END IF;
+	v_limit := COALESCE(max_age, r.max_staleness);
+	IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.as_of OPERATOR(pg_catalog.<=) v_limit THEN
+		RETURN r.as_of;
+	END IF;
+	IF pg_catalog.current_setting('transaction_read_only')::boolean THEN
+		RAISE EXCEPTION 'fleet view % is older than the % asked for', view, v_limit
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      DETAIL = 'It cannot be refreshed in a read-only transaction.';
+	END IF;
+	PERFORM fleet.refresh_view(view);
+	SELECT * INTO r FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view;
+	v_age := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.as_of;
+	IF v_age OPERATOR(pg_catalog.>) v_limit THEN
+		RAISE EXCEPTION 'fleet view % cannot be brought within % of now', view, v_limit
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      DETAIL = pg_catalog.format('After a refresh it is as of %s, %s old.', r.as_of, v_age),
+			      HINT = 'Ask for a larger max_age, or read outside a long REPEATABLE READ transaction.';
+	END IF;
+	RETURN r.as_of;
+END
+$$;
+COMMENT ON FUNCTION fleet.ensure_fresh(regclass, interval) IS
+	'Guaranteed read: returns the view''s as_of once the view is at most max_age (default: its bound) old, refreshing it in the caller''s transaction if needed; raises object_not_in_prerequisite_state if that cannot be achieved. Never returns for older data.';
+
+-- ------------------------------------------------------------------ manage
+
+CREATE FUNCTION fleet.alter_view(view regclass, max_staleness interval DEFAULT NULL, enabled boolean DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+-- SECURITY DEFINER because fleet_admin manages bounds without write access
+-- to the registry (which holds the SQL the owner runs).  search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF max_staleness IS NOT NULL AND max_staleness OPERATOR(pg_catalog.<=) '0'::interval THEN
+		RAISE EXCEPTION 'max_staleness must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	UPDATE fleet.view_registry v
+	   SET max_staleness = COALESCE(alter_view.max_staleness, v.max_staleness),
+	       enabled = COALESCE(alter_view.enabled, v.enabled)
+	 WHERE v.relation OPERATOR(pg_catalog.=) view;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION '% is not a fleet view', view USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION fleet.alter_view(regclass, interval, boolean) IS
+	'Change a fleet view''s bound (max_staleness) or switch its scheduled refresh on or off (fleet_admin)';
+
+CREATE FUNCTION fleet.drop_view(view regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE
+-- SECURITY DEFINER for the same reason as fleet.create_view (owner only,
+-- checked first).  search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r fleet.view_registry;
+BEGIN
+	PERFORM fleet.view_owner_check();
+	SELECT * INTO r FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION '% is not a fleet view', view USING ERRCODE = 'undefined_object';
+	END IF;
+	IF r.delta IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', 'fleet_view_' OPERATOR(pg_catalog.||) r.view_id OPERATOR(pg_catalog.||) '_ins', r.source);
+		EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', 'fleet_view_' OPERATOR(pg_catalog.||) r.view_id OPERATOR(pg_catalog.||) '_upd', r.source);
+		EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', 'fleet_view_' OPERATOR(pg_catalog.||) r.view_id OPERATOR(pg_catalog.||) '_del', r.source);
+		EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', 'fleet_view_' OPERATOR(pg_catalog.||) r.view_id OPERATOR(pg_catalog.||) '_trunc', r.source);
+		EXECUTE pg_catalog.format('DROP FUNCTION fleet.%I()', 'view_capture_' OPERATOR(pg_catalog.||) r.view_id);
+		EXECUTE pg_catalog.format('DROP TABLE %s', r.delta);
+	END IF;
+	DELETE FROM fleet.role_grant g WHERE g.object_kind OPERATOR(pg_catalog.=) 'TABLE'
+	   AND g.object_name OPERATOR(pg_catalog.=) r.relation::text;
+	DELETE FROM fleet.view_registry v WHERE v.view_id OPERATOR(pg_catalog.=) r.view_id;
+	EXECUTE pg_catalog.format('DROP TABLE %s', r.relation);
+END
+$$;
+COMMENT ON FUNCTION fleet.drop_view(regclass) IS 'Drop a fleet view with its delta log and capture triggers (extension owner only)';
+
+-- ------------------------------------------------------------------ verify
+
+CREATE FUNCTION fleet.verify_view(view regclass)
+RETURNS TABLE (difference text, row_data jsonb)
+LANGUAGE plpgsql VOLATILE
+-- SECURITY DEFINER because the comparison needs every tenant's rows of the
+-- view and its source (see fleet.refresh_view).  search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r fleet.view_registry;
+BEGIN
+	SELECT * INTO r FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION '% is not a fleet view', view USING ERRCODE = 'undefined_object';
+	END IF;
+	-- Writers of the source wait while we bring the view up to date and
+	-- compare it with a recomputation: both then see the same transactions.
+	IF r.source IS NOT NULL THEN
+		EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE', r.source);
+	END IF;
+	PERFORM fleet.refresh_view(view);
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'SELECT ''missing''::text, pg_catalog.to_jsonb(x) FROM (SELECT * FROM (%1$s) b EXCEPT ALL SELECT * FROM %2$s) x'
+		' UNION ALL '
+		'SELECT ''extra''::text, pg_catalog.to_jsonb(x) FROM (SELECT * FROM %2$s EXCEPT ALL SELECT * FROM (%1$s) b) x'
+		' ORDER BY 1, 2',
+		r.build_sql, r.relation);
+END
+$$;
+COMMENT ON FUNCTION fleet.verify_view(regclass) IS
+	'Compare a fleet view with a full recomputation of its definition (after bringing it up to date, with the source''s writers held back): one row per difference, "missing" (in the recomputation, not the view) or "extra"; no rows means identical';
+
+INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
+	('fleet_admin',   'TABLE', 'fleet.view_registry', 'SELECT'),
+	('fleet_app',     'TABLE', 'fleet.view_registry', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.view_registry', 'SELECT'),
+	('fleet_admin',   'TABLE', 'fleet.view_status', 'SELECT'),
+	('fleet_app',     'TABLE', 'fleet.view_status', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.view_status', 'SELECT'),
+	('fleet_admin',   'FUNCTION', 'fleet.view_age(regclass)', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.view_age(regclass)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.view_age(regclass)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.ensure_fresh(regclass,interval)', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.ensure_fresh(regclass,interval)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.ensure_fresh(regclass,interval)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.refresh_view(regclass,boolean)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.alter_view(regclass,interval,boolean)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.verify_view(regclass)', 'EXECUTE');
