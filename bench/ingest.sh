@@ -56,7 +56,7 @@ pg pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
 q -c 'CREATE EXTENSION fleet CASCADE' >/dev/null
 q -v csv="$WORK/pos.csv" -f "$HERE/ingest.sql" >/dev/null
 
-ROWS=100000
+ROWS=100000		# fixed: bench/ingest.sql generates this many fixes
 
 # 1-2. positions batch ingest vs COPY (plain table, same unique key); duplicates.
 t_copy=$(ms "COPY plain_position FROM '$WORK/pos.csv'")

@@ -1,0 +1,65 @@
+#!/bin/bash
+# bench/run.sh: every fleet benchmark, one after the other (make bench).
+#
+# Each script starts its own throwaway cluster on a free port, measures its
+# figures as ratios against a baseline taken in the same run (COPY, plain
+# INSERT, REFRESH MATERIALIZED VIEW, direct libpq calls...) and writes its
+# own "## <area>" section of bench/results.md, noting the machine.  The
+# machine is small and shared, so the figures are reports, never test
+# thresholds.
+#
+#   make bench                     # all of them
+#   BENCH_ONLY="ingest views" make bench
+#   QUICK=1 make bench             # smaller sizes, for a smoke run
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+RESULTS=${RESULTS:-$HERE/results.md}
+export RESULTS
+
+machine() {
+	echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)," \
+		"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -r)," \
+		"PostgreSQL $(pg_config --version | awk '{ print $2 }'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+if [ -n "${QUICK:-}" ]; then
+	export HOLD_SECONDS=${HOLD_SECONDS:-10} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-1} IDLE=${IDLE:-1000} \
+		SOURCE_ROWS=${SOURCE_ROWS:-500000} VEHICLES=${VEHICLES:-1000} SOAK_SECONDS=${SOAK_SECONDS:-30}
+fi
+
+# area name -> how to run it; scripts that print their section get it stored
+# by put_section.py, the others write bench/results.md themselves.
+declare -a AREAS=(ingest gateway views tiering sync metrics)
+ONLY=${BENCH_ONLY:-${AREAS[*]}}
+failed=()
+make -C "$REPO/services" all >/dev/null
+
+for area in $ONLY; do
+	script=$HERE/$area.sh
+	if [ ! -x "$script" ]; then
+		echo "bench: no $script, skipped" >&2
+		continue
+	fi
+	echo "== bench $area ($(date -u +%H:%M:%SZ); $(machine))"
+	case $area in
+	ingest)
+		if out=$("$script"); then
+			printf '%s\n\nMachine: %s.\n' "$out" "$(machine)" | "$HERE/put_section.py" "$RESULTS" "Ingest"
+			echo "$out"
+		else
+			failed+=("$area")
+		fi
+		;;
+	*)
+		"$script" || failed+=("$area")
+		;;
+	esac
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "bench: failed: ${failed[*]}" >&2
+	exit 1
+fi
+echo "bench: results in $RESULTS"
