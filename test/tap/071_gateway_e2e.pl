@@ -1,6 +1,6 @@
 # fleet-gateway end to end over real sockets, against a real node.
 #
-# Every vector of ../shared/vectors (Teltonika TCP and UDP, GT06, OsmAnd)
+# Every vector of test/vectors (Teltonika TCP and UDP, GT06, OsmAnd)
 # gives exactly the reply bytes / HTTP status expected and exactly the
 # stored rows expected; corrupt frames get no acknowledgement and store
 # nothing; a re-sent buffer stores nothing twice and is acknowledged again;
@@ -23,9 +23,9 @@ use FleetTest;
 use lib "$ENV{FLEET_REPO}/services/gateway/test";
 use GatewayTest;
 
-my $vectors = $ENV{FLEET_VECTORS} || "$ENV{FLEET_REPO}/../shared/vectors";
-plan skip_all => "fleet-gateway not built ($GatewayTest::BIN)" unless -x $GatewayTest::BIN;
-plan skip_all => "no vectors in $vectors" unless -f "$vectors/teltonika.tsv";
+my $vectors = $ENV{FLEET_VECTORS} || "$ENV{FLEET_REPO}/test/vectors";
+BAIL_OUT("fleet-gateway not built ($GatewayTest::BIN)") unless -x $GatewayTest::BIN;
+BAIL_OUT("no vectors in $vectors") unless -f "$vectors/teltonika.tsv";
 
 my $node = fleet_node('fleet_gateway');
 my $dir = PostgreSQL::Test::Utils::tempdir('gw');

@@ -17,7 +17,7 @@ use FleetTest;
 use lib "$ENV{FLEET_REPO}/services/gateway/test";
 use GatewayTest;
 
-plan skip_all => "fleet-gateway not built ($GatewayTest::BIN)" unless -x $GatewayTest::BIN;
+BAIL_OUT("fleet-gateway not built ($GatewayTest::BIN)") unless -x $GatewayTest::BIN;
 
 my $node = fleet_node('fleet_webhook');
 my $dir = PostgreSQL::Test::Utils::tempdir('gwh');

@@ -16,7 +16,7 @@ use lib "$ENV{FLEET_REPO}/services/gateway/test";
 use GatewayTest;
 
 my $loadgen = "$ENV{FLEET_REPO}/services/build/fleet-loadgen";
-plan skip_all => 'fleet-gateway or fleet-loadgen not built' unless -x $GatewayTest::BIN && -x $loadgen;
+BAIL_OUT('fleet-gateway or fleet-loadgen not built') unless -x $GatewayTest::BIN && -x $loadgen;
 
 my $node = fleet_node('fleet_loadgen');
 my $dir = PostgreSQL::Test::Utils::tempdir('gwl');

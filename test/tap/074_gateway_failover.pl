@@ -14,7 +14,7 @@ use FleetTest;
 use lib "$ENV{FLEET_REPO}/services/gateway/test";
 use GatewayTest;
 
-plan skip_all => "fleet-gateway not built ($GatewayTest::BIN)" unless -x $GatewayTest::BIN;
+BAIL_OUT("fleet-gateway not built ($GatewayTest::BIN)") unless -x $GatewayTest::BIN;
 
 my $primary = fleet_node('fleet_fo_primary', init => { allows_streaming => 1 });
 my $tenant = $primary->safe_psql('fleet', "SELECT fleet.create_tenant('Failover Freight')");

@@ -13,7 +13,7 @@ use FleetTest;
 use lib "$ENV{FLEET_REPO}/services/gateway/test";
 use GatewayTest;
 
-plan skip_all => "fleet-gateway not built ($GatewayTest::BIN)" unless -x $GatewayTest::BIN;
+BAIL_OUT("fleet-gateway not built ($GatewayTest::BIN)") unless -x $GatewayTest::BIN;
 
 my $node = fleet_node('fleet_backpressure');
 my $tenant = $node->safe_psql('fleet', "SELECT fleet.create_tenant('Full Journal Ltd')");

@@ -1,6 +1,6 @@
 /*
  * test_vectors.c - unit tests of the gateway protocol parsers against the
- * real tracker vectors in shared/vectors (never copied into the repo):
+ * real tracker vectors in test/vectors (a fixed copy of ../shared/vectors):
  *
  *   teltonika.tsv + teltonika_expected.json  every frame, every record, every IO
  *   gt06.tsv                                  every frame, fields and reply bytes
@@ -10,7 +10,7 @@
  * with its specific reason and no reply) and stream-framing checks.
  *
  * The vector directory is $FLEET_VECTORS, else FLEET_VECTORS_DEFAULT (set by
- * services/Makefile to <repo>/../shared/vectors).  Prints "N passed, M failed"
+ * services/Makefile to <repo>/test/vectors).  Prints "N passed, M failed"
  * and exits non-zero on any failure.
  */
 #include "../gt06.h"
@@ -26,7 +26,7 @@
 #include <time.h>
 
 #ifndef FLEET_VECTORS_DEFAULT
-#define FLEET_VECTORS_DEFAULT "../shared/vectors"
+#define FLEET_VECTORS_DEFAULT "test/vectors"
 #endif
 
 static int	n_pass,
