@@ -28,6 +28,7 @@ extern Oid	FleetExtensionOwner(void);
 /* ingest.c: what the ingest entry points share */
 #include "fmgr.h"
 #include "utils/array.h"
+#include "executor/spi.h"
 
 #define FLEET_MAX_KEY_LOCKS			512	/* more keys: the batch runs alone */
 #define FLEET_LOCK_MAGIC			0x666C6565	/* "flee" */
@@ -46,6 +47,7 @@ extern void FleetLockKeys(uint16 lockspace, uint64 *keys, int n);
 extern void FleetAsOwner(Oid *saved_uid, int *saved_ctx);
 extern void FleetAsCaller(Oid saved_uid, int saved_ctx);
 extern ArrayType *FleetMakeArray(Datum *values, bool *nulls, int n, Oid elemtype);
+extern SPIPlanPtr FleetKeepPlan(const char *sql, int nargs, Oid *argtypes, bool generic);
 
 /* tenant.c: SQL-callable, used to enter a tenant context for handlers */
 extern Datum fleet_set_tenant(PG_FUNCTION_ARGS);

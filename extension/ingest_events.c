@@ -121,28 +121,12 @@ static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr key_plan = NULL;
 static SPIPlanPtr conflict_plan = NULL;
 
-static SPIPlanPtr keep_plan(const char *sql, int nargs, Oid *argtypes);
 static void prepare_plans(void);
 static void load_kinds(HTAB *kinds, MemoryContext cxt);
 static char *check_payload(Jsonb *required, Jsonb *payload);
 static Jsonb *upcast_step(Oid fn, Oid fnowner, Jsonb *payload, char **error);
 static Jsonb *upcast(KindEntry *k, int version, Jsonb *payload, char **error);
 static uint64 event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload);
-
-/*
- * Prepare and keep an SPI plan.
- */
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
 
 /*
  * Prepare the statements of the event ingest path (once per backend).
@@ -154,59 +138,59 @@ prepare_plans(void)
 	{
 		Oid			t[1] = {TEXTARRAYOID};
 
-		kind_plan = keep_plan(
+		kind_plan = FleetKeepPlan(
 			"SELECT k.kind, k.class, k.schema_version, k.required FROM fleet.event_kind k"
-			" WHERE k.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
-		upcaster_plan = keep_plan(
+			" WHERE k.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t, true);
+		upcaster_plan = FleetKeepPlan(
 			"SELECT u.kind, u.from_version, u.upcaster::pg_catalog.oid, p.proowner"
 			"  FROM fleet.event_upcaster u"
 			"  LEFT JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) u.upcaster::pg_catalog.oid"
-			" WHERE u.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
+			" WHERE u.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t, true);
 	}
 	if (probe_plan == NULL)
 	{
 		Oid			t[4] = {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID};
 
-		probe_plan = keep_plan(
+		probe_plan = FleetKeepPlan(
 			"SELECT k.n, e.payload_hash, e.event_id"
 			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS k(n, s, i)"
 			"  JOIN fleet.event_key e"
 			"    ON e.tenant_id OPERATOR(pg_catalog.=) $4"
 			"   AND e.source OPERATOR(pg_catalog.=) k.s"
-			"   AND e.idem_key OPERATOR(pg_catalog.=) k.i", 4, t);
+			"   AND e.idem_key OPERATOR(pg_catalog.=) k.i", 4, t, true);
 	}
 	if (log_plan == NULL)
 	{
 		Oid			t[10] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
 			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
 
-		log_plan = keep_plan(
+		log_plan = FleetKeepPlan(
 			"INSERT INTO fleet.event_log (tenant_id, event_id, class, kind, schema_version,"
 			"                             original_version, source, idem_key, occurred_at, payload)"
 			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t);
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t, true);
 	}
 	if (key_plan == NULL)
 	{
 		Oid			t[5] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 
-		key_plan = keep_plan(
+		key_plan = FleetKeepPlan(
 			"INSERT INTO fleet.event_key (tenant_id, source, idem_key, payload_hash, event_id)"
 			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u", 5, t);
+			"   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u", 5, t, true);
 	}
 	if (conflict_plan == NULL)
 	{
 		Oid			t[10] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 			INT4ARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 
-		conflict_plan = keep_plan(
+		conflict_plan = FleetKeepPlan(
 			"INSERT INTO fleet.event_conflict (tenant_id, source, idem_key, event_id, kind, schema_version,"
 			"                                  occurred_at, payload, payload_hash, original_hash)"
 			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t);
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t, true);
 	}
 }
 

@@ -82,7 +82,6 @@ static SPIPlanPtr bury_plan = NULL;
 static SPIPlanPtr done_retry_plan = NULL;
 static SPIPlanPtr move_plan = NULL;
 
-static SPIPlanPtr keep_plan(const char *sql, int nargs, Oid *argtypes);
 static void prepare_plans(void);
 static void record_failure(Pass *pass, FleetEvent *e);
 static void read_event(SPITupleTable *tt, uint64 i, FleetEvent *e);
@@ -106,21 +105,6 @@ FleetClassName(int i)
 }
 
 /*
- * Prepare and keep an SPI plan.
- */
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
-/*
  * Prepare the statements of a pass (once per backend).
  */
 static void
@@ -134,24 +118,24 @@ prepare_plans(void)
 
 	if (move_plan != NULL)		/* prepared last: all are there */
 		return;
-	cursor_plan = keep_plan(
+	cursor_plan = FleetKeepPlan(
 		"SELECT c.lo::pg_catalog.text, c.hi::pg_catalog.text, c.pos_txid::pg_catalog.text, c.pos_event,"
 		"       k.max_attempts, k.batch_size"
 		"  FROM fleet.consumer_cursor c JOIN fleet.event_class k ON k.class OPERATOR(pg_catalog.=) c.class"
-		" WHERE c.class OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c", 1, t1);
-	kinds_plan = keep_plan(
+		" WHERE c.class OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c", 1, t1, true);
+	kinds_plan = FleetKeepPlan(
 		"SELECT k.kind, k.handler::pg_catalog.oid, p.proowner FROM fleet.event_kind k"
 		"  LEFT JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) k.handler::pg_catalog.oid"
-		" WHERE $1 IS NULL OR k.class OPERATOR(pg_catalog.=) $1", 1, t1);
-	retries_plan = keep_plan(
+		" WHERE $1 IS NULL OR k.class OPERATOR(pg_catalog.=) $1", 1, t1, true);
+	retries_plan = FleetKeepPlan(
 		"SELECT r.tenant_id, r.event_id, r.logged_at, e.kind, e.payload, e.occurred_at"
 		"  FROM fleet.event_retry r"
 		"  JOIN fleet.event_log e ON e.tenant_id OPERATOR(pg_catalog.=) r.tenant_id"
 		"   AND e.event_id OPERATOR(pg_catalog.=) r.event_id AND e.logged_at OPERATOR(pg_catalog.=) r.logged_at"
 		" WHERE r.class OPERATOR(pg_catalog.=) $1 AND r.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()"
-		" ORDER BY r.next_attempt_at, r.event_id LIMIT $2", 2, t2);
-	snapshot_plan = keep_plan("SELECT pg_catalog.pg_current_snapshot()::pg_catalog.text", 0, NULL);
-	batch_plan = keep_plan(
+		" ORDER BY r.next_attempt_at, r.event_id LIMIT $2", 2, t2, true);
+	snapshot_plan = FleetKeepPlan("SELECT pg_catalog.pg_current_snapshot()::pg_catalog.text", 0, NULL, true);
+	batch_plan = FleetKeepPlan(
 		"SELECT e.tenant_id, e.event_id, e.logged_at, e.kind, e.payload, e.occurred_at, e.txid::pg_catalog.text"
 		"  FROM fleet.event_log e"
 		" WHERE e.class OPERATOR(pg_catalog.=) $1"
@@ -161,8 +145,8 @@ prepare_plans(void)
 		"   AND pg_catalog.pg_visible_in_snapshot(e.txid, $3::pg_catalog.pg_snapshot)"
 		"   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, $2::pg_catalog.pg_snapshot)"
 		" ORDER BY e.txid, e.event_id LIMIT $6", 6,
-		(Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID});
-	fail_plan = keep_plan(
+		(Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID}, true);
+	fail_plan = FleetKeepPlan(
 		"INSERT INTO fleet.event_retry AS r (tenant_id, event_id, logged_at, class, kind, attempts,"
 		"                                     next_attempt_at, last_error, last_sqlstate, history)"
 		" SELECT $1, $2, $3, $4, $5, 1,"
@@ -184,8 +168,8 @@ prepare_plans(void)
 		"       history = r.history OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object("
 		"         'attempt', r.attempts OPERATOR(pg_catalog.+) 1, 'at', pg_catalog.clock_timestamp(),"
 		"         'error', EXCLUDED.last_error, 'sqlstate', EXCLUDED.last_sqlstate))"
-		" RETURNING r.attempts", 7, tf);
-	bury_plan = keep_plan(
+		" RETURNING r.attempts", 7, tf, true);
+	bury_plan = FleetKeepPlan(
 		"WITH gone AS (DELETE FROM fleet.event_retry r"
 		"               WHERE r.tenant_id OPERATOR(pg_catalog.=) $1 AND r.event_id OPERATOR(pg_catalog.=) $2"
 		"              RETURNING r.*)"
@@ -194,17 +178,17 @@ prepare_plans(void)
 		" SELECT g.tenant_id, g.event_id, g.logged_at, g.class, g.kind, g.attempts, g.last_error, g.last_sqlstate,"
 		"        g.history, e.payload"
 		"   FROM gone g LEFT JOIN fleet.event_log e ON e.tenant_id OPERATOR(pg_catalog.=) g.tenant_id"
-		"    AND e.event_id OPERATOR(pg_catalog.=) g.event_id AND e.logged_at OPERATOR(pg_catalog.=) g.logged_at", 2, td);
-	done_retry_plan = keep_plan(
+		"    AND e.event_id OPERATOR(pg_catalog.=) g.event_id AND e.logged_at OPERATOR(pg_catalog.=) g.logged_at", 2, td, true);
+	done_retry_plan = FleetKeepPlan(
 		"DELETE FROM fleet.event_retry r"
-		" WHERE r.tenant_id OPERATOR(pg_catalog.=) $1 AND r.event_id OPERATOR(pg_catalog.=) $2", 2, td);
-	move_plan = keep_plan(
+		" WHERE r.tenant_id OPERATOR(pg_catalog.=) $1 AND r.event_id OPERATOR(pg_catalog.=) $2", 2, td, true);
+	move_plan = FleetKeepPlan(
 		"UPDATE fleet.consumer_cursor c"
 		"   SET lo = $2::pg_catalog.pg_snapshot, hi = $3::pg_catalog.pg_snapshot, pos_txid = $4::pg_catalog.xid8,"
 		"       pos_event = $5, events = c.events OPERATOR(pg_catalog.+) $6,"
 		"       batches = c.batches OPERATOR(pg_catalog.+) CASE WHEN $7 THEN 1 ELSE 0 END,"
 		"       updated_at = pg_catalog.now()"
-		" WHERE c.class OPERATOR(pg_catalog.=) $1", 7, tm);
+		" WHERE c.class OPERATOR(pg_catalog.=) $1", 7, tm, true);
 }
 
 /*
