@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "commands/extension.h"
@@ -42,6 +44,7 @@ static char *fleet_database = NULL;		/* fleet.database */
 static bool fleet_pipeline_enabled = true;	/* fleet.pipeline_enabled */
 static int	fleet_pipeline_naptime = 250;	/* fleet.pipeline_naptime, ms */
 static int	fleet_replay_window = 86400;	/* fleet.replay_window, s */
+static int	fleet_telemetry_nice = 5;	/* fleet.pipeline_telemetry_nice */
 
 static bool run_pass(const char *class_name);
 
@@ -82,6 +85,14 @@ FleetPipelineInit(void)
 							&fleet_replay_window,
 							86400, 3600, 366 * 86400,
 							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("fleet.pipeline_telemetry_nice",
+							gettext_noop("CPU scheduling niceness of the telemetry class's pipeline worker."),
+							gettext_noop("A telemetry flood then yields the CPU to the financial, audit and operational workers."),
+							&fleet_telemetry_nice,
+							5, 0, 19,
+							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
@@ -146,6 +157,24 @@ fleet_pipeline_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(fleet_database, NULL, 0);
 	snprintf(appname, sizeof(appname), "fleet pipeline %s", class_name);
 	pgstat_report_appname(appname);
+
+	/*
+	 * The telemetry class carries the floods (vehicle state reports by the
+	 * thousand); at a lower CPU priority its worker leaves the cores to the
+	 * other classes first, so a flood costs a financial event little
+	 * latency on a saturated machine.  It holds no lock another class's
+	 * handlers wait for (each class has its own cursor, and the built-in
+	 * telemetry handlers write only vehicle state), so it does not hold back
+	 * another class; a user handler of the telemetry class that shares locks
+	 * with other classes can set fleet.pipeline_telemetry_nice to 0.
+	 */
+	if (strcmp(class_name, "telemetry") == 0 && fleet_telemetry_nice > 0)
+	{
+		errno = 0;
+		if (nice(fleet_telemetry_nice) == -1 && errno != 0)
+			ereport(LOG,
+					(errmsg("fleet pipeline telemetry worker could not lower its CPU priority: %m")));
+	}
 
 	for (;;)
 	{
