@@ -59,7 +59,11 @@ static metric_family *m_req, *m_lat, *m_mut, *m_db, *m_queue;
 
 /*
  * One statement per request: the token is resolved (and the tenant set for
- * this transaction) by the function scan the work depends on laterally.
+ * this transaction) by the function scan in FROM, and the work is a
+ * function that depends on its output (a LATERAL function call or the
+ * target list), so it can only run after the tenant is set.  A plain join
+ * with a tenant table would not do: the planner may scan that table first,
+ * before any tenant context exists.
  */
 static const pg_stmt statements[] = {
 	{"push",
@@ -67,10 +71,8 @@ static const pg_stmt statements[] = {
 		"  FROM fleet.sync_authenticate($1) a"
 		" CROSS JOIN LATERAL fleet.sync_push(a.client_id, $2::jsonb) p", 2},
 	{"expected",
-		"SELECT c.last_mutation_id OPERATOR(pg_catalog.+) 1"
-		"  FROM fleet.sync_authenticate($1) a"
-		"  JOIN fleet.sync_client c ON c.tenant_id OPERATOR(pg_catalog.=) a.tenant_id"
-		"   AND c.client_id OPERATOR(pg_catalog.=) a.client_id", 1},
+		"SELECT (fleet.sync_me(a.client_id) OPERATOR(pg_catalog.->>) 'last_mutation_id')::bigint OPERATOR(pg_catalog.+) 1"
+		"  FROM fleet.sync_authenticate($1) a", 1},
 	{"pull",
 		"SELECT fleet.sync_pull(a.client_id, $2, $3::integer)::text"
 		"  FROM fleet.sync_authenticate($1) a", 3},
