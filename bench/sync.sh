@@ -138,7 +138,8 @@ Issue 8, \`bench/sync.sh\` on $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) vCPU $(grep 
 $(free -g | awk '/Mem:/ { print $2 }') GB RAM, PostgreSQL $(pg_config --version | awk '{ print $2 }'); fleet-sync ($CLIENTS database workers), the load driver
 (\`bench/sync_load.py\`, Python threads) and PostgreSQL (fsync and synchronous_commit on) on the same box, over loopback.
 $CLIENTS driver apps push $PAGES batches of $BATCH mutations each (route adjustments under lww_hlc, every 5th a proof
-of delivery), one thread per app, each batch after the previous answer; fresh apps and stops for every run.
+of delivery), one thread per app, each batch after the previous answer (2 untimed warm-up batches per app first);
+fresh apps and stops for every run.
 Baseline: the same batches as \`SELECT ... FROM fleet.sync_push(client, batch)\` over libpq (one connection per app,
 tenant set once). HTTP adds per request: token resolution (fleet.sync_authenticate in the same statement), JSON
 validation and re-encoding of the answer.

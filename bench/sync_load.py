@@ -5,7 +5,8 @@ Pushes the same kind of batches two ways, each client from its own thread:
   libpq  fleet.sync_push($client, $batch) over one libpq connection per
          client (libpq through ctypes; the tenant set once per session)
   http   POST /v1/sync/push with the client's bearer token (keep-alive)
-and measures mutations per second; then, over HTTP, request latency at a
+and measures mutations per second (after WARM untimed batches per client);
+then, over HTTP, request latency at a
 fixed request rate (open loop: each request is timed from the moment it
 was due, so a slow answer also delays the ones behind it).
 
@@ -91,8 +92,11 @@ class Libpq:
         return rows
 
 
+WARM = 2   # batches per client pushed before the clock starts (plan caches, connections)
+
+
 def throughput(mode, clients, pages, batch):
-    work = [batches(c, pages, batch) for c in clients]
+    work = [batches(c, pages + WARM, batch) for c in clients]
     errors = []
     barrier = threading.Barrier(len(clients) + 1)
     url = urllib.parse.urlparse(os.environ.get("SYNC_URL", "http://127.0.0.1:8088"))
@@ -101,8 +105,9 @@ def throughput(mode, clients, pages, batch):
         pq = Libpq()
         conn = pq.connect(os.environ["PGDSN"])
         pq.query(conn, "SELECT fleet.set_tenant($1::bigint)", [clients[k][1].split(".")[1]])
-        barrier.wait()
-        for b in work[k]:
+        for n, b in enumerate(work[k]):
+            if n == WARM:
+                barrier.wait()
             rows = pq.query(conn, "SELECT mutation_id, result, stored::text FROM fleet.sync_push($1::uuid, $2::jsonb)",
                             [clients[k][0], b], col=2)
             if len(rows) != batch:
@@ -111,8 +116,9 @@ def throughput(mode, clients, pages, batch):
     def run_http(k):
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=300)
         hdr = {"Authorization": "Bearer " + clients[k][1], "Content-Type": "application/json"}
-        barrier.wait()
-        for b in work[k]:
+        for n, b in enumerate(work[k]):
+            if n == WARM:
+                barrier.wait()
             conn.request("POST", "/v1/sync/push", body='{"mutations":' + b + '}', headers=hdr)
             r = conn.getresponse()
             body = r.read()
