@@ -388,8 +388,13 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	WITH p AS (
-		SELECT t.relation, d.partition, d.day
-		  FROM fleet.partitioned_table t CROSS JOIN LATERAL fleet.daily_partitions(t.relation) d),
+		-- what fleet.daily_partitions() returns, for every table in one catalog query
+		SELECT i.inhparent AS relation, i.inhrelid AS partition,
+		       to_date(substring(c.relname, '_p([0-9]{8})$'), 'YYYYMMDD') AS day
+		  FROM fleet.partitioned_table t
+		  JOIN pg_inherits i ON i.inhparent = t.relation
+		  JOIN pg_class c ON c.oid = i.inhrelid
+		 WHERE c.relname ~ '_p[0-9]{8}$'),
 	tn AS (SELECT t.relation, c.relname::text AS rel
 	         FROM fleet.partitioned_table t JOIN pg_class c ON c.oid = t.relation),
 	today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS d)
@@ -397,9 +402,9 @@ AS $$
 	SELECT 'fleet_partitions', jsonb_build_object('table', tn.rel, 'tier', 'hot'), count(*)::float8, 'gauge',
 	       'Daily partitions per table and storage tier' FROM p JOIN tn ON tn.relation = p.relation GROUP BY tn.rel
 	UNION ALL
-	SELECT 'fleet_partition_horizon_days', jsonb_build_object('table', t.rel),
+	SELECT 'fleet_partitions_ahead', jsonb_build_object('table', t.rel),
 	       COALESCE((SELECT max(p.day) FROM p WHERE p.relation = t.relation) - (SELECT today.d FROM today), -1)::float8,
-	       'gauge', 'Days ahead of today (UTC) for which partitions already exist (below 1: data for tomorrow has nowhere to go)'
+	       'gauge', 'Days after today (UTC) that already have a partition (0: data for tomorrow has nowhere to go)'
 	  FROM tn t
 	UNION ALL
 	SELECT 'fleet_table_rows_estimate', jsonb_build_object('table', t.rel),
@@ -514,6 +519,8 @@ INSERT INTO fleet.health_threshold (workflow, metric, match, direction, degraded
 	 'job and stop changes reach the dispatch board late'),
 	('dispatch', 'fleet_view_age_ratio', '{"workflow": "dispatch"}', 'above', 1, 5,
 	 'a dispatch view is older than its staleness bound'),
+	('dispatch', 'fleet_partitions_ahead', '{"table": "position"}', 'below', 1, 0,
+	 'no partition for tomorrow''s fixes yet: fleet.run_maintenance() (pg_cron) is not running'),
 	('dispatch', 'fleet_service_journal_depth', '{}', 'above', 1, 100000,
 	 'the gateway cannot reach the database and keeps fixes in its local journal'),
 	('driver_capture', 'fleet_event_backlog_oldest_seconds', '{"class": "operational"}', 'above', 60, 600,

@@ -22,7 +22,7 @@ SELECT l.key, jsonb_typeof(l.value) FROM fleet.metrics() m, jsonb_each(m.labels)
 SELECT name, labels, count(*) FROM fleet.metrics() GROUP BY name, labels HAVING count(*) > 1;
 SELECT name FROM fleet.metrics() GROUP BY name HAVING count(DISTINCT type) > 1 OR count(DISTINCT help) > 1;
 SELECT DISTINCT name FROM fleet.metrics() WHERE name IN ('fleet_event_backlog', 'fleet_partitions',
-	'fleet_partition_horizon_days', 'fleet_view_age_ratio', 'fleet_rows_inserted_total') ORDER BY 1;
+	'fleet_partitions_ahead', 'fleet_view_age_ratio', 'fleet_rows_inserted_total') ORDER BY 1;
 
 -- Who may read what: services read metrics, analysts read health.
 SET ROLE fleet_ingest;
