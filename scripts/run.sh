@@ -65,7 +65,9 @@ logging_collector = off
 CONF
 fi
 
-"${as_pg[@]}" "$bindir/pg_ctl" -D "$pgdata" -l "$var/log/postgresql.log" -o "-p $port" -w start >/dev/null
+# PostgreSQL, the gateway and the simulator run in sessions of their own, so
+# Ctrl-C reaches only this script, which stops them in order.
+setsid -w "${as_pg[@]}" "$bindir/pg_ctl" -D "$pgdata" -l "$var/log/postgresql.log" -o "-p $port" -w start >/dev/null
 pids=()
 stop() {
 	trap - INT TERM EXIT
@@ -98,7 +100,7 @@ teltonika_port=${FLEET_TELTONIKA_PORT:-$(free_port 5027)}
 gt06_port=${FLEET_GT06_PORT:-$(free_port 5023)}
 admin_port=${FLEET_ADMIN_PORT:-$(free_port 9105)}
 FLEET_DSN="host=$sock port=$port dbname=fleet user=postgres application_name=fleet-gateway" \
-	"$gw" --bind 127.0.0.1 --osmand-port "$osmand_port" --teltonika-port "$teltonika_port" --gt06-port "$gt06_port" \
+	setsid "$gw" --bind 127.0.0.1 --osmand-port "$osmand_port" --teltonika-port "$teltonika_port" --gt06-port "$gt06_port" \
 	--admin-port "$admin_port" --journal-dir "$var/gateway-journal" --report-interval 5 \
 	>>"$var/log/gateway.log" 2>&1 &
 gw_pid=$!
@@ -115,7 +117,7 @@ if [ "${FLEET_SIM:-1}" != 0 ]; then
 		--log "$var/log/sim-errors.log")
 	[ -n "${FLEET_FIX_RATE:-}" ] && sim_args+=(--fix-rate "$FLEET_FIX_RATE")
 	[ -n "${FLEET_SYNC_URL:-}" ] && sim_args+=(--sync-url "$FLEET_SYNC_URL")
-	python3 "$repo/services/sim/fleet-sim" "${sim_args[@]}" >>"$var/log/sim.log" 2>&1 &
+	setsid python3 "$repo/services/sim/fleet-sim" "${sim_args[@]}" >>"$var/log/sim.log" 2>&1 &
 	pids+=($!)
 fi
 pids+=("$gw_pid")
