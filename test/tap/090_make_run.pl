@@ -2,7 +2,7 @@
 # reaches a state where data has flowed through every component -- tracker
 # fixes over Teltonika and OsmAnd through the gateway into fleet.position,
 # driver apps' offline writes through fleet.sync_push, the dispatcher's
-# reassignments, the provider's webhooks and its retry storm (duplicates),
+# reassignments (and the conflicts they cause), the provider's webhooks and its retry storm (duplicates),
 # the event pipeline, the views worker, the gateway's reports and the
 # database metrics on its /metrics (valid Prometheus text) -- prints its
 # summary, and stops everything on SIGTERM.
@@ -59,6 +59,7 @@ SELECT (SELECT count(*) > 0 FROM fleet.position p JOIN fleet.device_route r ON r
        (SELECT count(*) > 0 FROM fleet.vehicle_state WHERE fix_time IS NOT NULL) AS vehicle_state,
        (SELECT count(*) > 0 FROM fleet.sync_mutation) AS driver_sync,
        (SELECT count(*) > 0 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE s.driver_id <> j.driver_id) AS reassigned,
+       (SELECT count(*) > 0 FROM fleet.sync_conflict WHERE kind = 'reassigned') AS sync_conflicts,
        (SELECT count(*) > 0 FROM fleet.event_log WHERE source = 'webhook:demo-telematics') AS webhooks,
        (SELECT sum(passes) > 0 FROM fleet.pipeline_stat) AS pipeline,
        (SELECT max(refreshes) > 1 FROM fleet.view_registry) AS views,
@@ -66,7 +67,7 @@ SELECT (SELECT count(*) > 0 FROM fleet.position p JOIN fleet.device_route r ON r
          WHERE service = 'fleet-gateway' AND name = 'integration_calls_total') AS gateway_reports,
        (SELECT count(*) = 5 FROM fleet.workflow_health) AS health
 };
-my @names = qw(teltonika osmand vehicle_state driver_sync reassigned webhooks pipeline views gateway_reports health);
+my @names = qw(teltonika osmand vehicle_state driver_sync reassigned sync_conflicts webhooks pipeline views gateway_reports health);
 my $flags = '';
 $deadline = time + 240;
 while (time < $deadline)
