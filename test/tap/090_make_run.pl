@@ -40,6 +40,7 @@ while (time < $deadline && $out !~ /psql:\s+psql -h (\S+) -p (\d+)/)
 my ($sock, $port) = $out =~ /psql:\s+psql -h (\S+) -p (\d+)/;
 ok(defined $port, 'run.sh prints the psql line') or diag("stdout: $out\nstderr: $err");
 my ($admin) = $out =~ m{metrics http://localhost:(\d+)/metrics};
+my ($osmand) = $out =~ m{OsmAnd http://localhost:(\d+)/};
 ok(defined $admin, 'and the gateway metrics address');
 
 sub sql
@@ -111,6 +112,24 @@ SKIP:
 	my $okp = IPC::Run::run([ '/usr/bin/promtool', 'check', 'metrics' ], '<', \$metrics, '>', \$o, '2>', \$e);
 	ok($okp, 'promtool accepts the gateway /metrics with the database metrics') or diag("$o$e");
 }
+
+# A failing call of an integration reaches the database through the
+# gateway's report: a malformed OsmAnd request is an osmand error.
+my ($code, $e2) = ('', '');
+IPC::Run::run([ 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}',
+	"http://127.0.0.1:$osmand/?id=demo-osm-0&lat=north&lon=13.4&timestamp=1700000000" ], '>', \$code, '2>', \$e2);
+is($code, '400', 'a malformed OsmAnd request is refused');
+my $osm_errors = '';
+$deadline = time + 120;
+while (time < $deadline)
+{
+	$run->pump_nb;
+	$osm_errors = sql(q{SELECT value FROM fleet.service_report WHERE service = 'fleet-gateway'
+	                     AND name = 'integration_calls_total' AND labels = '{"integration": "osmand", "result": "error"}'});
+	last if $osm_errors ne '' && $osm_errors > 0;
+	sleep 1;
+}
+ok($osm_errors ne '' && $osm_errors > 0, 'the gateway reported the osmand error to the database');
 
 like($out, qr/\[\d+ s\] fixes\/s \S+ stored \d+ \| health dispatch=/, 'the live summary is printed');
 

@@ -371,12 +371,32 @@ test_dbmetrics_render(void)
 	free(text);
 }
 
+/* Without a database the scrape still answers: fleet_db_metrics_up 0. */
+static void
+test_dbmetrics_unreachable(void)
+{
+	dbmetrics  *dm = dbmetrics_start("host=/nonexistent/fleet-test port=1 connect_timeout=1", "fleet-test", "t1", 0, NULL, NULL);
+	char	   *text = strdup("fleet_test_own 1\n");
+	size_t		len = strlen(text);
+
+	CHECK(dm != NULL, "start without a database");
+	CHECK(!dbmetrics_append(dm, &text, &len), "append reports the database did not answer");
+	CHECK(strncmp(text, "fleet_test_own 1\n", 17) == 0, "the service's own text is kept");
+	CHECK(strstr(text, "\nfleet_db_metrics_up 0\n") != NULL, "fleet_db_metrics_up 0: %s", text);
+	CHECK(strict_parse(text + 17) == 0, "still valid text");
+	CHECK(!dbmetrics_report(dm), "a report without a database fails");
+	dbmetrics_stop(dm);
+	dbmetrics_free(dm);
+	free(text);
+}
+
 int
 main(void)
 {
 	test_journal();
 	test_metrics();
 	test_dbmetrics_render();
+	test_dbmetrics_unreachable();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
