@@ -43,6 +43,8 @@ reply(http_req *r, const char *route, int status, const char *body, const char *
 
 	snprintf(lbl, sizeof(lbl), "route=\"%s\",code=\"%d\"", route, status);
 	metrics_add(m_http, lbl, 1);
+	if (strcmp(route, "osmand") == 0)
+		dbmetrics_count_call("osmand", status < 400);
 	snprintf(lbl, sizeof(lbl), "route=\"%s\"", route);
 	metrics_observe(m_http_latency, lbl, http_req_age(r));
 	http_respond(r, status, "text/plain; charset=utf-8", body, strlen(body), hname, hval);
@@ -142,6 +144,8 @@ http_front_admin(void *app, http_req *r)
 
 		metrics_set(m_ready, NULL, batcher_db_ready(f->b) ? 1 : 0);
 		text = metrics_render(&len);
+		if (f->dbm)
+			(void) dbmetrics_append(f->dbm, &text, &len);
 		snprintf(lbl, sizeof(lbl), "route=\"/metrics\",code=\"200\"");
 		metrics_add(m_http, lbl, 1);
 		http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, NULL);

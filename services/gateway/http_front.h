@@ -7,6 +7,7 @@
 
 #include "batcher.h"
 #include "webhook.h"
+#include "../common/dbmetrics.h"
 #include "../common/httpd.h"
 
 #include <stdbool.h>
@@ -17,6 +18,7 @@ typedef struct
 	webhook    *wh;				/* provider webhooks, or NULL */
 	volatile bool *draining;
 	double		started;		/* monotonic seconds at start */
+	dbmetrics  *dbm;			/* the database's metrics on /metrics, or NULL */
 } http_front;
 
 /* Device port: OsmAnd GET query, form POST and JSON bodies; POST /webhook/<provider>. */

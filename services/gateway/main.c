@@ -12,6 +12,7 @@
 #include "http_front.h"
 #include "tcp.h"
 #include "../common/config.h"
+#include "../common/dbmetrics.h"
 #include "../common/httpd.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
@@ -24,6 +25,13 @@
 
 static volatile sig_atomic_t signals_seen = 0;
 static volatile bool draining = false;
+
+/* Before each report to the database: the journal depth. */
+static void
+report_gauges(dbmetrics *dm, void *arg)
+{
+	dbmetrics_gauge(dm, "journal_depth", (double) batcher_journal_depth((batcher *) arg));
+}
 
 /* Count signals; the second one exits at once. */
 static void
@@ -54,7 +62,9 @@ main(int argc, char **argv)
 				max_body,
 				writers,
 				webhook_on,
-				webhook_queue;
+				webhook_queue,
+				db_metrics,
+				report_interval;
 	const cfg_option opts[] = {
 		{"dsn", "FLEET_DSN", CFG_STR, &dsn, "dbname=fleet", "libpq connection string or URI (multi-host with target_session_attrs=read-write works)"},
 		{"bind", "FLEET_BIND", CFG_STR, &bind, "0.0.0.0", "address to listen on"},
@@ -73,6 +83,8 @@ main(int argc, char **argv)
 		{"max-body", "FLEET_MAX_BODY", CFG_INT, &max_body, "1048576", "largest HTTP body, bytes (413 above)"},
 		{"webhook", "FLEET_WEBHOOK", CFG_INT, &webhook_on, "1", "serve POST /webhook/<provider> on the OsmAnd port (0 off)"},
 		{"webhook-queue", "FLEET_WEBHOOK_QUEUE", CFG_INT, &webhook_queue, "256", "webhook calls waiting for the database at most (503 above)"},
+		{"db-metrics", "FLEET_DB_METRICS", CFG_INT, &db_metrics, "1", "append fleet.metrics() to /metrics and report journal depth and per-integration calls to the database (0 off)"},
+		{"report-interval", "FLEET_REPORT_INTERVAL", CFG_INT, &report_interval, "10", "seconds between reports to fleet.report_service_metrics()"},
 		{"log-level", "FLEET_LOG_LEVEL", CFG_STR, &log_level, "info", "debug, info, warn, error"},
 	};
 	int			nopts = sizeof(opts) / sizeof(opts[0]);
@@ -121,6 +133,23 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	front.dbm = NULL;
+	if (db_metrics)
+	{
+		char		host[128] = "gateway";
+		char		instance[160];
+
+		(void) gethostname(host, sizeof(host) - 1);
+		host[sizeof(host) - 1] = '\0';
+		snprintf(instance, sizeof(instance), "%s:%ld", host, admin_port);
+		front.dbm = dbmetrics_start(dsn, "fleet-gateway", instance, (int) report_interval, report_gauges, b);
+		if (!front.dbm)
+		{
+			log_msg(LOG_ERROR, "cannot start", "error=\"database metrics\"");
+			return 1;
+		}
+	}
+
 	tc.bind = bind;
 	tc.teltonika_port = (int) teltonika_port;
 	tc.gt06_port = (int) gt06_port;
@@ -167,12 +196,14 @@ main(int argc, char **argv)
 		http_quiesce(dev_http);
 	if (tcp)
 		tcp_stop(tcp);			/* every device frame in flight answered */
+	dbmetrics_stop(front.dbm);	/* a last report while the journal is still there */
 	batcher_stop(b);			/* every queued submission answered */
 	if (front.wh)
 		webhook_stop(front.wh);	/* every queued webhook answered */
 	if (dev_http)
 		http_stop(dev_http);
 	http_stop(admin_http);
+	dbmetrics_free(front.dbm);
 	log_msg(LOG_INFO, "stopped", NULL);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include "tcp.h"
 #include "gt06.h"
 #include "teltonika.h"
+#include "../common/dbmetrics.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
 #include "../common/pgconn.h"
@@ -119,6 +120,7 @@ count_corrupt(proto p, const char *reason)
 
 	snprintf(lbl, sizeof(lbl), "protocol=\"%s\",reason=\"%s\"", proto_names[p], reason);
 	metrics_add(m_corrupt, lbl, 1);
+	dbmetrics_count_call(proto_names[p], false);
 }
 
 /* Count a frame by protocol and kind. */
@@ -129,6 +131,7 @@ count_frame(proto p, const char *kind)
 
 	snprintf(lbl, sizeof(lbl), "protocol=\"%s\",kind=\"%s\"", proto_names[p], kind);
 	metrics_add(m_frames, lbl, 1);
+	dbmetrics_count_call(proto_names[p], true);
 }
 
 /* Queue a completion from any thread and wake the epoll thread. */
@@ -539,6 +542,7 @@ on_udp(tcp_server *s)
 			continue;
 		}
 		metrics_add(m_frames, "protocol=\"teltonika\",kind=\"udp\"", 1);
+		dbmetrics_count_call("teltonika", true);
 		if (res.kind != TLT_KIND_AVL || res.n_records == 0)
 		{
 			if (res.reply_len)

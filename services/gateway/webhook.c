@@ -3,6 +3,7 @@
  * See webhook.h.
  */
 #include "webhook.h"
+#include "../common/dbmetrics.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
 #include "../common/pgconn.h"
@@ -53,6 +54,20 @@ answer(http_req *r, const char *provider, int status, const char *ctype, const c
 
 	snprintf(lbl, sizeof(lbl), "code=\"%d\"", status);
 	metrics_add(m_wh, lbl, 1);
+	{
+		char		integration[80];
+
+		/*
+		 * Per provider once it is known to the database; refusals (unknown
+		 * provider, bad signature: the name is whatever the URL said) share
+		 * one name, so a stranger cannot fill the bounded set of names.
+		 */
+		if (status == 401 || status == 403 || status == 404 || !provider)
+			snprintf(integration, sizeof(integration), "webhook:refused");
+		else
+			snprintf(integration, sizeof(integration), "webhook:%s", provider);
+		dbmetrics_count_call(integration, status < 400);
+	}
 	metrics_observe(m_wh_latency, NULL, http_req_age(r));
 	log_msg(status == 200 ? LOG_DEBUG : LOG_INFO, "webhook answered", "provider=%s status=%d", provider, status);
 	http_respond(r, status, ctype, body, strlen(body), hname, hval);

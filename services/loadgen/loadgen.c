@@ -105,6 +105,9 @@ static const char *ack_path = NULL;
 static unsigned seed = 1;
 static long imei_base = 350000000000000L;
 static const char *id_prefix = "lg";
+static double time_scale = 1;	/* fix time runs this much faster than the wall clock */
+static int64_t sim_origin_ms;	/* fix time at start when time_scale > 1 */
+static double sim_t0;
 
 /* results */
 static long sent_fixes,
@@ -156,7 +159,13 @@ nrand(void)
 static fix
 next_fix(device *d)
 {
-	int64_t		ms = wall_ms() - 1000;	/* a second old: never in the gateway's future */
+	/*
+	 * A second old: never in the gateway's future.  Fast-forward
+	 * (--time-scale) replays the past: fix time starts duration * scale
+	 * before now and reaches now at the end.
+	 */
+	int64_t		ms = time_scale > 1 ? sim_origin_ms + (int64_t) ((now_s() - sim_t0) * time_scale * 1000)
+		: wall_ms() - 1000;
 	double		dt;
 	fix			f;
 
@@ -657,7 +666,9 @@ usage(void)
 		   "  --ack-file PATH     write \"device<TAB>fix ms\" per acknowledged fix\n"
 		   "  --imei-base N       first IMEI (Teltonika, GT06, idle: consecutive) [350000000000000]\n"
 		   "  --id-prefix S       OsmAnd ids are S-osm-<n>                 [lg]\n"
-		   "  --seed N            random seed                             [1]\n", MAX_BURST);
+		   "  --seed N            random seed                             [1]\n"
+		   "  --time-scale X      fix time runs X times faster, replaying the last\n"
+		   "                      duration*X seconds (fast-forward; 1..1000)   [1]\n", MAX_BURST);
 }
 
 int
@@ -705,6 +716,7 @@ main(int argc, char **argv)
 		else if (strcmp(f, "--imei-base") == 0) imei_base = atol(v);
 		else if (strcmp(f, "--id-prefix") == 0) id_prefix = v;
 		else if (strcmp(f, "--seed") == 0) seed = (unsigned) atol(v);
+		else if (strcmp(f, "--time-scale") == 0) time_scale = atof(v);
 		else
 		{
 			fprintf(stderr, "unknown option %s (see --help)\n", f);
@@ -719,7 +731,8 @@ main(int argc, char **argv)
 	ndev = n_tlt + n_osm + n_gt + n_idle;
 	if (n_tlt < 0 || n_osm < 0 || n_gt < 0 || n_idle < 0 || ndev > MAX_DEVICES || ndev == 0 ||
 		duration <= 0 || duration > 3600 || per_packet < 1 || per_packet > MAX_BURST ||
-		imei_base < 100000000000000L || imei_base + ndev > 999999999999999L)
+		imei_base < 100000000000000L || imei_base + ndev > 999999999999999L ||
+		!(time_scale >= 1 && time_scale <= 1000))
 	{
 		fprintf(stderr, "bad counts or limits (devices 1..%d, duration 0..3600 s, per-packet 1..%d)\n",
 				MAX_DEVICES, MAX_BURST);
@@ -748,6 +761,8 @@ main(int argc, char **argv)
 
 	/* devices start spread over a city's roads */
 	t0 = now_s();
+	sim_t0 = t0;
+	sim_origin_ms = wall_ms() - 1000 - (int64_t) (duration * time_scale * 1000);
 	slot = rate > 0 ? (n_tlt * per_packet + n_osm + n_gt) / rate : 0;	/* seconds between a device's packets */
 	for (int i = 0; i < ndev; i++)
 	{

@@ -1,10 +1,16 @@
 /*
  * test_common.c - unit tests of the services' common pieces: the journal
  * (durability, order, torn tails, bounds, segment rotation) and the
- * Prometheus metrics text.
+ * Prometheus metrics text, and the rendering of fleet.metrics() rows
+ * (checked by a strict line parser of the text format, and by promtool
+ * when it is installed).
  */
 #include "../journal.h"
 #include "../metrics.h"
+#include "../dbmetrics.h"
+
+#include <math.h>
+#include <regex.h>
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -234,11 +240,163 @@ test_metrics(void)
 	free(text);
 }
 
+/*
+ * A strict check of Prometheus text format 0.0.4 as dbmetrics renders it:
+ * every line is a HELP, a TYPE (counter or gauge, once per family, before
+ * its samples) or a sample name{label="value",...} value with valid names,
+ * escapes and a float; families are contiguous.  Returns the number of
+ * bad lines (printed).
+ */
+static int
+strict_parse(const char *text)
+{
+	regex_t		help,
+				type,
+				sample;
+	char		families[64][128];
+	int			nfam = 0,
+				bad = 0;
+	char		current[128] = "";
+	const char *p = text;
+
+	regcomp(&help, "^# HELP [a-zA-Z_:][a-zA-Z0-9_:]* ([^\\\\\n]|\\\\\\\\|\\\\n)*$", REG_EXTENDED | REG_NOSUB);
+	regcomp(&type, "^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$", REG_EXTENDED);
+	regcomp(&sample,
+			"^([a-zA-Z_:][a-zA-Z0-9_:]*)"
+			"(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\n]|\\\\\\\\|\\\\\"|\\\\n)*\""
+			"(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\n]|\\\\\\\\|\\\\\"|\\\\n)*\")*\\})?"
+			" (NaN|[+-]Inf|[-+]?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?)$", REG_EXTENDED);
+	while (*p)
+	{
+		const char *nl = strchr(p, '\n');
+		char		line[2048];
+		regmatch_t	m[2];
+		size_t		n;
+
+		if (!nl)
+		{
+			fprintf(stderr, "no final newline\n");
+			bad++;
+			break;
+		}
+		n = (size_t) (nl - p) < sizeof(line) - 1 ? (size_t) (nl - p) : sizeof(line) - 1;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		if (strncmp(line, "# HELP ", 7) == 0)
+		{
+			if (regexec(&help, line, 0, NULL, 0) != 0)
+				bad++, fprintf(stderr, "bad HELP: %s\n", line);
+		}
+		else if (regexec(&type, line, 2, m, 0) == 0)
+		{
+			char		name[128];
+
+			snprintf(name, sizeof(name), "%.*s", (int) (m[1].rm_eo - m[1].rm_so), line + m[1].rm_so);
+			for (int i = 0; i < nfam; i++)
+				if (strcmp(families[i], name) == 0)
+					bad++, fprintf(stderr, "family again: %s\n", name);
+			if (nfam < 64)
+				snprintf(families[nfam++], sizeof(families[0]), "%s", name);
+			snprintf(current, sizeof(current), "%s", name);
+		}
+		else if (regexec(&sample, line, 2, m, 0) == 0)
+		{
+			if ((int) strlen(current) != m[1].rm_eo - m[1].rm_so || strncmp(current, line, strlen(current)) != 0)
+				bad++, fprintf(stderr, "sample outside its family: %s\n", line);
+		}
+		else
+			bad++, fprintf(stderr, "bad line: %s\n", line);
+		p = nl + 1;
+	}
+	regfree(&help);
+	regfree(&type);
+	regfree(&sample);
+	return bad;
+}
+
+static void
+test_dbmetrics_render(void)
+{
+	const dbmetrics_row rows[] = {
+		{"fleet_event_backlog", "{\"class\": \"financial\"}", 3, "gauge", "Events \\ waiting\nnow"},
+		{"fleet_event_backlog", "{\"class\": \"audit\"}", 0, "gauge", "Events \\ waiting\nnow"},
+		{"fleet_view_age_seconds", "{\"view\": \"fleet.a\\\"b\", \"workflow\": \"x\\\\y\\nz\"}", INFINITY, "gauge", "Age"},
+		{"fleet_pipeline_events_total", "{}", 12345678901.0, "counter", "Consumed"},
+		{"fleet_pipeline_lag_seconds", "{\"percentile\": \"50\"}", NAN, "gauge", "Lag"},
+		{"bad-name", "{}", 1, "gauge", "x"},
+		{"fleet_bad_type", "{}", 1, "histogram", "x"},
+		{"fleet_bad_labels", "{\"__reserved\": \"x\"}", 1, "gauge", "x"},
+		{"fleet_bad_labels", "{\"k\": 1}", 1, "gauge", "x"},
+		{"fleet_bad_labels", "[1]", 1, "gauge", "x"},
+		{"fleet_bad_labels", "{\"k\": \"v\"}", 2, "gauge", "x"},
+		{"fleet_event_backlog", "{\"class\": \"late\"}", 1, "gauge", "again, not contiguous"},
+	};
+	char	   *text = strdup("fleet_gateway_up 1\n");
+	size_t		len = strlen(text);
+	int			skipped = -1;
+	bool		ok = dbmetrics_render(rows, (int) (sizeof(rows) / sizeof(rows[0])), &text, &len, &skipped);
+
+	CHECK(ok, "render");
+	CHECK(strncmp(text, "fleet_gateway_up 1\n# HELP fleet_event_backlog Events \\\\ waiting\\nnow\n"
+				  "# TYPE fleet_event_backlog gauge\n", 97) == 0, "appended after the service's text, help escaped: %s", text);
+	CHECK(strstr(text, "fleet_event_backlog{class=\"financial\"} 3\nfleet_event_backlog{class=\"audit\"} 0\n") != NULL, "samples");
+	CHECK(strstr(text, "fleet_view_age_seconds{view=\"fleet.a\\\"b\",workflow=\"x\\\\y\\nz\"} +Inf\n") != NULL,
+		  "label values escaped, labels sorted, +Inf");
+	CHECK(strstr(text, "fleet_pipeline_events_total 12345678901\n") != NULL, "no braces for no labels, exact integer");
+	CHECK(strstr(text, "fleet_pipeline_lag_seconds{percentile=\"50\"} NaN\n") != NULL, "NaN");
+	CHECK(strstr(text, "bad-name") == NULL && strstr(text, "fleet_bad_type") == NULL, "invalid names and types left out");
+	CHECK(strstr(text, "__reserved") == NULL && strstr(text, "fleet_bad_labels{k=\"v\"} 2\n") != NULL,
+		  "invalid label sets left out, the valid one kept");
+	CHECK(strstr(text, "late") == NULL, "a family that is not contiguous is left out");
+	CHECK(skipped == 6, "skipped %d", skipped);
+	CHECK(len == strlen(text), "length");
+	CHECK(strict_parse(text + strlen("fleet_gateway_up 1\n")) == 0, "strict parser accepts the output");
+	CHECK(strict_parse("fleet_x{a=\"b\"} 1\n") == 1, "strict parser refuses a sample without TYPE");
+	CHECK(strict_parse("# TYPE fleet_x gauge\nfleet_x{a=b} 1\n") == 1, "strict parser refuses an unquoted value");
+	CHECK(strict_parse("# TYPE fleet_x gauge\nfleet_x 1,5\n") == 1, "strict parser refuses a bad number");
+	if (access("/usr/bin/promtool", X_OK) == 0)
+	{
+		char		path[] = "/tmp/fleet-dbmetrics-XXXXXX";
+		int			fd = mkstemp(path);
+		char		cmd[256];
+
+		if (fd >= 0 && write(fd, text + strlen("fleet_gateway_up 1\n"), strlen(text) - strlen("fleet_gateway_up 1\n")) > 0)
+		{
+			close(fd);
+			snprintf(cmd, sizeof(cmd), "promtool check metrics < %s > /dev/null", path);
+			CHECK(system(cmd) == 0, "promtool check metrics accepts the output");
+		}
+		unlink(path);
+	}
+	free(text);
+}
+
+/* Without a database the scrape still answers: fleet_db_metrics_up 0. */
+static void
+test_dbmetrics_unreachable(void)
+{
+	dbmetrics  *dm = dbmetrics_start("host=/nonexistent/fleet-test port=1 connect_timeout=1", "fleet-test", "t1", 0, NULL, NULL);
+	char	   *text = strdup("fleet_test_own 1\n");
+	size_t		len = strlen(text);
+
+	CHECK(dm != NULL, "start without a database");
+	CHECK(!dbmetrics_append(dm, &text, &len), "append reports the database did not answer");
+	CHECK(strncmp(text, "fleet_test_own 1\n", 17) == 0, "the service's own text is kept");
+	CHECK(strstr(text, "\nfleet_db_metrics_up 0\n") != NULL, "fleet_db_metrics_up 0: %s", text);
+	CHECK(strict_parse(text + 17) == 0, "still valid text");
+	CHECK(!dbmetrics_report(dm), "a report without a database fails");
+	dbmetrics_stop(dm);
+	dbmetrics_free(dm);
+	free(text);
+}
+
 int
 main(void)
 {
 	test_journal();
 	test_metrics();
+	test_dbmetrics_render();
+	test_dbmetrics_unreachable();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
