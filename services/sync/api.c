@@ -606,6 +606,8 @@ sync_api_admin(void *app, http_req *r)
 		snprintf(lbl, sizeof(lbl), "route=\"/metrics\",code=\"200\"");
 		metrics_add(m_req, lbl, 1);
 		text = metrics_render(&len);
+		if (a->cfg.dbm)
+			(void) dbmetrics_append(a->cfg.dbm, &text, &len);
 		http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, NULL);
 		free(text);
 	}

@@ -28,6 +28,7 @@
 #define FLEET_SYNC_API_H
 
 #include "../common/httpd.h"
+#include "../common/dbmetrics.h"
 
 typedef struct
 {
@@ -39,6 +40,7 @@ typedef struct
 	int			pull_max;
 	double		rate;			/* requests per second per token (<= 0: off) */
 	double		burst;
+	dbmetrics  *dbm;			/* fleet.metrics() appended to /metrics (NULL: off) */
 } sync_config;
 
 typedef struct sync_api sync_api;

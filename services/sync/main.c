@@ -45,6 +45,8 @@ main(int argc, char **argv)
 				pull_max,
 				rate,
 				burst,
+				db_metrics,
+				report_interval,
 				max_conns,
 				idle_timeout;
 	const cfg_option opts[] = {
@@ -62,6 +64,8 @@ main(int argc, char **argv)
 		{"burst", "FLEET_SYNC_BURST", CFG_INT, &burst, "40", "requests a token may send at once"},
 		{"max-conns", "FLEET_MAX_CONNS", CFG_INT, &max_conns, "2000", "client connections at most"},
 		{"idle-timeout", "FLEET_IDLE_TIMEOUT", CFG_INT, &idle_timeout, "60", "close client connections idle this many seconds"},
+		{"db-metrics", "FLEET_DB_METRICS", CFG_INT, &db_metrics, "1", "append fleet.metrics() to /metrics and report to fleet.report_service_metrics() (0 off)"},
+		{"report-interval", "FLEET_REPORT_INTERVAL", CFG_INT, &report_interval, "10", "seconds between reports to the database"},
 		{"log-level", "FLEET_LOG_LEVEL", CFG_STR, &log_level, "info", "debug, info, warn, error"},
 	};
 	int			nopts = sizeof(opts) / sizeof(opts[0]);
@@ -99,6 +103,19 @@ main(int argc, char **argv)
 	cfg.pull_max = (int) pull_max;
 	cfg.rate = (double) rate;
 	cfg.burst = (double) burst;
+	cfg.dbm = NULL;
+	if (db_metrics)
+	{
+		char		host[128] = "sync";
+		char		instance[160];
+
+		(void) gethostname(host, sizeof(host) - 1);
+		host[sizeof(host) - 1] = '\0';
+		snprintf(instance, sizeof(instance), "%s:%ld", host, admin_port);
+		cfg.dbm = dbmetrics_start(dsn, "fleet-sync", instance, (int) report_interval, NULL, NULL);
+		if (!cfg.dbm)
+			log_msg(LOG_WARN, "database metrics off", "error=\"could not start the reporter\"");
+	}
 	api = sync_api_start(&cfg, err, sizeof(err));
 	if (!api)
 	{
@@ -129,6 +146,11 @@ main(int argc, char **argv)
 	http_stop(http);
 	http_stop(admin);
 	sync_api_free(api);
+	if (cfg.dbm)
+	{
+		dbmetrics_stop(cfg.dbm);
+		dbmetrics_free(cfg.dbm);
+	}
 	log_msg(LOG_INFO, "stopped", NULL);
 	return 0;
 }

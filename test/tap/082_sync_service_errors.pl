@@ -13,6 +13,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use Time::HiRes qw(usleep);
 use FleetTest;
 use lib "$ENV{FLEET_REPO}/services/sync/test";
 use SyncTest;
@@ -215,6 +216,18 @@ like($metrics, qr/^fleet_sync_http_request_duration_seconds_bucket\{route="\/v1\
 	'... latency histogram');
 like($metrics, qr/^fleet_sync_mutations_total\{result="applied"\} [1-9]/m, '... mutations by result');
 like($metrics, qr/^fleet_sync_database_connections \d+/m, '... database connections');
+# the database's own metrics come on their own connection, which reconnects
+# (backoff up to 5 s) after the outage above
+my $db_metrics = '';
+for (my $i = 0; $i < 60; $i++)
+{
+	(undef, $db_metrics) = admin_get($svc, '/metrics');
+	last if $db_metrics =~ /^fleet_db_metrics_up 1$/m;
+	usleep(500_000);
+}
+$metrics = $db_metrics;
+like($metrics, qr/^fleet_db_metrics_up 1$/m, '... the database metrics appended (fleet.metrics() answered)');
+like($metrics, qr/^fleet_\w+\{[^}]*tenant="\d+"/m, '... with per-tenant series from fleet.metrics()');
 
 # ------------------------------------------- SIGTERM with a push in flight
 my ($in, $out, $err) = ('', '', '');
