@@ -14,11 +14,13 @@
 #   FLEET_SPEED=X         simulated seconds per second (1..1000)      [60: a day in 24 min]
 #   FLEET_FIX_RATE=R      tracker fixes per second in total           [vehicles / 2]
 #   FLEET_SIM=0           no simulator: an idle fleet to explore
-#   FLEET_SYNC_URL=URL    driver apps push through the HTTP sync service at URL
+#   FLEET_SYNC_VIA=sql    driver apps push with fleet.sync_push() over libpq instead
+#                         of through fleet-sync (HTTP, the default)
 #   FLEET_RUN_SECONDS=N   stop by itself after N seconds (used by tests)
 #   FLEET_VAR=DIR         where the cluster, logs and journals live    [./var]
 #   FLEET_PORT, FLEET_OSMAND_PORT, FLEET_TELTONIKA_PORT, FLEET_GT06_PORT,
-#   FLEET_ADMIN_PORT      fixed ports instead of free ones
+#   FLEET_ADMIN_PORT, FLEET_SYNC_PORT, FLEET_SYNC_ADMIN_PORT
+#                         fixed ports instead of free ones
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 var=${FLEET_VAR:-$repo/var}
@@ -109,25 +111,42 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-# The simulated day (stopped before the gateway: it is first in pids).
+# The driver-app sync service, as a login role in fleet_app.
+sync_port=${FLEET_SYNC_PORT:-$(free_port 8088)}
+sync_admin_port=${FLEET_SYNC_ADMIN_PORT:-$(free_port 9106)}
+"${psql[@]}" -d fleet -c "DO \$\$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fleet_sync_svc') THEN
+		CREATE ROLE fleet_sync_svc LOGIN IN ROLE fleet_app;
+	END IF; END \$\$"
+FLEET_DSN="host=$sock port=$port dbname=fleet user=fleet_sync_svc application_name=fleet-sync" \
+	setsid "$repo/services/build/fleet-sync" --bind 127.0.0.1 --port "$sync_port" --admin-port "$sync_admin_port" \
+	--report-interval 5 --rate 0 >>"$var/log/sync.log" 2>&1 &
+sync_pid=$!
+for _ in $(seq 1 100); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$sync_admin_port") 2>/dev/null; then break; fi
+	sleep 0.1
+done
+
+# The simulated day (stopped before the services: it is first in pids).
 if [ "${FLEET_SIM:-1}" != 0 ]; then
 	sim_args=(--pghost "$sock" --pgport "$port" --gateway-host 127.0.0.1
 		--osmand-port "$osmand_port" --teltonika-port "$teltonika_port"
 		--loadgen "$repo/services/build/fleet-loadgen" --vehicles "$vehicles" --speed "$speed"
 		--log "$var/log/sim-errors.log")
 	[ -n "${FLEET_FIX_RATE:-}" ] && sim_args+=(--fix-rate "$FLEET_FIX_RATE")
-	[ -n "${FLEET_SYNC_URL:-}" ] && sim_args+=(--sync-url "$FLEET_SYNC_URL")
+	[ "${FLEET_SYNC_VIA:-http}" = sql ] || sim_args+=(--sync-url "http://127.0.0.1:$sync_port")
 	setsid python3 "$repo/services/sim/fleet-sim" "${sim_args[@]}" >>"$var/log/sim.log" 2>&1 &
 	pids+=($!)
 fi
-pids+=("$gw_pid")
+pids+=("$sync_pid" "$gw_pid")
 
 intro() {
 	cat <<MSG
 fleet is running: PostgreSQL $("${psql[@]}" -d fleet -Atc 'SHOW server_version'), extension $("${psql[@]}" -d fleet -Atc "SELECT extversion FROM pg_extension WHERE extname = 'fleet'"), $vehicles vans, speed ${speed}x
   psql:    psql -h $sock -p $port -U postgres fleet      (try: TABLE fleet.workflow_health;)
   gateway: OsmAnd http://localhost:$osmand_port/  Teltonika :$teltonika_port  GT06 :$gt06_port  metrics http://localhost:$admin_port/metrics
-  logs:    $var/log/  (postgresql.log gateway.log sim.log)
+  sync:    http://localhost:$sync_port/v1/  metrics http://localhost:$sync_admin_port/metrics
+  logs:    $var/log/  (postgresql.log gateway.log sync.log sim.log)
 MSG
 }
 
@@ -177,6 +196,10 @@ while true; do
 	fi
 	if ! kill -0 "$gw_pid" 2>/dev/null; then
 		echo "fleet: the gateway exited, see $var/log/gateway.log"
+		exit 1
+	fi
+	if ! kill -0 "$sync_pid" 2>/dev/null; then
+		echo "fleet: the sync service exited, see $var/log/sync.log"
 		exit 1
 	fi
 	if out=$("${psql[@]}" -d fleet -At -c "$summary_sql" 2>>"$var/log/summary-errors.log"); then

@@ -1,7 +1,8 @@
 # make run as a living fleet: scripts/run.sh from nothing (a fresh FLEET_VAR)
 # reaches a state where data has flowed through every component -- tracker
 # fixes over Teltonika and OsmAnd through the gateway into fleet.position,
-# driver apps' offline writes through fleet.sync_push, the dispatcher's
+# driver apps' offline writes through fleet-sync (HTTP, bearer tokens) into
+# fleet.sync_push, the dispatcher's
 # reassignments (and the conflicts they cause), the provider's webhooks and its retry storm (duplicates),
 # the event pipeline, the views worker, the gateway's reports and the
 # database metrics on its /metrics (valid Prometheus text) -- prints its
@@ -42,6 +43,8 @@ ok(defined $port, 'run.sh prints the psql line') or diag("stdout: $out\nstderr: 
 my ($admin) = $out =~ m{metrics http://localhost:(\d+)/metrics};
 my ($osmand) = $out =~ m{OsmAnd http://localhost:(\d+)/};
 ok(defined $admin, 'and the gateway metrics address');
+my ($sync_admin) = $out =~ m{sync:\s+http://localhost:\d+/v1/\s+metrics http://localhost:(\d+)/metrics};
+ok(defined $sync_admin, 'and the sync service metrics address');
 
 sub sql
 {
@@ -79,6 +82,23 @@ while (time < $deadline)
 	sleep 1;
 }
 note(sprintf('all components seen after %.0f s', time - $t_start));
+
+# The driver apps' writes came through the sync service, authenticated.
+my $sync_metrics = '';
+$deadline = time + 120;
+while (time < $deadline)
+{
+	$run->pump_nb;
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ 'curl', '-sf', "http://127.0.0.1:$sync_admin/metrics" ], '>', \$o, '2>', \$e);
+	$sync_metrics = $o;
+	last if $sync_metrics =~ /^fleet_sync_mutations_total\{result="applied"\} [1-9]/m;
+	sleep 1;
+}
+like($sync_metrics, qr/^fleet_sync_mutations_total\{result="applied"\} [1-9]/m,
+	'driver apps pushed through fleet-sync');
+unlike($sync_metrics, qr/^fleet_sync_http_requests_total\{route="\/v1\/sync\/push",code="401"\} [1-9]/m,
+	'... with valid tokens');
 my @got = split /\|/, $flags;
 for my $i (0 .. $#names)
 {
@@ -149,5 +169,7 @@ IPC::Run::run([ 'pg_ctl', '-D', "$var/pgdata", 'status' ], '>', \$so, '2>', \$se
 like($so . $se, qr/no server running/, 'PostgreSQL is stopped');
 ok(!(IPC::Run::run([ 'curl', '-sf', "http://127.0.0.1:$admin/healthz" ], '>', \my $x, '2>', \my $y)),
 	'the gateway is stopped');
+ok(!(IPC::Run::run([ 'curl', '-sf', "http://127.0.0.1:$sync_admin/healthz" ], '>', \my $x2, '2>', \my $y2)),
+	'the sync service is stopped');
 
 done_testing();
