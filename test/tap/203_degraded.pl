@@ -83,7 +83,7 @@ sub progress
 	my $rec = time - $t;
 	my $r = loadgen_wait($lg);
 	is($r->{unacked}, 0, 'network: every device got its fixes acknowledged');
-	my ($fig, $rc) = fleet_check($node, loadgens => [$r]);
+	my ($fig, $rc) = fleet_check($node, loadgens => [ @runs, $r ]);
 	is($rc . '/' . $fig->{lost} . '/' . $fig->{doubled}, '0/0/0', 'network: checker ok, zero lost, zero doubled');
 	record_result(scenario => 'slow network + partition (fault proxy)', fig => $fig, recovery => $rec,
 		load => "fleet-loadgen " . 3 * $n . " devices", faults => '150 ms each way, then connections cut and refused');
@@ -105,7 +105,7 @@ sub progress
 	my $rec = time - $t;
 	my $r = loadgen_wait($lg);
 	is($r->{unacked}, 0, 'paused primary: every device got its fixes acknowledged');
-	my ($fig, $rc) = fleet_check($node, loadgens => [$r]);
+	my ($fig, $rc) = fleet_check($node, loadgens => [ @runs, $r ]);
 	is($rc . '/' . $fig->{lost} . '/' . $fig->{doubled}, '0/0/0', 'paused primary: checker ok, zero lost, zero doubled');
 	record_result(scenario => 'paused primary (kill -STOP/-CONT)', fig => $fig, recovery => $rec,
 		load => "fleet-loadgen " . 3 * $n . " devices", faults => sprintf('all server processes stopped %.1f s', $t - $t0));
@@ -135,10 +135,10 @@ DO $$ DECLARE p regclass; i regclass; BEGIN
 	progress();
 	# fill the file system
 	system("dd if=/dev/zero of='$fs/filler_$$' bs=64k 2>/dev/null");
-	ok(wait_for(sub { (gw_metric($gw, 'fleet_gateway_db_errors_total') // 0) > 0 }, 60),
-		'disk full: ingest calls fail with a clear error');
-	my $log = slurp_file($gw->{log});
-	like($log, qr/ingest call failed" sqlstate=53100 .*could not extend file/, 'disk full: the log names SQLSTATE 53100 and the file');
+	ok(wait_for(sub { my ($st, $m) = http_get($gw->{admin}, 'GET', '/metrics');
+		$m =~ /^fleet_gateway_db_errors_total\{sqlstate="53100"\} [1-9]/m }, 60),
+		'disk full: ingest calls fail with a clear error (/metrics counts SQLSTATE 53100, disk full)');
+	like(slurp_file($gw->{log}), qr/ingest call failed" sqlstate=53100 .*could not extend file/, 'disk full: the log names SQLSTATE 53100 and the file');
 	my $appends = gw_metric($gw, 'fleet_gateway_journal_appends_total') // 0;
 	ok(wait_for(sub { (gw_metric($gw, 'fleet_gateway_journal_appends_total') // 0) > $appends }, 60),
 		'disk full: the gateway journals and keeps acknowledging');
@@ -148,7 +148,7 @@ DO $$ DECLARE p regclass; i regclass; BEGIN
 	my $rec = time - $t;
 	my $r = loadgen_wait($lg);
 	is($r->{unacked}, 0, 'disk full: every device got its fixes acknowledged');
-	my ($fig, $rc) = fleet_check($node, loadgens => [$r]);
+	my ($fig, $rc) = fleet_check($node, loadgens => [ @runs, $r ]);
 	is($rc . '/' . $fig->{lost} . '/' . $fig->{doubled}, '0/0/0', 'disk full: checker ok, zero lost, zero doubled');
 	record_result(scenario => 'tablespace disk full', fig => $fig, recovery => $rec,
 		load => "fleet-loadgen " . 3 * $n . " devices", faults => 'position partitions on a full tmpfs tablespace, then space freed');
