@@ -28,10 +28,12 @@ sub soak
 
 # A tenant with n Teltonika, n OsmAnd and n GT06 devices, each on its own
 # vehicle, and a login role "gw" for the gateway.  Returns the tenant id.
+# %o: name, imei_base, prefix (OsmAnd ids are <prefix>-osm-<n>; default ch).
 sub chaos_fixture
 {
 	my ($node, $n, %o) = @_;
 	my $base = $o{imei_base} || 350000000000000;
+	my $prefix = $o{prefix} || 'ch';
 	my $tenant = $node->safe_psql('fleet', "SELECT fleet.create_tenant('" . ($o{name} || 'Chaos Carriers') . "')");
 	$node->safe_psql('fleet', qq{
 		SELECT fleet.create_roles();
@@ -40,7 +42,7 @@ sub chaos_fixture
 		SELECT fleet.set_tenant($tenant);
 		INSERT INTO fleet.vehicle (tenant_id, code) SELECT $tenant, 'CH-' || g FROM generate_series(0, 3 * $n - 1) g;
 		INSERT INTO fleet.device (tenant_id, identifier, protocol, vehicle_id)
-		SELECT $tenant, CASE WHEN g < $n OR g >= 2 * $n THEN ($base + g)::text ELSE 'ch-osm-' || (g - $n) END,
+		SELECT $tenant, CASE WHEN g < $n OR g >= 2 * $n THEN ($base + g)::text ELSE '$prefix-osm-' || (g - $n) END,
 		       CASE WHEN g < $n THEN 'teltonika' WHEN g < 2 * $n THEN 'osmand' ELSE 'gt06' END,
 		       (SELECT vehicle_id FROM fleet.vehicle v WHERE v.tenant_id = $tenant AND v.code = 'CH-' || g)
 		  FROM generate_series(0, 3 * $n - 1) g;
@@ -58,7 +60,7 @@ sub loadgen_start
 	my $n = $o{n} || 5;
 	my @cmd = ($LOADGEN, '--teltonika-port', $gw->{teltonika}, '--osmand-port', $gw->{osmand},
 		'--gt06-port', $gw->{gt06}, '--teltonika', $n, '--osmand', $n, '--gt06', $n,
-		'--id-prefix', 'ch', '--imei-base', $o{imei_base} || 350000000000000,
+		'--id-prefix', $o{prefix} || 'ch', '--imei-base', $o{imei_base} || 350000000000000,
 		'--duration', $o{duration} || 5, '--per-packet', 3, '--seed', $o{seed} || 11,
 		'--ack-file', "$dir/$name.acked", '--sent-file', "$dir/$name.sent",
 		($o{rate} ? ('--rate', $o{rate}) : ()), @{ $o{extra} || [] });
