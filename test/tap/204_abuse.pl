@@ -43,6 +43,15 @@ my $objects_before = $node->safe_psql('fleet', $objects);
 my $dir = PostgreSQL::Test::Utils::tempdir('abuse');
 my $gw;
 END { kill('KILL', $gw->{pid}) if $gw; }
+# 10,000 idle connections (soak) need more descriptors than a default soft limit
+if ($ENV{FLEET_SOAK})
+{
+	open(my $w, '>', "$dir/gw-nofile") or die;
+	print $w "#!/bin/sh\nulimit -n \$(ulimit -Hn)\nexec $GatewayTest::BIN \"\$@\"\n";
+	close $w;
+	chmod 0755, "$dir/gw-nofile";
+	$GatewayTest::BIN = "$dir/gw-nofile";
+}
 $gw = gw_start(dsn => $node->connstr('fleet') . ' user=gw', dir => $dir,
 	extra => [ '--max-frame', 4096, '--max-body', 65536, '--idle-timeout', 600 ]);
 sub rss_kb { open(my $fh, '<', "/proc/$_[0]/status") or return 0; my ($k) = join('', <$fh>) =~ /VmRSS:\s+(\d+)/; return $k; }
