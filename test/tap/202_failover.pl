@@ -71,10 +71,9 @@ sub scenario
 	}
 	else
 	{
-		# synchronous commits wait; give the gateway a moment to pile up waiting commits
-		usleep(500_000);
-		is($primary->safe_psql('fleet', "SELECT count(*) FILTER (WHERE wait_event = 'SyncRep') > 0 FROM pg_stat_activity"),
-			't', 'sync: commits wait for the stalled standby');
+		# synchronous commits wait for the stalled standby
+		ok($primary->poll_query_until('fleet', "SELECT count(*) FILTER (WHERE wait_event = 'SyncRep') > 0 FROM pg_stat_activity"),
+			'sync: commits wait for the stalled standby');
 	}
 	my $t_kill = time;
 	kill('KILL', grep { $_ != $primary->{_pid} } pids_of_cluster($primary));
