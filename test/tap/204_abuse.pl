@@ -64,7 +64,7 @@ sub serving
 }
 
 # the legitimate fleet runs through all of it
-my $lg = loadgen_start($gw, $dir, 'legit', n => $n, duration => soak(8, 60), rate => 200);
+my $lg = loadgen_start($gw, $dir, 'legit', n => $n, duration => soak(6, 60), rate => 200);
 
 my @inj = ("'; DROP TABLE public.canary; --", "\"; DROP TABLE public.canary; --",
 	"x') ; CREATE TABLE public.pwned(); --", "\$\$; CREATE TABLE public.pwned(); \$\$", "\\x00\\'", "%s%n%x",
