@@ -18,7 +18,9 @@
  * --duration and --max-fixes; targets 127.0.0.0/8 only.
  *
  * Every acknowledged fix is written to --ack-file as "device<TAB>fix ms"
- * (once, even if re-sent), so a checker can compare with the database.
+ * (once, even if re-sent), and every fix put on the wire to --sent-file
+ * (once, when first sent), so a checker (test/checker/fleet-check) can
+ * compare with the database: acknowledged => stored, stored => sent.
  * The summary line (logfmt, stdout) gives sent, acknowledged, re-sent
  * counts, the acknowledged fix rate and p50/p99 acknowledgement latency.
  */
@@ -102,6 +104,7 @@ static double dead_pct = 2,
 			resend_pct = 2;
 static long max_fixes = 10000000;
 static const char *ack_path = NULL;
+static const char *sent_path = NULL;
 static unsigned seed = 1;
 static long imei_base = 350000000000000L;
 static const char *id_prefix = "lg";
@@ -120,6 +123,7 @@ static long sent_fixes,
 static float *lat_ms;
 static long nlat;
 static FILE *ackf;
+static FILE *sentf;
 static int	ep;
 static volatile sig_atomic_t stop_now;
 
@@ -453,6 +457,14 @@ send_packet(device *d, bool resend)
 			d->pkt_len = tlt_packet(d->buf, n, d->pkt);
 		d->inflight = n;
 		sent_fixes += n;
+		/* logged before the bytes leave, and flushed: a fix the gateway may
+		 * have seen is always in the sent log, even if loadgen is killed */
+		if (sentf)
+		{
+			for (int i = 0; i < n; i++)
+				fprintf(sentf, "%s\t%lld\n", d->id, (long long) d->buf[i].ms);
+			fflush(sentf);
+		}
 	}
 	else
 		resent_packets++;
@@ -664,6 +676,7 @@ usage(void)
 		   "  --resend-pct X      chance an acknowledged packet is sent again [2]\n"
 		   "  --max-fixes N       stop generating after N fixes           [10000000]\n"
 		   "  --ack-file PATH     write \"device<TAB>fix ms\" per acknowledged fix\n"
+		   "  --sent-file PATH    write \"device<TAB>fix ms\" per fix sent (first send only)\n"
 		   "  --imei-base N       first IMEI (Teltonika, GT06, idle: consecutive) [350000000000000]\n"
 		   "  --id-prefix S       OsmAnd ids are S-osm-<n>                 [lg]\n"
 		   "  --seed N            random seed                             [1]\n"
@@ -713,6 +726,7 @@ main(int argc, char **argv)
 		else if (strcmp(f, "--resend-pct") == 0) resend_pct = atof(v);
 		else if (strcmp(f, "--max-fixes") == 0) max_fixes = atol(v);
 		else if (strcmp(f, "--ack-file") == 0) ack_path = v;
+		else if (strcmp(f, "--sent-file") == 0) sent_path = v;
 		else if (strcmp(f, "--imei-base") == 0) imei_base = atol(v);
 		else if (strcmp(f, "--id-prefix") == 0) id_prefix = v;
 		else if (strcmp(f, "--seed") == 0) seed = (unsigned) atol(v);
@@ -751,6 +765,11 @@ main(int argc, char **argv)
 	if (ack_path && !(ackf = fopen(ack_path, "w")))
 	{
 		perror(ack_path);
+		return 1;
+	}
+	if (sent_path && !(sentf = fopen(sent_path, "w")))
+	{
+		perror(sent_path);
 		return 1;
 	}
 	lat_ms = malloc(sizeof(float) * LAT_SAMPLES);
@@ -867,6 +886,8 @@ main(int argc, char **argv)
 		}
 		if (ackf)
 			fclose(ackf);
+		if (sentf)
+			fclose(sentf);
 		printf("devices=%d open=%d sent_fixes=%ld acked_fixes=%ld acked_teltonika=%ld acked_osmand=%ld acked_gt06=%ld "
 			   "resent_packets=%ld dead_zones=%ld unacked=%ld failures=%ld connect_failures=%ld elapsed_s=%.2f "
 			   "acked_per_s=%.1f ack_p50_ms=%.2f ack_p99_ms=%.2f\n",

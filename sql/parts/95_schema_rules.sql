@@ -9,6 +9,10 @@
 --   rls_forced          row-level security is enabled and forced
 --   policy_checks_tenant a policy for all commands with USING and WITH CHECK on fleet.current_tenant()
 --   view_security_invoker every view in schema fleet runs with the reader's privileges
+--   hot_path_no_sequence a partitioned (high-volume) tenant-owned table has no
+--                       identity column and no nextval() default: a global
+--                       sequence is a cross-shard round trip per row once
+--                       distributed (docs/SCALING.md)
 
 CREATE FUNCTION fleet.check_schema_rules()
 RETURNS TABLE (relation regclass, rule text, detail text)
@@ -74,10 +78,19 @@ SELECT c.oid::pg_catalog.regclass, 'view_security_invoker', 'view does not run w
  WHERE c.relnamespace OPERATOR(pg_catalog.=) 'fleet'::pg_catalog.regnamespace
    AND c.relkind OPERATOR(pg_catalog.=) 'v'
    AND NOT COALESCE('security_invoker=true' OPERATOR(pg_catalog.=) ANY (c.reloptions), false)
+UNION ALL
+SELECT o.oid::pg_catalog.regclass, 'hot_path_no_sequence',
+       pg_catalog.format('column %s takes its value from a sequence', a.attname)
+  FROM owned o
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) o.oid AND c.relkind OPERATOR(pg_catalog.=) 'p'
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) o.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) o.oid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
+ WHERE a.attidentity OPERATOR(pg_catalog.<>) ''
+    OR pg_catalog.pg_get_expr(d.adbin, d.adrelid) OPERATOR(pg_catalog.~) 'nextval\('
 ORDER BY 1, 2, 3
 $$;
 COMMENT ON FUNCTION fleet.check_schema_rules() IS
-	'List every breach of the tenant rules in schema fleet (tenant in every key and foreign key, forced row-level security with a tenant policy, security_invoker views); empty when the schema is sound';
+	'List every breach of the tenant rules in schema fleet (tenant in every key and foreign key, forced row-level security with a tenant policy, security_invoker views, no sequence on partitioned hot-path tables); empty when the schema is sound';
 
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
 	('fleet_admin', 'FUNCTION', 'fleet.check_schema_rules()', 'EXECUTE');
