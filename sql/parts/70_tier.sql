@@ -500,6 +500,23 @@ BEGIN
 		RAISE EXCEPTION 'legal hold: shortening or removing the tier policy of % refused while a hold is active', v_rel
 			USING ERRCODE = 'insufficient_privilege';
 	END IF;
+	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+		IF fleet.tier_time_column(v_rel) IS NULL AND NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid OPERATOR(pg_catalog.=) v_rel) THEN
+			RAISE EXCEPTION '% is not a partitioned table', v_rel USING ERRCODE = 'wrong_object_type';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) v_rel
+		                  AND a.attname OPERATOR(pg_catalog.=) 'tenant_id' AND NOT a.attisdropped) THEN
+			RAISE EXCEPTION '% has no tenant_id column: legal holds could not reach it', v_rel
+				USING ERRCODE = 'undefined_column';
+		END IF;
+		-- a table put under a policy gets the legal-hold row trigger (fleet's own tables have it already)
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) v_rel
+		                  AND g.tgname OPERATOR(pg_catalog.=) 'hold_row_guard') THEN
+			EXECUTE pg_catalog.format('CREATE TRIGGER hold_row_guard BEFORE UPDATE OR DELETE ON %s'
+			                          ' FOR EACH ROW EXECUTE FUNCTION fleet.hold_row_guard()', v_rel);
+		END IF;
+	END IF;
 	PERFORM fleet.ledger_append('policy', v_rel::text,
 		CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN pg_catalog.jsonb_build_object('op', 'delete')
 		     ELSE pg_catalog.jsonb_build_object('op', pg_catalog.lower(TG_OP), 'hot_for', NEW.hot_for,

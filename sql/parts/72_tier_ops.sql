@@ -148,9 +148,11 @@ BEGIN
 	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
 	v_shadow := v_name OPERATOR(pg_catalog.||) '_w';
 	v_ts := COALESCE(v_pol.warm_tablespace, 'pg_default');
-	EXECUTE pg_catalog.format('DROP TABLE IF EXISTS fleet.%I', v_shadow);
-	EXECUTE pg_catalog.format('CREATE TABLE fleet.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE) TABLESPACE %I'
-	                          ' WITH (autovacuum_freeze_min_age = 0, autovacuum_freeze_table_age = 0)',
+	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_shadow)) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_shadow);		-- a begun move is begun again
+	END IF;
+	EXECUTE pg_catalog.format('CREATE TABLE fleet.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)'
+	                          ' WITH (autovacuum_freeze_min_age = 0, autovacuum_freeze_table_age = 0) TABLESPACE %I',
 	                          v_shadow, p_rel, v_ts);
 	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
 	                          v_shadow, v_shadow OPERATOR(pg_catalog.||) '_range', v_pol.time_column, v_lo, v_pol.time_column, v_hi);
@@ -175,11 +177,9 @@ BEGIN
 	END LOOP;
 	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_shadow,
 		pg_catalog.format('Warm copy of %s being built by fleet.tier_maintenance()', v_name));
-	EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS tier_mirror ON %s', v_part);
-	EXECUTE pg_catalog.format('CREATE TRIGGER tier_mirror AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
+	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
 	                          v_part, v_shadow);
-	EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS tier_mirror_wait ON %s', v_part);
-	EXECUTE pg_catalog.format('CREATE TRIGGER tier_mirror_wait BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
+	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror_wait BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
 	                          v_part, v_shadow);
 	INSERT INTO fleet.tier_state (relation, day, tier, work) VALUES (p_rel, p_day, 'warming', v_shadow)
 	ON CONFLICT (relation, day) DO UPDATE SET tier = 'warming', work = EXCLUDED.work, lock_ms = NULL, since = pg_catalog.now();
@@ -348,9 +348,9 @@ $$;
 COMMENT ON FUNCTION fleet.cold_pack(date) IS
 	'Step 2 of warm -> cold: encode the detached day into cold segments, decode them and compare every row with the source (count and hash), then drop the source';
 
+-- (a procedure that commits cannot carry SET search_path: every name in it is qualified)
 CREATE PROCEDURE fleet.cold_restore(p_day date)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_part regclass;

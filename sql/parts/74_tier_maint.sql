@@ -25,29 +25,29 @@ AS $$
 		 CROSS JOIN LATERAL fleet.daily_partitions(t.relation) d
 		  LEFT JOIN fleet.tier_state s ON s.relation OPERATOR(pg_catalog.=) t.relation AND s.day OPERATOR(pg_catalog.=) d.day
 	)
-	SELECT * FROM (
+	SELECT due.relation, due.day, due.action FROM (
 		SELECT s.relation, s.day,
 		       CASE s.tier WHEN 'warming' THEN 'warm_copy' WHEN 'copied' THEN 'warm_swap'
-		                   WHEN 'cooling' THEN 'cold_pack' END, 0 AS prio
+		                   WHEN 'cooling' THEN 'cold_pack' END AS action, 0 AS prio
 		  FROM fleet.tier_state s WHERE s.tier OPERATOR(pg_catalog.=) ANY (ARRAY['warming', 'copied', 'cooling'])
 		UNION ALL
 		SELECT p.relation, p.day, 'purge', 1 FROM parts p
 		 WHERE p.retention IS NOT NULL AND p.tier IS DISTINCT FROM 'warming' AND p.tier IS DISTINCT FROM 'copied'
-		   AND p.upper_bound OPERATOR(pg_catalog.<=) pg_catalog.now() OPERATOR(pg_catalog.-) p.retention
+		   AND p.upper_bound OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) p.retention)
 		UNION ALL
 		SELECT s.relation, s.day, 'purge_cold', 1 FROM fleet.tier_state s
 		  JOIN fleet.tier_policy t ON t.relation OPERATOR(pg_catalog.=) s.relation
 		 WHERE s.tier OPERATOR(pg_catalog.=) 'cold' AND t.retention IS NOT NULL
-		   AND (s.day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC' OPERATOR(pg_catalog.<=) pg_catalog.now() OPERATOR(pg_catalog.-) t.retention
+		   AND ((s.day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC') OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) t.retention)
 		UNION ALL
 		SELECT p.relation, p.day, 'cold_detach', 2 FROM parts p
 		 WHERE p.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
 		   AND p.tier OPERATOR(pg_catalog.=) 'warm' AND p.cold_after IS NOT NULL
-		   AND p.upper_bound OPERATOR(pg_catalog.<=) pg_catalog.now() OPERATOR(pg_catalog.-) p.cold_after
+		   AND p.upper_bound OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) p.cold_after)
 		UNION ALL
 		SELECT p.relation, p.day, 'warm_begin', 3 FROM parts p
 		 WHERE p.tier IS NULL
-		   AND p.upper_bound OPERATOR(pg_catalog.<=) pg_catalog.now() OPERATOR(pg_catalog.-) p.hot_for
+		   AND p.upper_bound OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) p.hot_for)
 	) due
 	ORDER BY due.prio, due.relation::text, due.day
 $$;
@@ -70,7 +70,7 @@ BEGIN
 	END IF;
 	-- judged by the newest row actually there, not only by the bounds
 	EXECUTE pg_catalog.format('SELECT pg_catalog.max(%I), pg_catalog.count(*) FROM %s', v_col, v_part) INTO v_newest, v_rows;
-	IF v_newest IS NOT NULL AND v_newest OPERATOR(pg_catalog.>) pg_catalog.now() OPERATOR(pg_catalog.-) v_ret THEN
+	IF v_newest IS NOT NULL AND v_newest OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) v_ret) THEN
 		RETURN 'kept: newest row within retention';
 	END IF;
 	IF fleet.relation_held(v_part) THEN
@@ -104,7 +104,7 @@ BEGIN
 	WITH gone AS (
 		DELETE FROM fleet.cold_segment s
 		 WHERE s.day OPERATOR(pg_catalog.=) p_day
-		   AND s.hi OPERATOR(pg_catalog.<=) pg_catalog.now() OPERATOR(pg_catalog.-) v_ret
+		   AND s.hi OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) v_ret)
 		   AND NOT fleet.row_held('fleet.position', s.tenant_id, s.vehicle_id, s.lo, s.hi)
 		RETURNING s.nrows)
 	SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(gone.nrows), 0) INTO v_n, v_fixes FROM gone;
@@ -147,8 +147,7 @@ COMMENT ON FUNCTION fleet.tier_step(regclass, date, text) IS 'Run one tier step 
 CREATE PROCEDURE fleet.tier_maintenance(p_max_steps integer DEFAULT 100, p_lock_timeout text DEFAULT '100ms',
                                         p_attempts integer DEFAULT 8)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
+AS $$	-- commits between steps, so no SET search_path: every name in it is qualified
 DECLARE
 	r record;
 	v_done text[] := ARRAY[]::text[];
@@ -286,4 +285,11 @@ SELECT r, 'FUNCTION', f, 'EXECUTE'
                                'fleet.row_held(regclass,bigint,bigint,timestamptz,timestamptz)',
                                'fleet.relation_held(regclass)']) f;
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
-	('fleet_admin', 'FUNCTION', 'fleet.ledger_append(text,text,jsonb)', 'EXECUTE');
+	('fleet_admin', 'FUNCTION', 'fleet.ledger_append(text,text,jsonb)', 'EXECUTE'),
+	('fleet_admin', 'FUNCTION', 'fleet.hold_row_guard()', 'EXECUTE');
+
+-- Procedures are not covered by 99_finish's REVOKE ON ALL FUNCTIONS: they
+-- run as the owner or a superuser only (pg_cron runs the maintenance job
+-- as the installing role).
+REVOKE ALL ON PROCEDURE fleet.tier_maintenance(integer, text, integer) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE fleet.cold_restore(date) FROM PUBLIC;
