@@ -145,11 +145,12 @@ CREATE TABLE fleet.tier_state (
 	tier      text NOT NULL CHECK (tier OPERATOR(pg_catalog.=) ANY (ARRAY['warming', 'copied', 'warm', 'cooling', 'cold', 'restoring'])),
 	work      text,
 	lock_ms   double precision,
+	progress  bigint,
 	since     timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	PRIMARY KEY (relation, day)
 );
 COMMENT ON TABLE fleet.tier_state IS
-	'Tier of each partition that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run';
+	'Tier of each partition that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run; lock_ms: how long the warm swap held the parent''s lock; progress: next block of a slice-by-slice copy';
 
 -- ---------------------------------------------------------------- quarantine
 

@@ -7,9 +7,12 @@
 --                   warm tablespace with the partition's indexes, a CHECK of
 --                   its range and a trigger on the partition that mirrors
 --                   new rows into it (updates/deletes of that day wait);
---                 warm_copy: copy the partition sorted per vehicle over time
---                   (ON CONFLICT DO NOTHING meets the mirror), add BRIN on
---                   time, mark it for freezing, analyze;
+--                 warm_copy: copy the partition slice by slice (a block range
+--                   per transaction, so live ingest keeps its share of I/O),
+--                   each slice sorted per vehicle over time (ON CONFLICT DO
+--                   NOTHING meets the mirror), then add BRIN on time and
+--                   analyze; the shadow is created to be frozen by the next
+--                   autovacuum (freeze ages 0);
 --                 warm_swap: with lock_timeout, lock the parent, drop the
 --                   old partition, attach the shadow (its CHECK spares the
 --                   scan): only this step blocks readers and writers.
@@ -111,6 +114,12 @@ COMMENT ON FUNCTION fleet.position_range(timestamptz, timestamptz, bigint, bigin
 
 -- ---------------------------------------------------------------- hot -> warm
 
+CREATE FUNCTION fleet.tier_background() RETURNS integer
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'fleet_tier_background';
+COMMENT ON FUNCTION fleet.tier_background() IS
+	'Lower this backend''s CPU priority to fleet.tier_nice for the rest of its life (extension/tier.c): the copy and pack steps call it so that live ingest keeps its share of the CPU';
+
 CREATE FUNCTION fleet.tier_mirror() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -182,46 +191,67 @@ BEGIN
 	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror_wait BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
 	                          v_part, v_shadow);
 	INSERT INTO fleet.tier_state (relation, day, tier, work) VALUES (p_rel, p_day, 'warming', v_shadow)
-	ON CONFLICT (relation, day) DO UPDATE SET tier = 'warming', work = EXCLUDED.work, lock_ms = NULL, since = pg_catalog.now();
+	ON CONFLICT (relation, day) DO UPDATE SET tier = 'warming', work = EXCLUDED.work, lock_ms = NULL, progress = NULL,
+	                                          since = pg_catalog.now();
 	RETURN v_shadow;
 END
 $$;
 COMMENT ON FUNCTION fleet.warm_begin(regclass, date) IS
 	'Step 1 of hot -> warm: the shadow table in the warm tablespace with the parent''s indexes and a range CHECK, and the mirror trigger on the partition';
 
-CREATE FUNCTION fleet.warm_copy(p_rel regclass, p_day date) RETURNS bigint
+CREATE FUNCTION fleet.warm_copy(p_rel regclass, p_day date, p_blocks integer DEFAULT 2048) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_part regclass := fleet.tier_partition(p_rel, p_day);
 	v_pol fleet.tier_policy;
-	v_shadow text;
+	v_state fleet.tier_state;
 	v_n bigint;
 	v_sort text;
+	v_blocks bigint;
+	v_from bigint;
+	v_to bigint;
 BEGIN
 	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
-	SELECT s.work INTO v_shadow FROM fleet.tier_state s
+	SELECT * INTO v_state FROM fleet.tier_state s
 	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day
-	   AND s.tier OPERATOR(pg_catalog.=) ANY (ARRAY['warming', 'copied']);
-	IF v_shadow IS NULL OR v_part IS NULL THEN
+	   AND s.tier OPERATOR(pg_catalog.=) 'warming'
+	   FOR UPDATE;
+	IF v_state.work IS NULL OR v_part IS NULL THEN
 		RAISE EXCEPTION 'partition of % for % is not being warmed', p_rel, p_day USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
+	IF p_blocks IS NULL OR p_blocks OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'slice size must be at least one block' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM fleet.tier_background();
 	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') INTO v_sort
 	  FROM pg_catalog.unnest(v_pol.sort_columns OPERATOR(pg_catalog.||) ARRAY[v_pol.time_column::text]) c;
-	EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT * FROM %s ORDER BY %s ON CONFLICT DO NOTHING',
-	                          v_shadow, v_part, v_sort);
+	-- one slice of blocks (the partition filled in arrival order, so a slice
+	-- is a stretch of time), sorted per vehicle over time within the slice
+	v_blocks := pg_catalog.pg_relation_size(v_part) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
+	v_from := COALESCE(v_state.progress, 0);
+	v_to := v_from OPERATOR(pg_catalog.+) p_blocks;
+	EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT * FROM %s x'
+	                          ' WHERE x.ctid OPERATOR(pg_catalog.>=) %L::tid AND x.ctid OPERATOR(pg_catalog.<) %L::tid'
+	                          ' ORDER BY %s ON CONFLICT DO NOTHING',
+	                          v_state.work, v_part, pg_catalog.format('(%s,0)', v_from), pg_catalog.format('(%s,0)', v_to), v_sort);
 	GET DIAGNOSTICS v_n = ROW_COUNT;
-	EXECUTE pg_catalog.format('CREATE INDEX ON fleet.%I USING brin (%I) TABLESPACE %I', v_shadow, v_pol.time_column,
+	IF v_to OPERATOR(pg_catalog.<) v_blocks THEN
+		UPDATE fleet.tier_state s SET progress = v_to
+		 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
+		RETURN v_n;
+	END IF;
+	EXECUTE pg_catalog.format('CREATE INDEX ON fleet.%I USING brin (%I) TABLESPACE %I', v_state.work, v_pol.time_column,
 	                          COALESCE(v_pol.warm_tablespace, 'pg_default'));
-	EXECUTE pg_catalog.format('ANALYZE fleet.%I', v_shadow);
-	UPDATE fleet.tier_state s SET tier = 'copied', since = pg_catalog.now()
+	EXECUTE pg_catalog.format('ANALYZE fleet.%I', v_state.work);
+	UPDATE fleet.tier_state s SET tier = 'copied', progress = v_to, since = pg_catalog.now()
 	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
 	RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION fleet.warm_copy(regclass, date) IS
-	'Step 2 of hot -> warm: copy the partition into its shadow sorted by the policy''s sort columns then time, add BRIN on time, analyze (no lock on the parent)';
+COMMENT ON FUNCTION fleet.warm_copy(regclass, date, integer) IS
+	'Step 2 of hot -> warm, one transaction per slice of p_blocks blocks of the partition (TID range scan): copy the slice into the shadow sorted by the policy''s sort columns then time; after the last slice add BRIN on time and analyze. No lock on the parent. Returns the rows copied by this call';
 
 CREATE FUNCTION fleet.warm_swap(p_rel regclass, p_day date) RETURNS double precision
 LANGUAGE plpgsql VOLATILE
@@ -305,6 +335,7 @@ BEGIN
 	IF v_work IS NULL THEN
 		RAISE EXCEPTION 'day % of fleet.position is not being packed', p_day USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
+	PERFORM fleet.tier_background();
 	-- a run killed before commit left nothing: segments of this day come only from a committed pack
 	DELETE FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
 	EXECUTE pg_catalog.format(

@@ -131,7 +131,7 @@ AS $$
 BEGIN
 	CASE p_action
 		WHEN 'warm_begin' THEN RETURN 'shadow ' OPERATOR(pg_catalog.||) fleet.warm_begin(p_rel, p_day);
-		WHEN 'warm_copy' THEN RETURN 'copied ' OPERATOR(pg_catalog.||) fleet.warm_copy(p_rel, p_day);
+		WHEN 'warm_copy' THEN RETURN 'copied a slice of ' OPERATOR(pg_catalog.||) fleet.warm_copy(p_rel, p_day) OPERATOR(pg_catalog.||) ' rows';
 		WHEN 'warm_swap' THEN RETURN 'swapped, lock ms ' OPERATOR(pg_catalog.||) pg_catalog.round(fleet.warm_swap(p_rel, p_day)::numeric, 1);
 		WHEN 'cold_detach' THEN RETURN 'detached as ' OPERATOR(pg_catalog.||) fleet.cold_detach(p_day);
 		WHEN 'cold_pack' THEN RETURN (SELECT pg_catalog.format('packed %s fixes in %s segments, %s bytes', c.fixes, c.segments, c.bytes)
@@ -144,8 +144,8 @@ END
 $$;
 COMMENT ON FUNCTION fleet.tier_step(regclass, date, text) IS 'Run one tier step (see fleet.tier_due()) in the current transaction';
 
-CREATE PROCEDURE fleet.tier_maintenance(p_max_steps integer DEFAULT 100, p_lock_timeout text DEFAULT '100ms',
-                                        p_attempts integer DEFAULT 8)
+CREATE PROCEDURE fleet.tier_maintenance(p_max_steps integer DEFAULT 10000, p_lock_timeout text DEFAULT '100ms',
+                                        p_attempts integer DEFAULT 8, p_duty double precision DEFAULT 0.25)
 LANGUAGE plpgsql
 AS $$	-- commits between steps, so no SET search_path: every name in it is qualified
 DECLARE
@@ -154,8 +154,13 @@ DECLARE
 	v_steps integer := 0;
 	v_out text;
 	v_ok boolean;
+	v_t0 timestamptz;
+	v_key text;
 	a integer;
 BEGIN
+	IF p_duty IS NULL OR p_duty OPERATOR(pg_catalog.<=) 0 OR p_duty OPERATOR(pg_catalog.>) 1 THEN
+		RAISE EXCEPTION 'p_duty must be in (0, 1]' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	IF NOT pg_catalog.pg_try_advisory_lock(1718379877, 74) THEN
 		RAISE NOTICE 'fleet.tier_maintenance: another run is in progress';
 		RETURN;
@@ -167,10 +172,11 @@ BEGIN
 		 WHERE NOT (pg_catalog.concat_ws('/', d.relation, d.day, d.action) OPERATOR(pg_catalog.=) ANY (v_done))
 		 LIMIT 1;
 		EXIT WHEN NOT FOUND;
-		v_done := v_done OPERATOR(pg_catalog.||) pg_catalog.concat_ws('/', r.relation, r.day, r.action);
+		v_key := pg_catalog.concat_ws('/', r.relation, r.day, r.action);
 		v_steps := v_steps OPERATOR(pg_catalog.+) 1;
 		v_ok := false;
 		a := 1;
+		v_t0 := pg_catalog.clock_timestamp();
 		WHILE NOT v_ok AND a OPERATOR(pg_catalog.<=) p_attempts LOOP
 			BEGIN
 				PERFORM pg_catalog.set_config('lock_timeout', p_lock_timeout, true);
@@ -189,17 +195,27 @@ BEGIN
 			a := a OPERATOR(pg_catalog.+) 1;
 		END LOOP;
 		RAISE NOTICE 'fleet.tier_maintenance: % % %: %', r.relation, r.day, r.action, v_out;
+		-- a step that did not advance is not tried again in this run; a copy
+		-- slice that did comes back as the next due step
+		IF NOT v_ok OR r.action OPERATOR(pg_catalog.<>) 'warm_copy' THEN
+			v_done := v_done OPERATOR(pg_catalog.||) v_key;
+		END IF;
 		IF NOT v_ok THEN
 			RAISE WARNING 'fleet.tier_maintenance: % % % not done: %', r.relation, r.day, r.action, v_out;
 		END IF;
 		PERFORM pg_catalog.set_config('lock_timeout', '0', true);
 		COMMIT;
+		-- heavy steps run at most p_duty of the time, leaving the rest to live ingest
+		IF v_ok AND r.action OPERATOR(pg_catalog.=) ANY (ARRAY['warm_copy', 'cold_pack']) AND p_duty OPERATOR(pg_catalog.<) 1 THEN
+			PERFORM pg_catalog.pg_sleep(LEAST(60, pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_t0)
+			                                      OPERATOR(pg_catalog.*) (1 OPERATOR(pg_catalog.-) p_duty) OPERATOR(pg_catalog./) p_duty));
+		END IF;
 	END LOOP;
 	PERFORM pg_catalog.pg_advisory_unlock(1718379877, 74);
 END
 $$;
-COMMENT ON PROCEDURE fleet.tier_maintenance(integer, text, integer) IS
-	'All due partition and tier work, one step per transaction: partitions ahead and untiered expiry (fleet.run_maintenance), then the steps of fleet.tier_due() under lock_timeout with retries; a killed run is finished by the next; scheduled by pg_cron as fleet.maintenance';
+COMMENT ON PROCEDURE fleet.tier_maintenance(integer, text, integer, double precision) IS
+	'All due partition and tier work, one step per transaction: partitions ahead and untiered expiry (fleet.run_maintenance), then the steps of fleet.tier_due() under lock_timeout with retries; copy and pack steps pause so that they take at most p_duty of the time; a killed run is finished by the next; scheduled by pg_cron as fleet.maintenance';
 
 -- SECURITY DEFINER: the status counts every tenant's rows and cold
 -- segments (forced RLS would show a tenant-less admin nothing); it returns
@@ -291,5 +307,5 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 -- Procedures are not covered by 99_finish's REVOKE ON ALL FUNCTIONS: they
 -- run as the owner or a superuser only (pg_cron runs the maintenance job
 -- as the installing role).
-REVOKE ALL ON PROCEDURE fleet.tier_maintenance(integer, text, integer) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE fleet.tier_maintenance(integer, text, integer, double precision) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE fleet.cold_restore(date) FROM PUBLIC;

@@ -76,7 +76,7 @@ sub blocked_maintenance
 	my $blocker = $node->background_psql($db, on_error_stop => 0);
 	$blocker->query_safe("BEGIN; $lock;");
 	my $maint = $node->background_psql($db, on_error_stop => 0);
-	$maint->query_until(qr/started/, "\\echo started\nCALL fleet.tier_maintenance(100, '10min', 1);\n");
+	$maint->query_until(qr/started/, "\\echo started\nCALL fleet.tier_maintenance(100, '10min', 1, 1);\n");
 	$node->poll_query_until($db, q{
 		SELECT count(*) = 1 FROM pg_stat_activity
 		 WHERE query LIKE 'CALL fleet.tier_maintenance%' AND wait_event_type = 'Lock'})
@@ -118,7 +118,7 @@ is(state_of(), '51:cooling', 'the terminated step left the day to be packed');
 is($node->safe_psql($db, "SELECT count(*) FROM fleet.cold_segment"), '0', 'its segments were rolled back');
 
 # Run 3 finishes everything.
-$node->safe_psql($db, 'CALL fleet.tier_maintenance()');
+$node->safe_psql($db, 'CALL fleet.tier_maintenance(p_duty => 1)');
 is(state_of(), '51:cold 50:cold', 'run 3 packed both days');
 is(day_hash($_), $before{$_}, "day -$_: every fix reads back identical from the cold tier") for (50, 51);
 is($node->safe_psql($db, q{SELECT count(*) FROM pg_class WHERE relnamespace = 'fleet'::regnamespace

@@ -264,7 +264,7 @@ UPDATE fleet.tier_policy SET warm_tablespace = NULL, hot_for = '39 days', cold_a
 SELECT relation, day - :'d41'::date AS day, action FROM fleet.tier_due() ORDER BY 1, 2, 3;
 -- (an empty day packs to no segment)
 SET client_min_messages = warning;
-CALL fleet.tier_maintenance();
+CALL fleet.tier_maintenance(p_duty => 1);
 RESET client_min_messages;
 SELECT day - :'d41'::date AS day, tier, rows > 0 AS has_rows FROM fleet.tier_status
  WHERE relation = 'fleet.position'::regclass AND day <= :'d40' ORDER BY 1;
