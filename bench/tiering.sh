@@ -158,7 +158,10 @@ swap() {	# prints "lock ms inside the function;wall ms of the transaction includ
 	echo "$lock;$wall"
 }
 log "move day -40 (small)"
-q -c "SET timezone = 'UTC'" -c "SELECT fleet.warm_begin('fleet.position', current_date - 40)" -c "SELECT fleet.warm_copy('fleet.position', current_date - 40)" >/dev/null
+q -c "SET timezone = 'UTC'" -c "SELECT fleet.warm_begin('fleet.position', current_date - 40)" >/dev/null
+until [ "$(q -c "SET timezone = 'UTC'" -c "SELECT tier FROM fleet.tier_state WHERE day = current_date - 40")" = copied ]; do
+	q -c "SET timezone = 'UTC'" -c "SELECT fleet.warm_copy('fleet.position', current_date - 40)" >/dev/null
+done
 SW40=$(swap 40); note_load "swap small"
 log "baseline: ALTER TABLE SET TABLESPACE of day -39 (small, hot)"
 BASE42_MS=$(ms -c "ALTER TABLE $P42 SET TABLESPACE bench_warm_baseline"); note_load "baseline"
