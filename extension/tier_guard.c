@@ -11,7 +11,8 @@
  *	 DROP SCHEMA of a schema holding such a table (with or without CASCADE);
  *	 DROP EXTENSION fleet while any hold covers data;
  *	 TRUNCATE of any of those tables;
- *	 ALTER TABLE ... DETACH PARTITION of a partition holding held rows.
+ *	 ALTER TABLE ... DETACH PARTITION of a partition holding held rows;
+ *	 DROP OWNED BY a role that owns such a table.
  * Whether rows are held is answered by fleet.relation_held() /
  * fleet.schema_held() (sql/parts/70_tier.sql).  DELETE and UPDATE are
  * refused by row triggers, a shortened policy by a trigger on
@@ -29,6 +30,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -148,6 +150,21 @@ FleetTierGuard(Node *parsetree)
 
 					if (cmd->subtype == AT_DetachPartition)
 						check_rangevar(((PartitionCmd *) cmd->def)->name, "DETACH PARTITION");
+				}
+				break;
+			}
+		case T_DropOwnedStmt:
+			{
+				DropOwnedStmt *stmt = (DropOwnedStmt *) parsetree;
+
+				foreach(lc, stmt->roles)
+				{
+					RoleSpec   *spec = lfirst_node(RoleSpec, lc);
+					Oid			roleid = get_rolespec_oid(spec, true);
+
+					if (OidIsValid(roleid) &&
+						ask("SELECT fleet.owned_held($1)", OIDOID, ObjectIdGetDatum(roleid)))
+						refuse("DROP OWNED BY", get_rolespec_name(spec));
 				}
 				break;
 			}

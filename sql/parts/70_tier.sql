@@ -447,6 +447,18 @@ AS $$
 $$;
 COMMENT ON FUNCTION fleet.schema_held(name) IS 'Does any table of the schema hold rows an active legal hold covers? (DROP SCHEMA guard)';
 
+-- SECURITY DEFINER: as fleet.relation_held, over every table a role owns.
+CREATE FUNCTION fleet.owned_held(p_role oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+	               WHERE c.relowner OPERATOR(pg_catalog.=) p_role
+	                 AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+	                 AND fleet.relation_held(c.oid))
+$$;
+COMMENT ON FUNCTION fleet.owned_held(oid) IS 'Does a table the role owns hold rows an active legal hold covers? (DROP OWNED guard)';
+
 CREATE FUNCTION fleet.hold_row_guard() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

@@ -193,6 +193,7 @@ SELECT pg_temp.try(format('DROP TABLE tier_test.evidence')) AS "DROP TABLE tier_
 SELECT pg_temp.try(format('DROP TABLE tier_test.evidence CASCADE')) AS "DROP TABLE tier_test.evidence CASCADE";
 SELECT pg_temp.try(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I', :'e41')) AS "ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.:";
 SELECT pg_temp.try(format('DROP SCHEMA tier_test CASCADE')) AS "DROP SCHEMA tier_test CASCADE";
+SELECT pg_temp.try('DROP OWNED BY tier_owner') AS "DROP OWNED BY tier_owner";
 SELECT pg_temp.try(format('UPDATE fleet.tier_policy SET retention = ''1 day'' WHERE relation = ''tier_test.evidence''::regclass')) AS "UPDATE fleet.tier_policy SET retention = '1 day' WHERE relat";
 SELECT pg_temp.try(format('DELETE FROM fleet.tier_policy WHERE relation = ''tier_test.evidence''::regclass')) AS "DELETE FROM fleet.tier_policy WHERE relation = 'tier_test.ev";
 SELECT pg_temp.try(format('DELETE FROM fleet.legal_hold')) AS "DELETE FROM fleet.legal_hold";
