@@ -41,6 +41,7 @@ _PG_init(void)
 	FleetPipelineInit();		/* event pipeline: settings, one worker per class */
 
 	FleetViewsInit();			/* fleet views: settings, the refresh worker */
+	FleetTierInit();			/* tiering: fleet.tier_nice for maintenance */
 
 	MarkGUCPrefixReserved("fleet");
 }

@@ -22,6 +22,13 @@ extern int64 FleetCurrentTenant(void);
 /* guard.c: utility hook around DDL on fleet itself */
 extern void FleetGuardInit(void);
 
+/* tier.c: tier maintenance helpers (fleet.tier_nice) */
+extern void FleetTierInit(void);
+
+/* tier_guard.c: legal hold refusals of DDL (called from guard.c's hook) */
+struct Node;
+extern void FleetTierGuard(struct Node *parsetree);
+
 /* owner.c: running internal SQL as the extension owner */
 extern Oid	FleetExtensionOwner(void);
 

@@ -120,6 +120,8 @@ fleet_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	bool		dropping = drops_fleet(pstmt->utilityStmt) &&
 		OidIsValid(get_extension_oid("fleet", true));
 
+	FleetTierGuard(pstmt->utilityStmt);	/* legal hold: tier_guard.c */
+
 	if (dropping)
 		unschedule_cron_jobs();
 

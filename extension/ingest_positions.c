@@ -13,9 +13,12 @@
  *	 rejected	with a reason: unknown_device, inactive_device, foreign_device
  *				(another tenant's device while a tenant context is set),
  *				missing_fix_time, bad_coordinates, bad_measurement,
- *				future_fix_time (later than now + fleet.future_margin) or
- *				no_partition (no daily partition prepared for that day).
- * A rejected row never fails the batch: the rest goes in.  Errors (bad
+ *				future_fix_time (later than now + fleet.future_margin);
+ *	 quarantined	no partition is prepared for the fix's day (reason
+ *				no_partition): the fix is kept in fleet.position_quarantine
+ *				with its reason, for an operator to replay or discard
+ *				(fleet.quarantine_replay()).
+ * A rejected or quarantined row never fails the batch: the rest goes in.  Errors (bad
  * arguments) fail the whole call, so a batch never half-applies.
  *
  * The steps, all set-based:
@@ -71,11 +74,11 @@ enum
 
 typedef enum
 {
-	ST_PENDING, ST_ACCEPTED, ST_DUPLICATE, ST_CONFLICT, ST_REJECTED
+	ST_PENDING, ST_ACCEPTED, ST_DUPLICATE, ST_CONFLICT, ST_REJECTED, ST_QUARANTINED
 } RowStatus;
 
 static const char *const status_names[] = {
-	"pending", "accepted", "duplicate", "conflict", "rejected"
+	"pending", "accepted", "duplicate", "conflict", "rejected", "quarantined"
 };
 
 /* one device identifier of the batch and what it resolved to */
@@ -142,6 +145,7 @@ static SPIPlanPtr route_plan = NULL;
 static SPIPlanPtr lookup_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
+static SPIPlanPtr quarantine_plan = NULL;
 
 static void prepare_plans(void);
 static SPIPlanPtr keep_plan(const char *sql, int nargs, Oid *argtypes);
@@ -232,6 +236,20 @@ prepare_plans(void)
 			"       heading = EXCLUDED.heading, altitude = EXCLUDED.altitude,"
 			"       updated_at = pg_catalog.now()"
 			" WHERE s.fix_time IS NULL OR s.fix_time OPERATOR(pg_catalog.<) EXCLUDED.fix_time", 9, t);
+	}
+	if (quarantine_plan == NULL)
+	{
+		Oid			t[13] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
+		FLOAT4ARRAYOID, FLOAT4ARRAYOID, INT8ARRAYOID, JSONBARRAYOID, TEXTARRAYOID};
+
+		quarantine_plan = keep_plan(
+			"INSERT INTO fleet.position_quarantine (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
+			"                            speed, heading, altitude, accuracy, seq, attrs, reason)"
+			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+			"   pg_catalog.unnest($12), pg_catalog.unnest($13))", 13, t);
 	}
 }
 
@@ -464,7 +482,10 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 			if (fix > limit)
 				r->reason = "future_fix_time";
 			else if (!has_partition(rel, fix))
+			{
+				r->status = ST_QUARANTINED;
 				r->reason = "no_partition";
+			}
 			else
 			{
 				r->status = ST_PENDING;
@@ -749,11 +770,65 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 		}
 	}
 
+	/* 7. fixes for days without a partition go to the quarantine, with their reason */
+	{
+		int			nq = 0;
+
+		for (i = 0; i < n; i++)
+			if (rows[i].status == ST_QUARANTINED)
+				nq++;
+		if (nq > 0)
+		{
+			static const Oid qtypes[13] = {INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID,
+				FLOAT8OID, FLOAT8OID, FLOAT4OID, FLOAT4OID, FLOAT4OID, FLOAT4OID,
+			INT8OID, JSONBOID, TEXTOID};
+			static const int optargs[8] = {A_LAT, A_LON, A_SPEED, A_HEADING, A_ALT, A_ACC, A_SEQ, A_ATTRS};
+			Datum	   *qv[13];
+			bool	   *qn[13];
+			Datum		args[13];
+			int			k = 0;
+			int			c;
+
+			for (c = 0; c < 13; c++)
+			{
+				qv[c] = palloc(sizeof(Datum) * nq);
+				qn[c] = palloc0(sizeof(bool) * nq);
+			}
+			for (i = 0; i < n; i++)
+			{
+				PosRow	   *r = &rows[i];
+
+				if (r->status != ST_QUARANTINED)
+					continue;
+				qv[0][k] = Int64GetDatum(r->dev->tenant);
+				qv[1][k] = Int64GetDatum(r->dev->device);
+				qv[2][k] = TimestampTzGetDatum(r->fix);
+				qv[3][k] = Int64GetDatum(r->dev->vehicle);
+				qn[3][k] = !r->dev->has_vehicle;
+				for (c = 0; c < 8; c++)
+				{
+					int			arg = optargs[c];
+
+					if (av[arg] == NULL || an[arg][i])
+						qn[4 + c][k] = true;
+					else
+						qv[4 + c][k] = av[arg][i];
+				}
+				qv[12][k] = CStringGetTextDatum(r->reason);
+				k++;
+			}
+			for (c = 0; c < 13; c++)
+				args[c] = PointerGetDatum(FleetMakeArray(qv[c], qn[c], nq, qtypes[c]));
+			if (SPI_execute_plan(quarantine_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "position quarantine insert failed");
+		}
+	}
+
 	table_close(rel, NoLock);
 	SPI_finish();
 	FleetAsCaller(saved_uid, saved_ctx);
 
-	/* 7. one result row per element */
+	/* 8. one result row per element */
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[3];

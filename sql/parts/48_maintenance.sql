@@ -9,8 +9,10 @@
 --     fleet.replay_window (24 h by default), whatever their retention says;
 --   * a log partition is dropped only when every event in it has been
 --     consumed by its class cursor and none waits in retries or dead letters.
--- pg_cron runs it every ten minutes as the installing role (job name
--- fleet.maintenance; DROP EXTENSION unschedules it, see extension/guard.c).
+-- pg_cron runs it every ten minutes as the installing role, through
+-- fleet.tier_maintenance() (job name fleet.maintenance; DROP EXTENSION
+-- unschedules it, see extension/guard.c).  A partition with rows a legal
+-- hold covers is never dropped (fleet.relation_held, 70_tier.sql).
 
 CREATE FUNCTION fleet.run_maintenance()
 RETURNS TABLE (relation regclass, created integer, dropped integer)
@@ -55,6 +57,7 @@ BEGIN
 						            WHERE d.logged_at OPERATOR(pg_catalog.>=) v_lo AND d.logged_at OPERATOR(pg_catalog.<) v_hi);
 					CONTINUE WHEN v_busy;
 				END IF;
+				CONTINUE WHEN fleet.relation_held(p.partition);
 				EXECUTE pg_catalog.format('DROP TABLE %s', p.partition);
 				dropped := dropped OPERATOR(pg_catalog.+) 1;
 			END LOOP;
@@ -66,7 +69,9 @@ $$;
 COMMENT ON FUNCTION fleet.run_maintenance() IS
 	'Create the daily partitions ahead of time and drop expired ones (keys and log kept at least fleet.replay_window, log partitions only once fully consumed); run by pg_cron as fleet.maintenance';
 
-SELECT cron.schedule('fleet.maintenance', '*/10 * * * *', 'SELECT fleet.run_maintenance()');
+-- The job calls fleet.tier_maintenance() (sql/parts/74_tier_maint.sql),
+-- which runs fleet.run_maintenance() first and then the due tier steps.
+SELECT cron.schedule('fleet.maintenance', '*/10 * * * *', 'CALL fleet.tier_maintenance()');
 
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
 	('fleet_admin', 'TABLE', 'fleet.partitioned_table', 'UPDATE');

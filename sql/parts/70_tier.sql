@@ -1,0 +1,566 @@
+-- 70_tier: tier policies, the quarantine, the lifecycle ledger and legal holds.
+--
+-- A time-partitioned table (fleet.position, or a user's table with a
+-- tenant_id and a time column, daily partitions made by
+-- fleet.create_daily_partitions) is put under a tier policy in
+-- fleet.tier_policy: partitions are hot (default tablespace, btree) for
+-- hot_for, then warm (warm tablespace, re-sorted per vehicle over time, BRIN
+-- on time, frozen) until cold_after, then packed into the cold format
+-- (fleet.cold_segment, extension/coldcodec.c), and purged once the data's
+-- newest timestamp is older than retention -- unless a legal hold covers it.
+-- Every lifecycle step is written to fleet.tier_ledger, an append-only,
+-- hash-chained log (fleet.verify_ledger()).  Held data cannot be removed by a
+-- non-superuser through DROP, DROP SCHEMA ... CASCADE, TRUNCATE, DETACH
+-- (extension/tier_guard.c), DELETE or UPDATE (row triggers), nor by
+-- shortening a policy.
+
+-- ---------------------------------------------------------------- ledger
+
+CREATE TABLE fleet.tier_ledger (
+	seq       bigint PRIMARY KEY,
+	at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	action    text NOT NULL CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY[
+	              'create', 'move', 'pack', 'restore', 'purge', 'hold', 'release', 'policy', 'quarantine'])),
+	relation  text NOT NULL,
+	detail    jsonb NOT NULL DEFAULT '{}',
+	actor     text NOT NULL DEFAULT pg_catalog."current_user"(),
+	prev_hash bytea NOT NULL,
+	hash      bytea NOT NULL
+);
+COMMENT ON TABLE fleet.tier_ledger IS
+	'Append-only lifecycle ledger of tiered tables: every create, move, pack, restore, purge, hold, release and policy change; each row''s hash covers its content and the previous row''s hash (fleet.verify_ledger())';
+
+CREATE FUNCTION fleet.ledger_row_hash(p_seq bigint, p_at timestamptz, p_action text, p_relation text,
+                                      p_detail jsonb, p_actor text, p_prev bytea) RETURNS bytea
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.sha256(p_prev OPERATOR(pg_catalog.||) pg_catalog.convert_to(pg_catalog.concat_ws(E'\x1f',
+		p_seq::text, pg_catalog.to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+		p_action, p_relation, p_detail::text, p_actor), 'UTF8'))
+$$;
+COMMENT ON FUNCTION fleet.ledger_row_hash(bigint, timestamptz, text, text, jsonb, text, bytea) IS
+	'SHA-256 of a ledger row: previous hash || the row''s fields joined by unit separators';
+
+-- SECURITY DEFINER: nobody may write the ledger directly; this function
+-- is the only writer, so every entry is chained.
+CREATE FUNCTION fleet.ledger_append(p_action text, p_relation text, p_detail jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_prev bytea;
+	v_seq bigint;
+	v_at timestamptz := pg_catalog.clock_timestamp();
+	v_actor text := pg_catalog."session_user"();
+BEGIN
+	-- one writer at a time keeps the chain linear
+	PERFORM pg_catalog.pg_advisory_xact_lock(1718379877, 70);
+	SELECT l.seq, l.hash INTO v_seq, v_prev FROM fleet.tier_ledger l ORDER BY l.seq DESC LIMIT 1;
+	v_seq := COALESCE(v_seq, 0) OPERATOR(pg_catalog.+) 1;
+	v_prev := COALESCE(v_prev, '\x'::bytea);
+	INSERT INTO fleet.tier_ledger (seq, at, action, relation, detail, actor, prev_hash, hash)
+	VALUES (v_seq, v_at, p_action, p_relation, COALESCE(p_detail, '{}'), v_actor, v_prev,
+	        fleet.ledger_row_hash(v_seq, v_at, p_action, p_relation, COALESCE(p_detail, '{}'), v_actor, v_prev));
+	RETURN v_seq;
+END
+$$;
+COMMENT ON FUNCTION fleet.ledger_append(text, text, jsonb) IS
+	'Append one entry to the lifecycle ledger, chained to the previous entry''s hash; serialised by an advisory lock';
+
+CREATE FUNCTION fleet.verify_ledger()
+RETURNS TABLE (ok boolean, entries bigint, first_bad bigint, problem text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	v_prev bytea := '\x'::bytea;
+	v_expect bigint := 1;
+BEGIN
+	entries := 0;
+	FOR r IN SELECT * FROM fleet.tier_ledger ORDER BY seq LOOP
+		IF r.seq OPERATOR(pg_catalog.<>) v_expect THEN
+			ok := false; first_bad := r.seq; problem := pg_catalog.format('gap: expected entry %s', v_expect);
+			RETURN NEXT; RETURN;
+		END IF;
+		IF r.prev_hash OPERATOR(pg_catalog.<>) v_prev THEN
+			ok := false; first_bad := r.seq; problem := 'prev_hash does not match the previous entry';
+			RETURN NEXT; RETURN;
+		END IF;
+		IF r.hash OPERATOR(pg_catalog.<>) fleet.ledger_row_hash(r.seq, r.at, r.action, r.relation, r.detail, r.actor, r.prev_hash) THEN
+			ok := false; first_bad := r.seq; problem := 'hash does not match the entry''s content';
+			RETURN NEXT; RETURN;
+		END IF;
+		v_prev := r.hash;
+		v_expect := v_expect OPERATOR(pg_catalog.+) 1;
+		entries := entries OPERATOR(pg_catalog.+) 1;
+	END LOOP;
+	ok := true; first_bad := NULL; problem := NULL;
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION fleet.verify_ledger() IS
+	'Walk the lifecycle ledger and check the hash chain: ok, or the first entry whose sequence, link or content does not verify';
+
+CREATE FUNCTION fleet.ledger_append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'fleet.tier_ledger is append-only: % refused', TG_OP
+		USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+COMMENT ON FUNCTION fleet.ledger_append_only() IS 'Trigger function: refuse UPDATE, DELETE and TRUNCATE of the lifecycle ledger';
+CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON fleet.tier_ledger
+	FOR EACH ROW EXECUTE FUNCTION fleet.ledger_append_only();
+CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON fleet.tier_ledger
+	FOR EACH STATEMENT EXECUTE FUNCTION fleet.ledger_append_only();
+COMMENT ON TRIGGER ledger_append_only ON fleet.tier_ledger IS 'The ledger is append-only';
+COMMENT ON TRIGGER ledger_no_truncate ON fleet.tier_ledger IS 'The ledger is append-only';
+
+-- ---------------------------------------------------------------- policy
+
+CREATE TABLE fleet.tier_policy (
+	relation           regclass PRIMARY KEY,
+	time_column        name NOT NULL,
+	partition_interval interval NOT NULL DEFAULT '1 day'
+	                   CHECK (partition_interval OPERATOR(pg_catalog.=) '1 day'::interval),
+	hot_for            interval NOT NULL DEFAULT '2 days'
+	                   CHECK (hot_for OPERATOR(pg_catalog.>=) '0'::interval),
+	cold_after         interval CHECK (cold_after OPERATOR(pg_catalog.>) '0'::interval),
+	retention          interval CHECK (retention OPERATOR(pg_catalog.>) '0'::interval),
+	warm_tablespace    name,
+	sort_columns       text[] NOT NULL DEFAULT ARRAY['tenant_id'],
+	CHECK (cold_after IS NULL OR cold_after OPERATOR(pg_catalog.>=) hot_for),
+	CHECK (retention IS NULL OR cold_after IS NULL OR retention OPERATOR(pg_catalog.>=) cold_after)
+);
+COMMENT ON TABLE fleet.tier_policy IS
+	'Tier policy per time-partitioned table: hot for hot_for after a partition''s day ends, then warm (warm_tablespace, NULL: pg_default; re-sorted by sort_columns then time, BRIN, frozen); packed cold after cold_after (NULL: never; fleet.position only); purged once the newest row is older than retention (NULL: kept) unless a legal hold covers it';
+
+CREATE TABLE fleet.tier_state (
+	relation  regclass NOT NULL,
+	day       date NOT NULL,
+	tier      text NOT NULL CHECK (tier OPERATOR(pg_catalog.=) ANY (ARRAY['warming', 'copied', 'warm', 'cooling', 'cold', 'restoring'])),
+	work      text,
+	lock_ms   double precision,
+	progress  bigint,
+	since     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (relation, day)
+);
+COMMENT ON TABLE fleet.tier_state IS
+	'Tier of each partition that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run; lock_ms: how long the warm swap held the parent''s lock; progress: next block of a slice-by-slice copy';
+
+-- ---------------------------------------------------------------- quarantine
+
+CREATE TABLE fleet.position_quarantine (
+	tenant_id      bigint NOT NULL,
+	quarantine_id  bigint GENERATED ALWAYS AS IDENTITY,
+	device_id      bigint NOT NULL,
+	fix_time       timestamptz NOT NULL,
+	vehicle_id     bigint,
+	lat            double precision NOT NULL,
+	lon            double precision NOT NULL,
+	speed          real,
+	heading        real,
+	altitude       real,
+	accuracy       real,
+	seq            bigint,
+	attrs          jsonb,
+	reason         text NOT NULL,
+	quarantined_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (tenant_id, quarantine_id)
+);
+COMMENT ON TABLE fleet.position_quarantine IS
+	'Fixes fleet.ingest_positions() could not store because no partition exists for their day (reason no_partition): kept here instead of failing the batch; fleet.quarantine_replay() moves them in once a partition exists';
+SELECT fleet.enable_tenant_rls('fleet.position_quarantine');
+CREATE INDEX position_quarantine_time ON fleet.position_quarantine (fix_time);
+
+CREATE FUNCTION fleet.quarantine_replay() RETURNS TABLE (replayed bigint, remaining bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_days date[];
+BEGIN
+	SELECT pg_catalog.array_agg(d.day) INTO v_days FROM fleet.daily_partitions('fleet.position') d;
+	WITH moved AS (
+		DELETE FROM fleet.position_quarantine q
+		 WHERE (q.fix_time AT TIME ZONE 'UTC')::date OPERATOR(pg_catalog.=) ANY (v_days)
+		RETURNING q.*
+	), ins AS (
+		INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading,
+		                            altitude, accuracy, seq, attrs)
+		SELECT DISTINCT ON (m.tenant_id, m.device_id, m.fix_time)
+		       m.tenant_id, m.device_id, m.fix_time, m.vehicle_id, m.lat, m.lon, m.speed, m.heading,
+		       m.altitude, m.accuracy, m.seq, m.attrs
+		  FROM moved m ORDER BY m.tenant_id, m.device_id, m.fix_time, m.quarantine_id
+		ON CONFLICT DO NOTHING
+		RETURNING 1
+	)
+	SELECT (SELECT pg_catalog.count(*) FROM moved) INTO replayed;
+	SELECT pg_catalog.count(*) INTO remaining FROM fleet.position_quarantine;
+	IF replayed OPERATOR(pg_catalog.>) 0 THEN
+		PERFORM fleet.ledger_append('quarantine', 'fleet.position',
+			pg_catalog.jsonb_build_object('replayed', replayed, 'remaining', remaining));
+	END IF;
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION fleet.quarantine_replay() IS
+	'Move quarantined fixes whose day now has a partition into fleet.position (a fix already stored is dropped from the quarantine as a duplicate); returns how many moved and how many remain';
+
+-- ---------------------------------------------------------------- legal hold
+
+CREATE TABLE fleet.legal_hold (
+	tenant_id   bigint NOT NULL REFERENCES fleet.tenant (tenant_id),
+	hold_id     bigint GENERATED ALWAYS AS IDENTITY,
+	scope       regclass,
+	vehicle_id  bigint,
+	lo          timestamptz NOT NULL,
+	hi          timestamptz NOT NULL,
+	reason      text NOT NULL CHECK (pg_catalog.length(reason) OPERATOR(pg_catalog.>) 0),
+	placed_by   text NOT NULL,
+	placed_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	released_by text,
+	released_at timestamptz,
+	CHECK (lo OPERATOR(pg_catalog.<) hi),
+	PRIMARY KEY (tenant_id, hold_id)
+);
+COMMENT ON TABLE fleet.legal_hold IS
+	'Legal holds: a tenant''s data (optionally one vehicle, optionally one tiered table: scope) in [lo, hi) that no policy, maintenance or non-superuser may remove while the hold is not released; placed and released only through fleet.place_hold() / fleet.release_hold()';
+SELECT fleet.enable_tenant_rls('fleet.legal_hold');
+CREATE POLICY legal_hold_admin ON fleet.legal_hold FOR SELECT USING (fleet.is_admin());
+COMMENT ON POLICY legal_hold_admin ON fleet.legal_hold IS 'fleet_admin members see every tenant''s holds';
+
+CREATE FUNCTION fleet.legal_hold_guard() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+	   AND OLD.released_at IS NULL AND NEW.released_at IS NOT NULL
+	   AND (OLD.tenant_id, OLD.hold_id, OLD.scope, OLD.vehicle_id, OLD.lo, OLD.hi, OLD.reason, OLD.placed_by, OLD.placed_at)
+	       IS NOT DISTINCT FROM
+	       (NEW.tenant_id, NEW.hold_id, NEW.scope, NEW.vehicle_id, NEW.lo, NEW.hi, NEW.reason, NEW.placed_by, NEW.placed_at) THEN
+		RETURN NEW;		-- a release, the only change a hold takes
+	END IF;
+	RAISE EXCEPTION 'legal holds are only placed and released, never changed or deleted (% refused)', TG_OP
+		USING ERRCODE = 'insufficient_privilege',
+		      HINT = 'Use fleet.release_hold().';
+END
+$$;
+COMMENT ON FUNCTION fleet.legal_hold_guard() IS 'Trigger function: a legal hold row only changes by being released once';
+CREATE TRIGGER legal_hold_guard BEFORE UPDATE OR DELETE ON fleet.legal_hold
+	FOR EACH ROW EXECUTE FUNCTION fleet.legal_hold_guard();
+CREATE TRIGGER legal_hold_no_truncate BEFORE TRUNCATE ON fleet.legal_hold
+	FOR EACH STATEMENT EXECUTE FUNCTION fleet.ledger_append_only();
+COMMENT ON TRIGGER legal_hold_guard ON fleet.legal_hold IS 'Holds are released, never edited or deleted';
+COMMENT ON TRIGGER legal_hold_no_truncate ON fleet.legal_hold IS 'Holds are never truncated';
+
+-- SECURITY DEFINER: the hold table is written only through these two
+-- functions (nobody holds INSERT/UPDATE on it), so every hold and release is
+-- ledgered; the caller must be a fleet_admin member.
+CREATE FUNCTION fleet.place_hold(p_tenant bigint, p_lo timestamptz, p_hi timestamptz, p_reason text,
+                                 p_vehicle bigint DEFAULT NULL, p_scope regclass DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id bigint;
+BEGIN
+	IF NOT fleet.is_admin() THEN
+		RAISE EXCEPTION 'placing a legal hold needs fleet_admin' USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF p_lo IS NULL OR p_hi IS NULL OR p_hi OPERATOR(pg_catalog.<=) p_lo THEN
+		RAISE EXCEPTION 'a legal hold needs a time range lo < hi' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF p_reason IS NULL OR pg_catalog.btrim(p_reason) OPERATOR(pg_catalog.=) '' THEN
+		RAISE EXCEPTION 'a legal hold needs a reason' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF p_scope IS NOT NULL AND fleet.tier_time_column(p_scope) IS NULL THEN
+		RAISE EXCEPTION '% is not a time-partitioned table fleet manages', p_scope USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM fleet.tenant t WHERE t.tenant_id OPERATOR(pg_catalog.=) p_tenant) THEN
+		RAISE EXCEPTION 'tenant % does not exist', p_tenant USING ERRCODE = 'foreign_key_violation';
+	END IF;
+	INSERT INTO fleet.legal_hold (tenant_id, scope, vehicle_id, lo, hi, reason, placed_by)
+	VALUES (p_tenant, p_scope, p_vehicle, p_lo, p_hi, p_reason, pg_catalog."session_user"())
+	RETURNING legal_hold.hold_id INTO v_id;
+	PERFORM fleet.ledger_append('hold', COALESCE(p_scope::text, '*'),
+		pg_catalog.jsonb_build_object('hold_id', v_id, 'tenant_id', p_tenant, 'vehicle_id', p_vehicle,
+		                              'lo', p_lo, 'hi', p_hi, 'reason', p_reason));
+	RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION fleet.place_hold(bigint, timestamptz, timestamptz, text, bigint, regclass) IS
+	'Place a legal hold on a tenant''s data in [lo, hi), optionally one vehicle and one tiered table; ledgered; returns the hold id (fleet_admin)';
+
+CREATE FUNCTION fleet.release_hold(p_tenant bigint, p_hold bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT fleet.is_admin() THEN
+		RAISE EXCEPTION 'releasing a legal hold needs fleet_admin' USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	UPDATE fleet.legal_hold h SET released_at = pg_catalog.now(), released_by = pg_catalog."session_user"()
+	 WHERE h.tenant_id OPERATOR(pg_catalog.=) p_tenant AND h.hold_id OPERATOR(pg_catalog.=) p_hold
+	   AND h.released_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no active legal hold % for tenant %', p_hold, p_tenant USING ERRCODE = 'no_data_found';
+	END IF;
+	PERFORM fleet.ledger_append('release', '*',
+		pg_catalog.jsonb_build_object('hold_id', p_hold, 'tenant_id', p_tenant));
+END
+$$;
+COMMENT ON FUNCTION fleet.release_hold(bigint, bigint) IS 'Release an active legal hold; ledgered (fleet_admin)';
+
+-- ---------------------------------------------------------------- cold segments
+
+CREATE TABLE fleet.cold_segment (
+	tenant_id  bigint NOT NULL,
+	segment_id bigint GENERATED ALWAYS AS IDENTITY,
+	day        date NOT NULL,
+	device_id  bigint NOT NULL,
+	vehicle_id bigint,
+	lo         timestamptz NOT NULL,
+	hi         timestamptz NOT NULL,
+	nrows      integer NOT NULL CHECK (nrows OPERATOR(pg_catalog.>) 0),
+	data       bytea NOT NULL,
+	packed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (tenant_id, segment_id)
+);
+COMMENT ON TABLE fleet.cold_segment IS
+	'Cold tier of fleet.position: one segment per (day, tenant, device, vehicle) holding the fixes lo..hi in fleet''s cold format (delta-encoded columns, zlib; extension/coldcodec.c); read through fleet.position_range() and fleet.position_all, restored by fleet.cold_restore()';
+ALTER TABLE fleet.cold_segment ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX cold_segment_time ON fleet.cold_segment (lo, hi);
+CREATE INDEX cold_segment_day ON fleet.cold_segment (day);
+SELECT fleet.enable_tenant_rls('fleet.cold_segment');
+
+CREATE FUNCTION fleet.tier_time_column(rel regclass) RETURNS name
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT a.attname FROM pg_catalog.pg_partitioned_table pt
+	  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) pt.partrelid
+	                                AND a.attnum OPERATOR(pg_catalog.=) pt.partattrs[0]
+	 WHERE pt.partrelid OPERATOR(pg_catalog.=) rel
+	   AND (EXISTS (SELECT 1 FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) rel)
+	        OR EXISTS (SELECT 1 FROM fleet.partitioned_table t WHERE t.relation OPERATOR(pg_catalog.=) rel))
+$$;
+COMMENT ON FUNCTION fleet.tier_time_column(regclass) IS
+	'The time column (partition key) of a table fleet partitions by time (fleet.partitioned_table or fleet.tier_policy); NULL for any other relation';
+
+-- Which tiered table (root of the partition tree) a relation belongs to.
+CREATE FUNCTION fleet.tier_root(rel regclass) RETURNS regclass
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
+	            THEN 'fleet.position'::pg_catalog.regclass
+	            ELSE pg_catalog.pg_partition_root(rel) END
+$$;
+COMMENT ON FUNCTION fleet.tier_root(regclass) IS 'The tiered table a relation holds data of: the root of its partition tree (cold segments: fleet.position)';
+
+-- SECURITY DEFINER: holds and held rows of every tenant must be seen
+-- whatever the caller's tenant context (forced RLS would hide them).
+CREATE FUNCTION fleet.row_held(p_root regclass, p_tenant bigint, p_vehicle bigint, p_lo timestamptz, p_hi timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (
+		SELECT 1 FROM fleet.legal_hold h
+		 WHERE h.released_at IS NULL
+		   AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) p_root)
+		   AND (p_tenant IS NULL OR h.tenant_id OPERATOR(pg_catalog.=) p_tenant)
+		   AND (h.vehicle_id IS NULL OR p_vehicle IS NULL OR h.vehicle_id OPERATOR(pg_catalog.=) p_vehicle)
+		   AND h.lo OPERATOR(pg_catalog.<=) p_hi AND h.hi OPERATOR(pg_catalog.>) p_lo)
+$$;
+COMMENT ON FUNCTION fleet.row_held(regclass, bigint, bigint, timestamptz, timestamptz) IS
+	'Does an active legal hold cover data of this tiered table, tenant (NULL: any), vehicle (NULL: any) with times in [lo, hi]?';
+
+-- SECURITY DEFINER: reads every tenant's rows of the relation to see
+-- whether a hold covers data that is actually there (forced RLS).
+CREATE FUNCTION fleet.relation_held(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_root regclass := fleet.tier_root(rel);
+	v_col name;
+	v_has_vehicle boolean;
+	h record;
+	v_found boolean;
+BEGIN
+	IF v_root IS NULL THEN
+		RETURN false;
+	END IF;
+	IF rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass THEN
+		RETURN EXISTS (SELECT 1 FROM fleet.cold_segment s
+		                WHERE fleet.row_held(v_root, s.tenant_id, s.vehicle_id, s.lo, s.hi));
+	END IF;
+	v_col := fleet.tier_time_column(v_root);
+	IF v_col IS NULL THEN
+		RETURN false;			-- not a tiered table: holds do not reach it
+	END IF;
+	IF rel OPERATOR(pg_catalog.=) v_root AND EXISTS (
+		SELECT 1 FROM fleet.cold_segment s
+		 WHERE v_root OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
+		   AND fleet.row_held(v_root, s.tenant_id, s.vehicle_id, s.lo, s.hi)) THEN
+		RETURN true;			-- dropping the table takes its cold data with it
+	END IF;
+	v_has_vehicle := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+	                          WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attname OPERATOR(pg_catalog.=) 'vehicle_id'
+	                            AND NOT a.attisdropped);
+	FOR h IN SELECT * FROM fleet.legal_hold l
+	          WHERE l.released_at IS NULL AND (l.scope IS NULL OR l.scope OPERATOR(pg_catalog.=) v_root) LOOP
+		EXECUTE pg_catalog.format(
+			'SELECT EXISTS (SELECT 1 FROM %s x WHERE x.tenant_id OPERATOR(pg_catalog.=) $1'
+			' AND x.%I OPERATOR(pg_catalog.>=) $2 AND x.%I OPERATOR(pg_catalog.<) $3 %s)',
+			rel, v_col, v_col,
+			CASE WHEN v_has_vehicle AND h.vehicle_id IS NOT NULL
+			     THEN 'AND x.vehicle_id OPERATOR(pg_catalog.=) $4' ELSE '' END)
+			INTO v_found USING h.tenant_id, h.lo, h.hi, h.vehicle_id;
+		IF v_found THEN
+			RETURN true;
+		END IF;
+	END LOOP;
+	RETURN false;
+END
+$$;
+COMMENT ON FUNCTION fleet.relation_held(regclass) IS
+	'Does the relation (a tiered table, one of its partitions, or the cold segments) hold rows an active legal hold covers? Used by the DDL guard (extension/tier_guard.c)';
+
+-- SECURITY DEFINER: as fleet.relation_held, over every relation of a schema.
+CREATE FUNCTION fleet.schema_held(p_schema name) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+	                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	               WHERE n.nspname OPERATOR(pg_catalog.=) p_schema
+	                 AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+	                 AND fleet.relation_held(c.oid))
+$$;
+COMMENT ON FUNCTION fleet.schema_held(name) IS 'Does any table of the schema hold rows an active legal hold covers? (DROP SCHEMA guard)';
+
+-- SECURITY DEFINER: as fleet.relation_held, over every table a role owns.
+CREATE FUNCTION fleet.owned_held(p_role oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+	               WHERE c.relowner OPERATOR(pg_catalog.=) p_role
+	                 AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+	                 AND fleet.relation_held(c.oid))
+$$;
+COMMENT ON FUNCTION fleet.owned_held(oid) IS 'Does a table the role owns hold rows an active legal hold covers? (DROP OWNED guard)';
+
+CREATE FUNCTION fleet.hold_row_guard() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_root regclass := fleet.tier_root(TG_RELID);
+	v_time timestamptz;
+	v_vehicle bigint;
+	v_row jsonb := pg_catalog.to_jsonb(OLD);
+BEGIN
+	IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) pg_catalog."current_user"()) THEN
+		RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	v_vehicle := (v_row OPERATOR(pg_catalog.->>) 'vehicle_id')::bigint;
+	IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'cold_segment' THEN
+		IF fleet.row_held(v_root, (v_row OPERATOR(pg_catalog.->>) 'tenant_id')::bigint, v_vehicle,
+		                  (v_row OPERATOR(pg_catalog.->>) 'lo')::timestamptz, (v_row OPERATOR(pg_catalog.->>) 'hi')::timestamptz) THEN
+			RAISE EXCEPTION 'legal hold: % of held cold data in % refused', TG_OP, TG_TABLE_NAME
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+	ELSE
+		v_time := (v_row OPERATOR(pg_catalog.->>) fleet.tier_time_column(v_root))::timestamptz;
+		IF fleet.row_held(v_root, (v_row OPERATOR(pg_catalog.->>) 'tenant_id')::bigint, v_vehicle, v_time, v_time) THEN
+			RAISE EXCEPTION 'legal hold: % of held data in % refused', TG_OP, TG_TABLE_NAME
+				USING ERRCODE = 'insufficient_privilege',
+				      DETAIL = pg_catalog.format('tenant %s, time %s', v_row OPERATOR(pg_catalog.->>) 'tenant_id', v_time);
+		END IF;
+	END IF;
+	RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION fleet.hold_row_guard() IS
+	'Row trigger of tiered tables and cold segments: a non-superuser cannot DELETE or UPDATE a row an active legal hold covers';
+
+CREATE FUNCTION fleet.tier_policy_guard() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_super boolean := (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+	                     WHERE r.rolname OPERATOR(pg_catalog.=) pg_catalog."current_user"());
+	v_rel regclass := CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD.relation ELSE NEW.relation END;
+	v_held boolean;
+BEGIN
+	v_held := EXISTS (SELECT 1 FROM fleet.legal_hold h WHERE h.released_at IS NULL
+	                     AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) v_rel))
+	          OR fleet.row_held(v_rel, NULL, NULL, '-infinity', 'infinity');
+	IF NOT v_super AND v_held AND (
+	     TG_OP OPERATOR(pg_catalog.=) 'DELETE'
+	     OR (TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.retention IS NOT NULL
+	         AND (OLD.retention IS NULL OR NEW.retention OPERATOR(pg_catalog.<) OLD.retention))) THEN
+		RAISE EXCEPTION 'legal hold: shortening or removing the tier policy of % refused while a hold is active', v_rel
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+		IF fleet.tier_time_column(v_rel) IS NULL AND NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid OPERATOR(pg_catalog.=) v_rel) THEN
+			RAISE EXCEPTION '% is not a partitioned table', v_rel USING ERRCODE = 'wrong_object_type';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) v_rel
+		                  AND a.attname OPERATOR(pg_catalog.=) 'tenant_id' AND NOT a.attisdropped) THEN
+			RAISE EXCEPTION '% has no tenant_id column: legal holds could not reach it', v_rel
+				USING ERRCODE = 'undefined_column';
+		END IF;
+		-- a table put under a policy gets the legal-hold row trigger (fleet's own tables have it already)
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) v_rel
+		                  AND g.tgname OPERATOR(pg_catalog.=) 'hold_row_guard') THEN
+			EXECUTE pg_catalog.format('CREATE TRIGGER hold_row_guard BEFORE UPDATE OR DELETE ON %s'
+			                          ' FOR EACH ROW EXECUTE FUNCTION fleet.hold_row_guard()', v_rel);
+		END IF;
+	END IF;
+	PERFORM fleet.ledger_append('policy', v_rel::text,
+		CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN pg_catalog.jsonb_build_object('op', 'delete')
+		     ELSE pg_catalog.jsonb_build_object('op', pg_catalog.lower(TG_OP), 'hot_for', NEW.hot_for,
+		          'cold_after', NEW.cold_after, 'retention', NEW.retention, 'warm_tablespace', NEW.warm_tablespace) END);
+	RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION fleet.tier_policy_guard() IS
+	'Trigger of fleet.tier_policy: ledger every change; refuse a shortened retention or a removed policy while a legal hold is active (superusers excepted)';
+CREATE TRIGGER tier_policy_guard BEFORE INSERT OR UPDATE OR DELETE ON fleet.tier_policy
+	FOR EACH ROW EXECUTE FUNCTION fleet.tier_policy_guard();
+COMMENT ON TRIGGER tier_policy_guard ON fleet.tier_policy IS 'Ledger policy changes; no shortened policy under a legal hold';
+
+INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
+	('fleet_admin',   'TABLE', 'fleet.tier_ledger', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.tier_ledger', 'SELECT'),
+	('fleet_admin',   'FUNCTION', 'fleet.verify_ledger()', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.verify_ledger()', 'EXECUTE'),
+	('fleet_admin',   'TABLE', 'fleet.tier_policy', 'SELECT, INSERT, UPDATE, DELETE'),
+	('fleet_analyst', 'TABLE', 'fleet.tier_policy', 'SELECT'),
+	('fleet_admin',   'TABLE', 'fleet.tier_state', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.tier_state', 'SELECT'),
+	('fleet_admin',   'TABLE', 'fleet.position_quarantine', 'SELECT, DELETE'),
+	('fleet_app',     'TABLE', 'fleet.position_quarantine', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.position_quarantine', 'SELECT'),
+	('fleet_admin',   'FUNCTION', 'fleet.quarantine_replay()', 'EXECUTE'),
+	('fleet_admin',   'TABLE', 'fleet.legal_hold', 'SELECT'),
+	('fleet_app',     'TABLE', 'fleet.legal_hold', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.legal_hold', 'SELECT'),
+	('fleet_admin',   'FUNCTION', 'fleet.place_hold(bigint,timestamptz,timestamptz,text,bigint,regclass)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.release_hold(bigint,bigint)', 'EXECUTE'),
+	('fleet_admin',   'TABLE', 'fleet.cold_segment', 'SELECT'),
+	('fleet_app',     'TABLE', 'fleet.cold_segment', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.cold_segment', 'SELECT');

@@ -1,0 +1,422 @@
+-- 72_tier_ops: the tier transitions, cold reads and restore, the status view.
+--
+-- Each transition is split into steps of one transaction each; the step
+-- reached is kept in fleet.tier_state, so a run killed anywhere is finished
+-- by the next (every step is idempotent):
+--   hot -> warm   warm_begin: create the shadow table <partition>_w in the
+--                   warm tablespace with the partition's indexes, a CHECK of
+--                   its range and a trigger on the partition that mirrors
+--                   new rows into it (updates/deletes of that day wait);
+--                 warm_copy: copy the partition slice by slice (a block range
+--                   per transaction, so live ingest keeps its share of I/O),
+--                   each slice sorted per vehicle over time (ON CONFLICT DO
+--                   NOTHING meets the mirror), then add BRIN on time and
+--                   analyze; the shadow is created to be frozen by the next
+--                   autovacuum (freeze ages 0);
+--                 warm_swap: with lock_timeout, lock the parent, drop the
+--                   old partition, attach the shadow (its CHECK spares the
+--                   scan): only this step blocks readers and writers.
+--   warm -> cold  cold_detach: detach the partition (short lock) and keep it
+--                   as the work table <partition>_c (late fixes for that day
+--                   go to the quarantine from now on);
+--                 cold_pack: encode it into fleet.cold_segment (one segment
+--                   per tenant, device, vehicle), decode it again and compare
+--                   every row with the work table, and only then drop it.
+-- fleet.cold_restore() brings a cold day back as a partition (procedure:
+-- create the partition, then fill it and remove the segments).
+
+CREATE FUNCTION fleet.tier_partition(p_rel regclass, p_day date) RETURNS regclass
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT d.partition FROM fleet.daily_partitions(p_rel) d WHERE d.day OPERATOR(pg_catalog.=) p_day
+$$;
+COMMENT ON FUNCTION fleet.tier_partition(regclass, date) IS 'The attached daily partition of a tiered table for a day, or NULL';
+
+-- a partition's rows as one hash, for "every row kept" checks
+CREATE FUNCTION fleet.tier_hash(p_rel regclass, p_day date DEFAULT NULL)
+RETURNS TABLE (n bigint, hash text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_cols text;
+	v_key text;
+	v_col name;
+	v_root regclass := COALESCE(fleet.tier_root(p_rel), p_rel);
+BEGIN
+	SELECT t.time_column INTO v_col FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) v_root;
+	SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', a.attname), ', ' ORDER BY a.attnum),
+	       pg_catalog.string_agg(pg_catalog.format('x.%I', a.attname), ', ' ORDER BY a.attnum)
+	  INTO v_cols, v_key
+	  FROM pg_catalog.pg_attribute a
+	 WHERE a.attrelid OPERATOR(pg_catalog.=) v_root AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'SELECT pg_catalog.count(*), pg_catalog.md5(COALESCE(pg_catalog.string_agg(ROW(%s)::text, E''\n'' ORDER BY ROW(%s)::text), ''''))'
+		'  FROM %s x %s', v_cols, v_key, p_rel,
+		CASE WHEN p_day IS NULL THEN ''
+		     ELSE pg_catalog.format('WHERE x.%I OPERATOR(pg_catalog.>=) %L AND x.%I OPERATOR(pg_catalog.<) %L',
+		          v_col, (p_day::timestamp AT TIME ZONE 'UTC'), v_col, ((p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC')) END);
+END
+$$;
+COMMENT ON FUNCTION fleet.tier_hash(regclass, date) IS
+	'Row count and MD5 over the sorted text of every row of a relation (optionally one day of a tiered table): compares data across tiers';
+
+CREATE FUNCTION fleet.cold_encode(fix_time timestamptz[], lat double precision[], lon double precision[],
+	speed real[], heading real[], altitude real[], accuracy real[], seq bigint[], attrs jsonb[],
+	received_at timestamptz[]) RETURNS bytea
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_cold_encode';
+COMMENT ON FUNCTION fleet.cold_encode(timestamptz[], double precision[], double precision[], real[], real[], real[], real[], bigint[], jsonb[], timestamptz[]) IS
+	'Pack fixes (parallel arrays, sorted by fix time) into one cold segment: delta-encoded columns, zlib (extension/coldcodec.c)';
+
+CREATE FUNCTION fleet.cold_decode(segment bytea)
+RETURNS TABLE (fix_time timestamptz, lat double precision, lon double precision, speed real, heading real,
+               altitude real, accuracy real, seq bigint, attrs jsonb, received_at timestamptz)
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000
+	AS 'MODULE_PATHNAME', 'fleet_cold_decode';
+COMMENT ON FUNCTION fleet.cold_decode(bytea) IS 'The fixes of a cold segment, bit for bit as they were packed';
+
+CREATE VIEW fleet.position_all WITH (security_invoker = true) AS
+	SELECT p.tenant_id, p.device_id, p.fix_time, p.vehicle_id, p.lat, p.lon, p.speed, p.heading, p.altitude,
+	       p.accuracy, p.seq, p.attrs, p.received_at
+	  FROM fleet.position p
+	UNION ALL
+	SELECT s.tenant_id, s.device_id, d.fix_time, s.vehicle_id, d.lat, d.lon, d.speed, d.heading, d.altitude,
+	       d.accuracy, d.seq, d.attrs, d.received_at
+	  FROM fleet.cold_segment s CROSS JOIN LATERAL fleet.cold_decode(s.data) d;
+COMMENT ON VIEW fleet.position_all IS
+	'Every GPS fix, hot, warm and cold (decoded); for time-range queries prefer fleet.position_range(), which decodes only the segments in range';
+
+CREATE FUNCTION fleet.position_range(p_lo timestamptz, p_hi timestamptz, p_device bigint DEFAULT NULL,
+                                     p_vehicle bigint DEFAULT NULL)
+RETURNS SETOF fleet.position_all
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT p.tenant_id, p.device_id, p.fix_time, p.vehicle_id, p.lat, p.lon, p.speed, p.heading, p.altitude,
+	       p.accuracy, p.seq, p.attrs, p.received_at
+	  FROM fleet.position p
+	 WHERE p.fix_time OPERATOR(pg_catalog.>=) p_lo AND p.fix_time OPERATOR(pg_catalog.<) p_hi
+	   AND (p_device IS NULL OR p.device_id OPERATOR(pg_catalog.=) p_device)
+	   AND (p_vehicle IS NULL OR p.vehicle_id OPERATOR(pg_catalog.=) p_vehicle)
+	UNION ALL
+	SELECT s.tenant_id, s.device_id, d.fix_time, s.vehicle_id, d.lat, d.lon, d.speed, d.heading, d.altitude,
+	       d.accuracy, d.seq, d.attrs, d.received_at
+	  FROM fleet.cold_segment s CROSS JOIN LATERAL fleet.cold_decode(s.data) d
+	 WHERE s.lo OPERATOR(pg_catalog.<) p_hi AND s.hi OPERATOR(pg_catalog.>=) p_lo
+	   AND (p_device IS NULL OR s.device_id OPERATOR(pg_catalog.=) p_device)
+	   AND (p_vehicle IS NULL OR s.vehicle_id OPERATOR(pg_catalog.=) p_vehicle)
+	   AND d.fix_time OPERATOR(pg_catalog.>=) p_lo AND d.fix_time OPERATOR(pg_catalog.<) p_hi
+$$;
+COMMENT ON FUNCTION fleet.position_range(timestamptz, timestamptz, bigint, bigint) IS
+	'GPS fixes with lo <= fix_time < hi (optionally one device or vehicle) from every tier: hot and warm partitions and the cold segments in range, under the caller''s tenant context';
+
+-- ---------------------------------------------------------------- hot -> warm
+
+CREATE FUNCTION fleet.tier_background() RETURNS integer
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'fleet_tier_background';
+COMMENT ON FUNCTION fleet.tier_background() IS
+	'Lower this backend''s CPU priority to fleet.tier_nice for the rest of its life (extension/tier.c): the copy and pack steps call it so that live ingest keeps its share of the CPU';
+
+CREATE FUNCTION fleet.tier_mirror() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+		EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT ($1).* ON CONFLICT DO NOTHING', TG_ARGV[0]) USING NEW;
+		RETURN NULL;
+	END IF;
+	RAISE EXCEPTION '% of % refused while the partition moves to the warm tier', TG_OP, TG_TABLE_NAME
+		USING ERRCODE = 'object_in_use', HINT = 'Retry in a moment: the move finishes within one maintenance run.';
+END
+$$;
+COMMENT ON FUNCTION fleet.tier_mirror() IS
+	'Trigger on a partition being moved to the warm tier: copy inserted rows into its shadow table; updates and deletes wait for the move';
+
+CREATE FUNCTION fleet.warm_begin(p_rel regclass, p_day date) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_part regclass := fleet.tier_partition(p_rel, p_day);
+	v_name text;
+	v_shadow text;
+	v_pol fleet.tier_policy;
+	v_ts text;
+	v_lo timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+	v_hi timestamptz := (p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC';
+	i record;
+BEGIN
+	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
+	IF v_part IS NULL OR v_pol.relation IS NULL THEN
+		RAISE EXCEPTION 'no partition of % for % under a tier policy', p_rel, p_day USING ERRCODE = 'undefined_table';
+	END IF;
+	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
+	v_shadow := v_name OPERATOR(pg_catalog.||) '_w';
+	v_ts := COALESCE(v_pol.warm_tablespace, 'pg_default');
+	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_shadow)) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_shadow);		-- a begun move is begun again
+	END IF;
+	EXECUTE pg_catalog.format('CREATE TABLE fleet.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)'
+	                          ' WITH (autovacuum_freeze_min_age = 0, autovacuum_freeze_table_age = 0) TABLESPACE %I',
+	                          v_shadow, p_rel, v_ts);
+	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
+	                          v_shadow, v_shadow OPERATOR(pg_catalog.||) '_range', v_pol.time_column, v_lo, v_pol.time_column, v_hi);
+	-- the parent's indexes, so ATTACH finds them all and builds none under its lock
+	FOR i IN SELECT x.indexrelid, x.indisprimary, k.conname,
+	                pg_catalog.pg_get_indexdef(x.indexrelid) AS def
+	           FROM pg_catalog.pg_index x
+	           LEFT JOIN pg_catalog.pg_constraint k ON k.conindid OPERATOR(pg_catalog.=) x.indexrelid
+	                AND k.conrelid OPERATOR(pg_catalog.=) p_rel
+	          WHERE x.indrelid OPERATOR(pg_catalog.=) p_rel LOOP
+		IF i.indisprimary THEN
+			EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD PRIMARY KEY (%s) USING INDEX TABLESPACE %I', v_shadow,
+				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
+				   FROM pg_catalog.pg_index x2, pg_catalog.unnest(x2.indkey) WITH ORDINALITY k(att, ord)
+				   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p_rel AND a.attnum OPERATOR(pg_catalog.=) k.att
+				  WHERE x2.indexrelid OPERATOR(pg_catalog.=) i.indexrelid), v_ts);
+		ELSE
+			EXECUTE pg_catalog.format('CREATE %s INDEX ON fleet.%I USING %s TABLESPACE %I',
+				CASE WHEN i.def OPERATOR(pg_catalog.~) '^CREATE UNIQUE' THEN 'UNIQUE' ELSE '' END,
+				v_shadow, pg_catalog.substring(i.def FROM ' USING (.*)$'), v_ts);
+		END IF;
+	END LOOP;
+	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_shadow,
+		pg_catalog.format('Warm copy of %s being built by fleet.tier_maintenance()', v_name));
+	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
+	                          v_part, v_shadow);
+	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror_wait BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
+	                          v_part, v_shadow);
+	INSERT INTO fleet.tier_state (relation, day, tier, work) VALUES (p_rel, p_day, 'warming', v_shadow)
+	ON CONFLICT (relation, day) DO UPDATE SET tier = 'warming', work = EXCLUDED.work, lock_ms = NULL, progress = NULL,
+	                                          since = pg_catalog.now();
+	RETURN v_shadow;
+END
+$$;
+COMMENT ON FUNCTION fleet.warm_begin(regclass, date) IS
+	'Step 1 of hot -> warm: the shadow table in the warm tablespace with the parent''s indexes and a range CHECK, and the mirror trigger on the partition';
+
+CREATE FUNCTION fleet.warm_copy(p_rel regclass, p_day date, p_blocks integer DEFAULT 2048) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_part regclass := fleet.tier_partition(p_rel, p_day);
+	v_pol fleet.tier_policy;
+	v_state fleet.tier_state;
+	v_n bigint;
+	v_sort text;
+	v_blocks bigint;
+	v_from bigint;
+	v_to bigint;
+BEGIN
+	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
+	SELECT * INTO v_state FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day
+	   AND s.tier OPERATOR(pg_catalog.=) 'warming'
+	   FOR UPDATE;
+	IF v_state.work IS NULL OR v_part IS NULL THEN
+		RAISE EXCEPTION 'partition of % for % is not being warmed', p_rel, p_day USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF p_blocks IS NULL OR p_blocks OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'slice size must be at least one block' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM fleet.tier_background();
+	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') INTO v_sort
+	  FROM pg_catalog.unnest(v_pol.sort_columns OPERATOR(pg_catalog.||) ARRAY[v_pol.time_column::text]) c;
+	-- one slice of blocks (the partition filled in arrival order, so a slice
+	-- is a stretch of time), sorted per vehicle over time within the slice
+	v_blocks := pg_catalog.pg_relation_size(v_part) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
+	v_from := COALESCE(v_state.progress, 0);
+	v_to := v_from OPERATOR(pg_catalog.+) p_blocks;
+	EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT * FROM %s x'
+	                          ' WHERE x.ctid OPERATOR(pg_catalog.>=) %L::tid AND x.ctid OPERATOR(pg_catalog.<) %L::tid'
+	                          ' ORDER BY %s ON CONFLICT DO NOTHING',
+	                          v_state.work, v_part, pg_catalog.format('(%s,0)', v_from), pg_catalog.format('(%s,0)', v_to), v_sort);
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_to OPERATOR(pg_catalog.<) v_blocks THEN
+		UPDATE fleet.tier_state s SET progress = v_to
+		 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
+		RETURN v_n;
+	END IF;
+	EXECUTE pg_catalog.format('CREATE INDEX ON fleet.%I USING brin (%I) TABLESPACE %I', v_state.work, v_pol.time_column,
+	                          COALESCE(v_pol.warm_tablespace, 'pg_default'));
+	EXECUTE pg_catalog.format('ANALYZE fleet.%I', v_state.work);
+	UPDATE fleet.tier_state s SET tier = 'copied', progress = v_to, since = pg_catalog.now()
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION fleet.warm_copy(regclass, date, integer) IS
+	'Step 2 of hot -> warm, one transaction per slice of p_blocks blocks of the partition (TID range scan): copy the slice into the shadow sorted by the policy''s sort columns then time; after the last slice add BRIN on time and analyze. No lock on the parent. Returns the rows copied by this call';
+
+CREATE FUNCTION fleet.warm_swap(p_rel regclass, p_day date) RETURNS double precision
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_part regclass := fleet.tier_partition(p_rel, p_day);
+	v_name text;
+	v_shadow text;
+	v_t0 timestamptz;
+	v_ms double precision;
+	v_pol fleet.tier_policy;
+BEGIN
+	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
+	SELECT s.work INTO v_shadow FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day
+	   AND s.tier OPERATOR(pg_catalog.=) 'copied';
+	IF v_shadow IS NULL OR v_part IS NULL THEN
+		RAISE EXCEPTION 'partition of % for % has no finished warm copy', p_rel, p_day USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
+	v_t0 := pg_catalog.clock_timestamp();
+	-- parent first, as ingest does: waits end at lock_timeout, never in a deadlock
+	EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p_rel);
+	EXECUTE pg_catalog.format('DROP TABLE %s', v_part);
+	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I RENAME TO %I', v_shadow, v_name);
+	EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION fleet.%I FOR VALUES FROM (%L) TO (%L)', p_rel, v_name,
+	                          p_day::timestamp AT TIME ZONE 'UTC', (p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC');
+	v_ms := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_t0) OPERATOR(pg_catalog.*) 1000;
+	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_name,
+		pg_catalog.format('Daily partition of %s for %s (UTC), warm tier: %s, sorted, BRIN on time', p_rel, p_day,
+		                  COALESCE(v_pol.warm_tablespace, 'pg_default')));
+	UPDATE fleet.tier_state s SET tier = 'warm', work = NULL, lock_ms = v_ms, since = pg_catalog.now()
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
+	PERFORM fleet.ledger_append('move', p_rel::text, pg_catalog.jsonb_build_object(
+		'day', p_day, 'partition', v_name, 'tier', 'warm', 'tablespace', COALESCE(v_pol.warm_tablespace, 'pg_default'),
+		'lock_ms', pg_catalog.round(v_ms::numeric, 3)));
+	RETURN v_ms;
+END
+$$;
+COMMENT ON FUNCTION fleet.warm_swap(regclass, date) IS
+	'Step 3 of hot -> warm: lock the parent, drop the hot partition, attach the warm copy in its place (no validation scan); returns the milliseconds the lock was held before commit';
+
+-- ---------------------------------------------------------------- warm -> cold
+
+CREATE FUNCTION fleet.cold_detach(p_day date) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_part regclass := fleet.tier_partition('fleet.position', p_day);
+	v_work text;
+BEGIN
+	IF v_part IS NULL THEN
+		RAISE EXCEPTION 'no partition of fleet.position for %', p_day USING ERRCODE = 'undefined_table';
+	END IF;
+	v_work := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part) OPERATOR(pg_catalog.||) '_c';
+	LOCK TABLE fleet.position IN ACCESS EXCLUSIVE MODE;
+	EXECUTE pg_catalog.format('ALTER TABLE fleet.position DETACH PARTITION %s', v_part);
+	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME TO %I', v_part, v_work);
+	INSERT INTO fleet.tier_state (relation, day, tier, work) VALUES ('fleet.position', p_day, 'cooling', v_work)
+	ON CONFLICT (relation, day) DO UPDATE SET tier = 'cooling', work = EXCLUDED.work, since = pg_catalog.now();
+	RETURN v_work;
+END
+$$;
+COMMENT ON FUNCTION fleet.cold_detach(date) IS
+	'Step 1 of warm -> cold: detach the day''s partition of fleet.position (short lock) and keep it as the work table <partition>_c';
+
+CREATE FUNCTION fleet.cold_pack(p_day date) RETURNS TABLE (segments bigint, fixes bigint, bytes bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_work text;
+	v_src record;
+	v_back record;
+BEGIN
+	SELECT s.work INTO v_work FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
+	   AND s.day OPERATOR(pg_catalog.=) p_day AND s.tier OPERATOR(pg_catalog.=) 'cooling';
+	IF v_work IS NULL THEN
+		RAISE EXCEPTION 'day % of fleet.position is not being packed', p_day USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	PERFORM fleet.tier_background();
+	-- a run killed before commit left nothing: segments of this day come only from a committed pack
+	DELETE FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	EXECUTE pg_catalog.format(
+		'INSERT INTO fleet.cold_segment (tenant_id, day, device_id, vehicle_id, lo, hi, nrows, data)'
+		' SELECT w.tenant_id, %L, w.device_id, w.vehicle_id, pg_catalog.min(w.fix_time), pg_catalog.max(w.fix_time),'
+		'        pg_catalog.count(*),'
+		'        fleet.cold_encode(pg_catalog.array_agg(w.fix_time ORDER BY w.fix_time), pg_catalog.array_agg(w.lat ORDER BY w.fix_time),'
+		'          pg_catalog.array_agg(w.lon ORDER BY w.fix_time), pg_catalog.array_agg(w.speed ORDER BY w.fix_time),'
+		'          pg_catalog.array_agg(w.heading ORDER BY w.fix_time), pg_catalog.array_agg(w.altitude ORDER BY w.fix_time),'
+		'          pg_catalog.array_agg(w.accuracy ORDER BY w.fix_time), pg_catalog.array_agg(w.seq ORDER BY w.fix_time),'
+		'          pg_catalog.array_agg(w.attrs ORDER BY w.fix_time), pg_catalog.array_agg(w.received_at ORDER BY w.fix_time))'
+		'   FROM fleet.%I w GROUP BY w.tenant_id, w.device_id, w.vehicle_id', p_day, v_work);
+	-- read the cold copy back and compare it with the source, row for row
+	SELECT * INTO v_src FROM fleet.tier_hash(pg_catalog.format('fleet.%I', v_work)::pg_catalog.regclass);
+	CREATE TEMP TABLE IF NOT EXISTS fleet_cold_check (LIKE fleet.position) ON COMMIT DROP;
+	TRUNCATE fleet_cold_check;
+	INSERT INTO fleet_cold_check (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading, altitude,
+	                              accuracy, seq, attrs, received_at)
+	SELECT s.tenant_id, s.device_id, d.fix_time, s.vehicle_id, d.lat, d.lon, d.speed, d.heading, d.altitude,
+	       d.accuracy, d.seq, d.attrs, d.received_at
+	  FROM fleet.cold_segment s CROSS JOIN LATERAL fleet.cold_decode(s.data) d
+	 WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	SELECT * INTO v_back FROM fleet.tier_hash('pg_temp.fleet_cold_check'::pg_catalog.regclass);
+	IF v_src.n OPERATOR(pg_catalog.<>) v_back.n OR v_src.hash OPERATOR(pg_catalog.<>) v_back.hash THEN
+		RAISE EXCEPTION 'cold copy of fleet.position for % does not read back equal to its source (% rows %, cold % rows %)',
+			p_day, v_src.n, v_src.hash, v_back.n, v_back.hash
+			USING ERRCODE = 'data_corrupted';
+	END IF;
+	DROP TABLE fleet_cold_check;
+	SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(s.nrows), 0), COALESCE(pg_catalog.sum(pg_catalog.octet_length(s.data)), 0)
+	  INTO segments, fixes, bytes
+	  FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_work);
+	UPDATE fleet.tier_state s SET tier = 'cold', work = NULL, since = pg_catalog.now()
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.day OPERATOR(pg_catalog.=) p_day;
+	PERFORM fleet.ledger_append('pack', 'fleet.position', pg_catalog.jsonb_build_object(
+		'day', p_day, 'segments', segments, 'fixes', fixes, 'bytes', bytes, 'hash', v_src.hash));
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION fleet.cold_pack(date) IS
+	'Step 2 of warm -> cold: encode the detached day into cold segments, decode them and compare every row with the source (count and hash), then drop the source';
+
+-- (a procedure that commits cannot carry SET search_path: every name in it is qualified)
+CREATE PROCEDURE fleet.cold_restore(p_day date)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	v_part regclass;
+	v_want bigint;
+	v_n bigint;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day) THEN
+		RAISE EXCEPTION 'no cold data of fleet.position for %', p_day USING ERRCODE = 'no_data_found';
+	END IF;
+	UPDATE fleet.tier_state s SET tier = 'restoring', since = pg_catalog.now()
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.day OPERATOR(pg_catalog.=) p_day;
+	PERFORM fleet.create_daily_partitions('fleet.position', p_day, p_day);
+	COMMIT;		-- the new partition's lock on the parent ends here; filling it takes none
+	v_part := fleet.tier_partition('fleet.position', p_day);
+	SELECT pg_catalog.sum(s.nrows) INTO v_want FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	EXECUTE pg_catalog.format(
+		'INSERT INTO %s (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading, altitude, accuracy, seq, attrs, received_at)'
+		' SELECT s.tenant_id, s.device_id, d.fix_time, s.vehicle_id, d.lat, d.lon, d.speed, d.heading, d.altitude,'
+		'        d.accuracy, d.seq, d.attrs, d.received_at'
+		'   FROM fleet.cold_segment s CROSS JOIN LATERAL fleet.cold_decode(s.data) d'
+		'  WHERE s.day OPERATOR(pg_catalog.=) $1 ON CONFLICT DO NOTHING', v_part) USING p_day;
+	EXECUTE pg_catalog.format(
+		'SELECT pg_catalog.count(*) FROM %s p WHERE EXISTS (SELECT 1 FROM fleet.cold_segment s'
+		' WHERE s.day OPERATOR(pg_catalog.=) $1 AND s.tenant_id OPERATOR(pg_catalog.=) p.tenant_id'
+		' AND s.device_id OPERATOR(pg_catalog.=) p.device_id AND p.fix_time BETWEEN s.lo AND s.hi)', v_part)
+		INTO v_n USING p_day;
+	IF v_n OPERATOR(pg_catalog.<) v_want THEN
+		RAISE EXCEPTION 'restore of % found % of % cold fixes in the partition', p_day, v_n, v_want USING ERRCODE = 'data_corrupted';
+	END IF;
+	DELETE FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	DELETE FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.day OPERATOR(pg_catalog.=) p_day;
+	PERFORM fleet.ledger_append('restore', 'fleet.position', pg_catalog.jsonb_build_object('day', p_day, 'fixes', v_want));
+	COMMIT;
+END
+$$;
+COMMENT ON PROCEDURE fleet.cold_restore(date) IS
+	'Bring a cold day of fleet.position back as a normal (hot) partition: create it, fill it from the decoded segments, check every fix arrived, remove the segments; ledgered';
