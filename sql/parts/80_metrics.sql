@@ -398,9 +398,38 @@ AS $$
 	tn AS (SELECT t.relation, c.relname::text AS rel
 	         FROM fleet.partitioned_table t JOIN pg_class c ON c.oid = t.relation),
 	today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS d)
-	-- Every daily partition is in the hot tier until tiered storage adds more tiers.
-	SELECT 'fleet_partitions', jsonb_build_object('table', tn.rel, 'tier', 'hot'), count(*)::float8, 'gauge',
-	       'Daily partitions per table and storage tier' FROM p JOIN tn ON tn.relation = p.relation GROUP BY tn.rel
+	-- A partition is hot unless fleet.tier_state says otherwise; cold days
+	-- have no partition left, only their row in fleet.tier_state.
+	SELECT 'fleet_partitions', jsonb_build_object('table', x.rel, 'tier', x.tier), count(*)::float8, 'gauge',
+	       'Daily partitions per table and storage tier (cold: days packed into fleet.cold_segment)'
+	  FROM (SELECT tn.rel, COALESCE(s.tier, 'hot') AS tier
+	          FROM p JOIN tn ON tn.relation = p.relation
+	          LEFT JOIN fleet.tier_state s ON s.relation = p.relation AND s.day = p.day
+	        UNION ALL
+	        SELECT tn.rel, s.tier FROM fleet.tier_state s JOIN tn ON tn.relation = s.relation
+	         WHERE s.tier = 'cold') x
+	 GROUP BY x.rel, x.tier
+	UNION ALL
+	SELECT 'fleet_tier_oldest_hot_days', jsonb_build_object('table', tn.rel),
+	       COALESCE((SELECT today.d FROM today) - min(p.day), 0)::float8, 'gauge',
+	       'Age in days of the oldest partition still hot (above the policy''s hot period: tier maintenance is behind)'
+	  FROM p JOIN tn ON tn.relation = p.relation
+	  LEFT JOIN fleet.tier_state s ON s.relation = p.relation AND s.day = p.day
+	 WHERE s.tier IS NULL AND p.day < (SELECT today.d FROM today)
+	 GROUP BY tn.rel
+	UNION ALL
+	SELECT 'fleet_tier_swap_lock_seconds', jsonb_build_object('table', tn.rel),
+	       max(s.lock_ms) / 1000.0, 'gauge',
+	       'Longest time a hot-to-warm swap held the parent table''s lock, over the partitions now warm or cold'
+	  FROM fleet.tier_state s JOIN tn ON tn.relation = s.relation WHERE s.lock_ms IS NOT NULL GROUP BY tn.rel
+	UNION ALL
+	SELECT 'fleet_quarantine_rows', jsonb_build_object('table', 'position'),
+	       pg_stat_get_live_tuples('fleet.position_quarantine'::regclass)::float8, 'gauge',
+	       'Fixes set aside by ingest for a day without a partition (cumulative statistics), waiting for fleet.quarantine_replay()'
+	UNION ALL
+	SELECT 'fleet_legal_holds_active', jsonb_build_object('tenant', h.tenant_id::text), count(*)::float8, 'gauge',
+	       'Legal holds in force per tenant: data they cover is never purged'
+	  FROM fleet.legal_hold h WHERE h.released_at IS NULL GROUP BY h.tenant_id
 	UNION ALL
 	SELECT 'fleet_partitions_ahead', jsonb_build_object('table', t.rel),
 	       COALESCE((SELECT max(p.day) FROM p WHERE p.relation = t.relation) - (SELECT today.d FROM today), -1)::float8,
@@ -420,7 +449,7 @@ AS $$
 	  FROM tn t
 $$;
 COMMENT ON FUNCTION fleet.metrics_storage() IS
-	'Metric source: partitions per table and tier, the premade partition horizon, estimated rows and inserted rows, all from the catalog and cumulative statistics';
+	'Metric source: partitions per table and tier, the oldest hot day, warm-swap lock time, quarantined fixes, legal holds, the premade partition horizon, estimated rows and inserted rows, from the catalog, cumulative statistics and fleet''s small tier tables';
 
 CREATE FUNCTION fleet.metrics_services()
 RETURNS TABLE (name text, labels jsonb, value double precision, type text, help text)
@@ -521,6 +550,10 @@ INSERT INTO fleet.health_threshold (workflow, metric, match, direction, degraded
 	 'a dispatch view is older than its staleness bound'),
 	('dispatch', 'fleet_partitions_ahead', '{"table": "position"}', 'below', 1, 0,
 	 'no partition for tomorrow''s fixes yet: fleet.run_maintenance() (pg_cron) is not running'),
+	('dispatch', 'fleet_quarantine_rows', '{"table": "position"}', 'above', 1, 10000,
+	 'tracker fixes wait in quarantine (no partition for their day): they are not on the board until fleet.quarantine_replay() moves them in'),
+	('analytics', 'fleet_tier_oldest_hot_days', '{"table": "position"}', 'above', 4, 14,
+	 'tier maintenance is behind: old fixes stay on fast storage and queries over history get slower'),
 	('dispatch', 'fleet_service_journal_depth', '{}', 'above', 1, 100000,
 	 'the gateway cannot reach the database and keeps fixes in its local journal'),
 	('driver_capture', 'fleet_event_backlog_oldest_seconds', '{"class": "operational"}', 'above', 60, 600,

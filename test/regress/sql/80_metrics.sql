@@ -24,6 +24,13 @@ SELECT name FROM fleet.metrics() GROUP BY name HAVING count(DISTINCT type) > 1 O
 SELECT DISTINCT name FROM fleet.metrics() WHERE name IN ('fleet_event_backlog', 'fleet_partitions',
 	'fleet_partitions_ahead', 'fleet_view_age_ratio', 'fleet_rows_inserted_total') ORDER BY 1;
 
+-- Earlier tests leave quarantined fixes (10_positions) and month-old hot
+-- partitions behind; the storage rules they trip are set aside here and
+-- checked at the end, so each state below has one cause.
+CREATE TEMP TABLE storage_rules AS
+	SELECT * FROM fleet.health_threshold WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_days');
+DELETE FROM fleet.health_threshold WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_days');
+
 -- Who may read what: services read metrics, analysts read health.
 SET ROLE fleet_ingest;
 SELECT count(*) > 0 AS ingest_reads_metrics FROM fleet.metrics();
@@ -153,3 +160,21 @@ INSERT INTO fleet.health_threshold (workflow, metric, degraded_at, critical_at, 
 VALUES ('billing', 'fleet_event_backlog', 10, 5, 'inverted');
 INSERT INTO fleet.health_threshold (workflow, metric, degraded_at, critical_at, meaning)
 VALUES ('marketing', 'fleet_event_backlog', 1, 5, 'no such workflow');
+
+-- Tiered storage reports its state too: partitions per tier, the oldest hot
+-- day, quarantined fixes; a fix quarantined for a day without partition
+-- shows up once the statistics have it.
+SELECT DISTINCT name FROM fleet.metrics()
+ WHERE name IN ('fleet_partitions', 'fleet_tier_oldest_hot_days', 'fleet_quarantine_rows') ORDER BY 1;
+SELECT count(*) > 0 AS hot_partitions_counted FROM fleet.metrics()
+ WHERE name = 'fleet_partitions' AND labels = '{"table": "position", "tier": "hot"}';
+-- The storage rules back: the quarantined fix degrades dispatch, the
+-- month-old hot partitions make analytics critical (maintenance is behind),
+-- and neither touches billing.
+INSERT INTO fleet.health_threshold SELECT * FROM storage_rules;
+SELECT workflow, metric, direction, degraded_at, critical_at FROM fleet.health_threshold
+ WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_days') ORDER BY 1, 2;
+SELECT count(*) > 0 AS quarantine_seen FROM fleet.metrics() WHERE name = 'fleet_quarantine_rows' AND value >= 1;
+SELECT h.workflow, h.state, r ->> 'metric' AS metric
+  FROM fleet.health() h LEFT JOIN LATERAL jsonb_array_elements(h.reasons) r ON true
+ WHERE h.workflow IN ('dispatch', 'analytics', 'billing') ORDER BY 1, 3;
