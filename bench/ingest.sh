@@ -141,4 +141,24 @@ cat <<MD
 
 Stored fixes after the duplicate round: $stored (of $ROWS). Events replayed: $logged.
 The snapshot was held by a REPEATABLE READ transaction for up to ${HOLD_SECONDS} s, covering the measurement.
+
+Where targets are missed, and why (from profiles on the 2-core development box, which other work
+shares; ratios swing by a factor of up to 1.5 between runs):
+- *batch ingest vs COPY* (target 0.75): the ingest does what COPY into a plain table does not: it
+  resolves every device through fleet.device_route, looks up the fixes already stored for the
+  batch's devices and time range (dedupe and conflict detection), updates fleet.vehicle_state, and
+  fires the statement-level capture triggers of the two fleet views over positions (about 30% of
+  its time in a perf profile: they aggregate each batch per group into the views' delta logs, the
+  price of refreshes that follow the change instead of the table).
+- *consumer vs SKIP LOCKED* (target 3) and *with a held snapshot* (target 0.9): the bench kind has
+  no handler, so this is the pipeline's own cost per batch: lock the class cursor, take a snapshot,
+  read the batch by transaction-id range from the log index, look up due retries, walk the events
+  in commit order, update the cursor. Not profiled yet; the held snapshot keeps every version of
+  the cursor row (updated once per batch) unprunable, which is the likely cause of the second miss
+  (SKIP LOCKED itself drops to 0.42 in that case).
+- *financial p99 during a telemetry flood* (target 2): on two cores the flood's client and the
+  telemetry worker compete with the financial worker for CPU; the telemetry worker now runs at a
+  lower priority (fleet.pipeline_telemetry_nice), the flood's client backend cannot be.
+- *replay vs COPY TO* (target 0.5): replay re-runs every handler in commit order inside one
+  transaction (the projections must end equal to live processing), COPY TO only serialises rows.
 MD
