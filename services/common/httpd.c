@@ -26,6 +26,7 @@ struct http_server
 	void	   *app;
 	size_t		max_body;
 	int			port;
+	int			inflight;		/* requests begun and not completed (atomic) */
 };
 
 struct http_req
@@ -105,11 +106,12 @@ http_req_age(http_req *r)
 static void *
 uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+	http_server *s = cls;
 	http_req   *r = calloc(1, sizeof(*r));
 
-	(void) cls;
 	if (!r)
 		return NULL;
+	__atomic_add_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_init(&r->mu, NULL);
 	r->uri = strdup(uri ? uri : "");
 	r->conn = conn;
@@ -250,13 +252,14 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 static void
 completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+	http_server *s = cls;
 	http_req   *r = *con_cls;
 
-	(void) cls;
 	(void) conn;
 	(void) toe;
 	if (!r)
 		return;
+	__atomic_sub_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	free(r->body);
@@ -292,8 +295,8 @@ http_start(const char *bind_addr, int port, size_t max_body, unsigned max_conns,
 							MHD_USE_ITC,
 							port, NULL, NULL, access_handler, s,
 							MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-							MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL,
-							MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+							MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s,
+							MHD_OPTION_NOTIFY_COMPLETED, completed, s,
 							MHD_OPTION_CONNECTION_LIMIT, max_conns,
 							MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s,
 							MHD_OPTION_THREAD_POOL_SIZE, 2,
@@ -332,6 +335,16 @@ http_stop(http_server *s)
 {
 	if (!s)
 		return;
+
+	/*
+	 * A request answered just before this (a worker's response handed to
+	 * the resumed connection) is still being written by the daemon's
+	 * threads: stopping now would close its connection with the answer
+	 * unsent, and a client would retry something that was stored.  Wait
+	 * (bounded) until every begun request has completed.
+	 */
+	for (int i = 0; i < 1000 && __atomic_load_n(&s->inflight, __ATOMIC_SEQ_CST) > 0; i++)
+		usleep(10000);
 	if (s->d)
 		MHD_stop_daemon(s->d);
 	free(s);

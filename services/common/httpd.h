@@ -34,6 +34,8 @@ http_server *http_start(const char *bind_addr, int port, size_t max_body,
 						http_handler_fn fn, void *app, char *err, size_t errlen);
 int http_port(http_server *s);
 void http_quiesce(http_server *s);	/* stop accepting new connections */
+/* Stop: waits (at most 10 s) for begun requests to complete, so answers already
+ * given to the daemon are written before connections close. */
 void http_stop(http_server *s);
 
 #endif

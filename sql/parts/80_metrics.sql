@@ -410,9 +410,9 @@ AS $$
 	         WHERE s.tier = 'cold') x
 	 GROUP BY x.rel, x.tier
 	UNION ALL
-	SELECT 'fleet_tier_oldest_hot_days', jsonb_build_object('table', tn.rel),
-	       COALESCE((SELECT today.d FROM today) - min(p.day), 0)::float8, 'gauge',
-	       'Age in days of the oldest partition still hot (above the policy''s hot period: tier maintenance is behind)'
+	SELECT 'fleet_tier_oldest_hot_seconds', jsonb_build_object('table', tn.rel),
+	       (COALESCE((SELECT today.d FROM today) - min(p.day), 0) * 86400)::float8, 'gauge',
+	       'Age of the oldest day whose partition is still hot, in seconds (above the policy''s hot period: tier maintenance is behind)'
 	  FROM p JOIN tn ON tn.relation = p.relation
 	  LEFT JOIN fleet.tier_state s ON s.relation = p.relation AND s.day = p.day
 	 WHERE s.tier IS NULL AND p.day < (SELECT today.d FROM today)
@@ -552,7 +552,7 @@ INSERT INTO fleet.health_threshold (workflow, metric, match, direction, degraded
 	 'no partition for tomorrow''s fixes yet: fleet.run_maintenance() (pg_cron) is not running'),
 	('dispatch', 'fleet_quarantine_rows', '{"table": "position"}', 'above', 1, 10000,
 	 'tracker fixes wait in quarantine (no partition for their day): they are not on the board until fleet.quarantine_replay() moves them in'),
-	('analytics', 'fleet_tier_oldest_hot_days', '{"table": "position"}', 'above', 4, 14,
+	('analytics', 'fleet_tier_oldest_hot_seconds', '{"table": "position"}', 'above', 4 * 86400, 14 * 86400,
 	 'tier maintenance is behind: old fixes stay on fast storage and queries over history get slower'),
 	('dispatch', 'fleet_service_journal_depth', '{}', 'above', 1, 100000,
 	 'the gateway cannot reach the database and keeps fixes in its local journal'),

@@ -28,8 +28,8 @@ SELECT DISTINCT name FROM fleet.metrics() WHERE name IN ('fleet_event_backlog', 
 -- partitions behind; the storage rules they trip are set aside here and
 -- checked at the end, so each state below has one cause.
 CREATE TEMP TABLE storage_rules AS
-	SELECT * FROM fleet.health_threshold WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_days');
-DELETE FROM fleet.health_threshold WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_days');
+	SELECT * FROM fleet.health_threshold WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_seconds');
+DELETE FROM fleet.health_threshold WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_seconds');
 
 -- Who may read what: services read metrics, analysts read health.
 SET ROLE fleet_ingest;
@@ -165,7 +165,7 @@ VALUES ('marketing', 'fleet_event_backlog', 1, 5, 'no such workflow');
 -- day, quarantined fixes; a fix quarantined for a day without partition
 -- shows up once the statistics have it.
 SELECT DISTINCT name FROM fleet.metrics()
- WHERE name IN ('fleet_partitions', 'fleet_tier_oldest_hot_days', 'fleet_quarantine_rows') ORDER BY 1;
+ WHERE name IN ('fleet_partitions', 'fleet_tier_oldest_hot_seconds', 'fleet_quarantine_rows') ORDER BY 1;
 SELECT count(*) > 0 AS hot_partitions_counted FROM fleet.metrics()
  WHERE name = 'fleet_partitions' AND labels = '{"table": "position", "tier": "hot"}';
 -- The storage rules back: the quarantined fix degrades dispatch, the
@@ -173,7 +173,7 @@ SELECT count(*) > 0 AS hot_partitions_counted FROM fleet.metrics()
 -- and neither touches billing.
 INSERT INTO fleet.health_threshold SELECT * FROM storage_rules;
 SELECT workflow, metric, direction, degraded_at, critical_at FROM fleet.health_threshold
- WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_days') ORDER BY 1, 2;
+ WHERE metric IN ('fleet_quarantine_rows', 'fleet_tier_oldest_hot_seconds') ORDER BY 1, 2;
 SELECT count(*) > 0 AS quarantine_seen FROM fleet.metrics() WHERE name = 'fleet_quarantine_rows' AND value >= 1;
 SELECT h.workflow, h.state, r ->> 'metric' AS metric
   FROM fleet.health() h LEFT JOIN LATERAL jsonb_array_elements(h.reasons) r ON true
