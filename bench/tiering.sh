@@ -198,7 +198,7 @@ note_load "queries"
 
 # --- pg_partman --------------------------------------------------------------
 if [ -f "$(pg_config --sharedir)/extension/pg_partman.control" ]; then
-	PARTMAN="pg_partman is installed in this PostgreSQL tree but the comparison is not scripted yet: not measured."
+	PARTMAN="pg_partman comparison: see the section \"tiering vs pg_partman\" (bench/partman.sh)."
 else
 	PARTMAN="pg_partman (Debian postgresql-15-partman) is not installed in the PostgreSQL tree used ($(pg_config --sharedir)): the comparison of its run_maintenance() with fleet's was not run."
 fi
