@@ -36,7 +36,7 @@ _PG_init(void)
 				 errhint("Add fleet to the shared_preload_libraries configuration variable in postgresql.conf and restart the server.")));
 
 	FleetTenantInit();			/* fleet.tenant: per-session tenant context */
-	FleetGuardInit();			/* utility hook: clean DROP EXTENSION */
+	FleetGuardInit();			/* utility hook: clean DROP EXTENSION, legal holds */
 	FleetIngestInit();			/* fleet.future_margin etc.: ingest settings */
 	FleetPipelineInit();		/* event pipeline: settings, one worker per class */
 
