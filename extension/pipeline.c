@@ -135,13 +135,23 @@ prepare_plans(void)
 		" WHERE r.class OPERATOR(pg_catalog.=) $1 AND r.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()"
 		" ORDER BY r.next_attempt_at, r.event_id LIMIT $2", 2, t2, true);
 	snapshot_plan = FleetKeepPlan("SELECT pg_catalog.pg_current_snapshot()::pg_catalog.text", 0, NULL, true);
+	/*
+	 * The lower bound is one row comparison: the resume position, or the
+	 * start of the batch (xmin of lo) when the position lies before it.  A
+	 * scalar "txid >= xmin(lo)" next to a row comparison on the same index
+	 * column cannot be merged by btree, which may then start the scan at
+	 * the row key and walk every older index entry of the class (the whole
+	 * consumed log) on each pass.
+	 */
 	batch_plan = FleetKeepPlan(
 		"SELECT e.tenant_id, e.event_id, e.logged_at, e.kind, e.payload, e.occurred_at, e.txid::pg_catalog.text"
 		"  FROM fleet.event_log e"
 		" WHERE e.class OPERATOR(pg_catalog.=) $1"
-		"   AND e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($2::pg_catalog.pg_snapshot)"
+		"   AND ROW(e.txid, e.event_id) OPERATOR(pg_catalog.>)"
+		"       ROW(GREATEST($4::pg_catalog.xid8, pg_catalog.pg_snapshot_xmin($2::pg_catalog.pg_snapshot)),"
+		"           CASE WHEN $4::pg_catalog.xid8 OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($2::pg_catalog.pg_snapshot)"
+		"                THEN $5 ELSE '-9223372036854775808'::pg_catalog.int8 END)"
 		"   AND e.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax($3::pg_catalog.pg_snapshot)"
-		"   AND ROW(e.txid, e.event_id) OPERATOR(pg_catalog.>) ROW($4::pg_catalog.xid8, $5)"
 		"   AND pg_catalog.pg_visible_in_snapshot(e.txid, $3::pg_catalog.pg_snapshot)"
 		"   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, $2::pg_catalog.pg_snapshot)"
 		" ORDER BY e.txid, e.event_id LIMIT $6", 6,

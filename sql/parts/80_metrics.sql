@@ -85,8 +85,11 @@ BEGIN
 	SELECT e.logged_at INTO v_first
 	  FROM fleet.event_log e
 	 WHERE e.class = NEW.class
-	   AND e.txid >= pg_snapshot_xmin(OLD.lo) AND e.txid < pg_snapshot_xmax(v_batch)
-	   AND ROW(e.txid, e.event_id) > ROW(OLD.pos_txid, OLD.pos_event)
+	   -- one row comparison as the lower bound (see batch_plan in pipeline.c)
+	   AND ROW(e.txid, e.event_id) > ROW(GREATEST(OLD.pos_txid, pg_snapshot_xmin(OLD.lo)),
+	                                     CASE WHEN OLD.pos_txid >= pg_snapshot_xmin(OLD.lo) THEN OLD.pos_event
+	                                          ELSE '-9223372036854775808'::int8 END)
+	   AND e.txid < pg_snapshot_xmax(v_batch)
 	   AND pg_visible_in_snapshot(e.txid, v_batch) AND NOT pg_visible_in_snapshot(e.txid, OLD.lo)
 	 ORDER BY e.txid, e.event_id LIMIT 1;
 	-- The last one: the new position, or the end of the finished batch.
