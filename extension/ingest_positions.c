@@ -148,29 +148,14 @@ static SPIPlanPtr state_plan = NULL;
 static SPIPlanPtr quarantine_plan = NULL;
 
 static void prepare_plans(void);
-static SPIPlanPtr keep_plan(const char *sql, int nargs, Oid *argtypes);
 static void resolve_devices(HTAB *devices);
 static bool has_partition(Relation rel, TimestampTz ts);
 static bool same_value(Datum a, bool an, Datum b, bool bn, Oid type);
 static int	cmp_vehicle(const void *a, const void *b);
 
 /*
- * Prepare and keep an SPI plan.
- */
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
-/*
- * Prepare the four statements of the ingest path (once per backend).
+ * Prepare the statements of the positions ingest path (once per backend;
+ * custom plans: the look-up by device and time range prunes partitions).
  */
 static void
 prepare_plans(void)
@@ -179,10 +164,10 @@ prepare_plans(void)
 	{
 		Oid			t[1] = {TEXTARRAYOID};
 
-		route_plan = keep_plan(
+		route_plan = FleetKeepPlan(
 			"SELECT r.identifier, r.tenant_id, r.device_id, r.vehicle_id, r.active"
 			"  FROM fleet.device_route r"
-			" WHERE r.identifier OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
+			" WHERE r.identifier OPERATOR(pg_catalog.=) ANY ($1)", 1, t, false);
 	}
 	if (lookup_plan == NULL)
 	{
@@ -190,7 +175,7 @@ prepare_plans(void)
 		TIMESTAMPTZOID, TIMESTAMPTZOID};
 
 		/* one primary-key range scan per device of the batch, not one probe per fix */
-		lookup_plan = keep_plan(
+		lookup_plan = FleetKeepPlan(
 			"SELECT p.tenant_id, p.device_id, p.fix_time,"
 			"       p.lat, p.lon, p.speed, p.heading, p.altitude, p.accuracy, p.seq, p.attrs"
 			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
@@ -201,7 +186,7 @@ prepare_plans(void)
 			"   AND p.fix_time OPERATOR(pg_catalog.>=) k.lo"
 			"   AND p.fix_time OPERATOR(pg_catalog.<=) k.hi"
 			" WHERE p.fix_time OPERATOR(pg_catalog.>=) $5"
-			"   AND p.fix_time OPERATOR(pg_catalog.<=) $6", 6, t);
+			"   AND p.fix_time OPERATOR(pg_catalog.<=) $6", 6, t, false);
 	}
 	if (insert_plan == NULL)
 	{
@@ -209,13 +194,13 @@ prepare_plans(void)
 			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
 		FLOAT4ARRAYOID, FLOAT4ARRAYOID, INT8ARRAYOID, JSONBARRAYOID};
 
-		insert_plan = keep_plan(
+		insert_plan = FleetKeepPlan(
 			"INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
 			"                            speed, heading, altitude, accuracy, seq, attrs)"
 			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
 			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-			"   pg_catalog.unnest($12))", 12, t);
+			"   pg_catalog.unnest($12))", 12, t, false);
 	}
 	if (state_plan == NULL)
 	{
@@ -224,7 +209,7 @@ prepare_plans(void)
 		FLOAT4ARRAYOID};
 
 		/* rows arrive sorted by (tenant, vehicle): concurrent calls lock them in one order */
-		state_plan = keep_plan(
+		state_plan = FleetKeepPlan(
 			"INSERT INTO fleet.vehicle_state AS s (tenant_id, vehicle_id, device_id, fix_time,"
 			"                                      lat, lon, speed, heading, altitude)"
 			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
@@ -235,7 +220,7 @@ prepare_plans(void)
 			"       lat = EXCLUDED.lat, lon = EXCLUDED.lon, speed = EXCLUDED.speed,"
 			"       heading = EXCLUDED.heading, altitude = EXCLUDED.altitude,"
 			"       updated_at = pg_catalog.now()"
-			" WHERE s.fix_time IS NULL OR s.fix_time OPERATOR(pg_catalog.<) EXCLUDED.fix_time", 9, t);
+			" WHERE s.fix_time IS NULL OR s.fix_time OPERATOR(pg_catalog.<) EXCLUDED.fix_time", 9, t, false);
 	}
 	if (quarantine_plan == NULL)
 	{
@@ -243,13 +228,13 @@ prepare_plans(void)
 			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
 		FLOAT4ARRAYOID, FLOAT4ARRAYOID, INT8ARRAYOID, JSONBARRAYOID, TEXTARRAYOID};
 
-		quarantine_plan = keep_plan(
+		quarantine_plan = FleetKeepPlan(
 			"INSERT INTO fleet.position_quarantine (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
 			"                            speed, heading, altitude, accuracy, seq, attrs, reason)"
 			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
 			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-			"   pg_catalog.unnest($12), pg_catalog.unnest($13))", 13, t);
+			"   pg_catalog.unnest($12), pg_catalog.unnest($13))", 13, t, false);
 	}
 }
 
