@@ -18,7 +18,9 @@
  *	   of the handler function and in the event's tenant context; a
  *	   failure rolls back only that event, which goes to the retry queue
  *	   (or, once the class's max_attempts are used up, to dead letters);
- *	5. moves the cursor: one UPDATE of one row per pass.
+ *	5. moves the cursor: one UPDATE of one row per pass, and when new events
+ *	   were applied counts the pass and samples its lag for fleet.metrics()
+ *	   (fleet.pipeline_stat, fleet.pipeline_lag).
  * Effects and the cursor move commit or roll back together, so every event
  * is applied exactly once.
  *
@@ -77,6 +79,7 @@ static SPIPlanPtr kinds_plan = NULL;
 static SPIPlanPtr retries_plan = NULL;
 static SPIPlanPtr snapshot_plan = NULL;
 static SPIPlanPtr batch_plan = NULL;
+static SPIPlanPtr stat_plan = NULL;
 static SPIPlanPtr fail_plan = NULL;
 static SPIPlanPtr bury_plan = NULL;
 static SPIPlanPtr done_retry_plan = NULL;
@@ -155,7 +158,7 @@ prepare_plans(void)
 		"   AND pg_catalog.pg_visible_in_snapshot(e.txid, $3::pg_catalog.pg_snapshot)"
 		"   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, $2::pg_catalog.pg_snapshot)"
 		" ORDER BY e.txid, e.event_id LIMIT $6", 6,
-		(Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID}, true);
+		(Oid[]) {TEXTOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, TEXTOID, INT8OID, INT4OID}, true);
 	fail_plan = FleetKeepPlan(
 		"INSERT INTO fleet.event_retry AS r (tenant_id, event_id, logged_at, class, kind, attempts,"
 		"                                     next_attempt_at, last_error, last_sqlstate, history)"
@@ -192,6 +195,23 @@ prepare_plans(void)
 	done_retry_plan = FleetKeepPlan(
 		"DELETE FROM fleet.event_retry r"
 		" WHERE r.tenant_id OPERATOR(pg_catalog.=) $1 AND r.event_id OPERATOR(pg_catalog.=) $2", 2, td, true);
+	/*
+	 * Counters and the lag ring for fleet.metrics(): the pass knows the log
+	 * times of its first and last new event, so no look-up is needed.
+	 */
+	stat_plan = FleetKeepPlan(
+		"WITH s AS (UPDATE fleet.pipeline_stat ps"
+		"              SET passes = ps.passes OPERATOR(pg_catalog.+) 1, last_pass_at = pg_catalog.now(),"
+		"                  last_event_logged_at = GREATEST(ps.last_event_logged_at, $3)"
+		"            WHERE ps.class OPERATOR(pg_catalog.=) $1 RETURNING ps.passes)"
+		" INSERT INTO fleet.pipeline_lag AS l (class, slot, sampled_at, lag_first, lag_last)"
+		" SELECT $1, (s.passes OPERATOR(pg_catalog.%) 256)::pg_catalog.int4, pg_catalog.now(),"
+		"        EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) $2)::pg_catalog.float8,"
+		"        EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) $3)::pg_catalog.float8"
+		"   FROM s"
+		" ON CONFLICT (class, slot) DO UPDATE"
+		"   SET sampled_at = EXCLUDED.sampled_at, lag_first = EXCLUDED.lag_first, lag_last = EXCLUDED.lag_last",
+		3, (Oid[]) {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}, true);
 	move_plan = FleetKeepPlan(
 		"UPDATE fleet.consumer_cursor c"
 		"   SET lo = $2::pg_catalog.pg_snapshot, hi = $3::pg_catalog.pg_snapshot, pos_txid = $4::pg_catalog.xid8,"
@@ -477,6 +497,8 @@ FleetProcessClass(const char *class_name, int max_events,
 	bool		new_batch = false;
 	bool		batch_done = false;
 	int			nevents = 0;
+	Datum		first_logged = (Datum) 0;
+	Datum		last_logged = (Datum) 0;
 	uint64		i;
 	SPITupleTable *tt;
 	uint64		ntup;
@@ -549,8 +571,9 @@ FleetProcessClass(const char *class_name, int max_events,
 			hi = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 			new_batch = true;
 		}
-		args[1] = CStringGetTextDatum(lo);
-		args[2] = CStringGetTextDatum(hi);
+		/* snapshots as values, parsed once here rather than per row */
+		args[1] = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(lo));
+		args[2] = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(hi));
 		args[3] = CStringGetTextDatum(pos_txid);
 		args[4] = Int64GetDatum(pos_event);
 		args[5] = Int32GetDatum(budget);
@@ -589,6 +612,8 @@ FleetProcessClass(const char *class_name, int max_events,
 			pos_txid = SPI_getvalue(tt->vals[ntup - 1], tt->tupdesc, 7);
 			pos_event = ev[ntup - 1].event_id;
 			nevents = (int) ntup;
+			first_logged = ev[0].logged_at;
+			last_logged = ev[ntup - 1].logged_at;
 		}
 		batch_done = ntup < (uint64) budget;
 
@@ -618,6 +643,15 @@ FleetProcessClass(const char *class_name, int max_events,
 			margs[6] = BoolGetDatum(batch_done);
 			if (SPI_execute_plan(move_plan, margs, nulls, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "could not move the cursor of class \"%s\"", class_name);
+		}
+
+		/* 5. the pass's counters and lag sample (passes that applied new events) */
+		if (nevents > 0)
+		{
+			Datum		sargs[3] = {CStringGetTextDatum(class_name), first_logged, last_logged};
+
+			if (SPI_execute_plan(stat_plan, sargs, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not record the pass of class \"%s\"", class_name);
 		}
 	}
 

@@ -57,7 +57,7 @@ CREATE TABLE fleet.pipeline_stat (
 	last_event_logged_at timestamptz
 );
 COMMENT ON TABLE fleet.pipeline_stat IS
-	'Per class, kept by a trigger on fleet.consumer_cursor: consumer passes that applied events, when the last one ran and the log time of the newest event it applied';
+	'Per class, kept by each consumer pass (extension/pipeline.c, in the pass''s transaction): consumer passes that applied events, when the last one ran and the log time of the newest event it applied';
 INSERT INTO fleet.pipeline_stat (class) SELECT c.class FROM fleet.event_class c;
 
 CREATE TABLE fleet.pipeline_lag (
@@ -70,63 +70,6 @@ CREATE TABLE fleet.pipeline_lag (
 );
 COMMENT ON TABLE fleet.pipeline_lag IS
 	'Ring of the last 256 consumer passes per class: seconds from logging to applying of the first (oldest) and the last (newest) event of each pass; fleet.metrics() takes lag percentiles from it';
-
-CREATE FUNCTION fleet.pipeline_stat_record() RETURNS trigger
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_batch  pg_snapshot := COALESCE(OLD.hi, NEW.hi, NEW.lo);
-	v_first  timestamptz;
-	v_last   timestamptz;
-	v_passes bigint;
-BEGIN
-	-- The first event of the pass: the next one after the old position.
-	SELECT e.logged_at INTO v_first
-	  FROM fleet.event_log e
-	 WHERE e.class = NEW.class
-	   -- one row comparison as the lower bound (see batch_plan in pipeline.c)
-	   AND ROW(e.txid, e.event_id) > ROW(GREATEST(OLD.pos_txid, pg_snapshot_xmin(OLD.lo)),
-	                                     CASE WHEN OLD.pos_txid >= pg_snapshot_xmin(OLD.lo) THEN OLD.pos_event
-	                                          ELSE '-9223372036854775808'::int8 END)
-	   AND e.txid < pg_snapshot_xmax(v_batch)
-	   AND pg_visible_in_snapshot(e.txid, v_batch) AND NOT pg_visible_in_snapshot(e.txid, OLD.lo)
-	 ORDER BY e.txid, e.event_id LIMIT 1;
-	-- The last one: the new position, or the end of the finished batch.
-	IF NEW.hi IS NOT NULL THEN
-		SELECT e.logged_at INTO v_last FROM fleet.event_log e
-		 WHERE e.class = NEW.class AND e.txid = NEW.pos_txid AND e.event_id = NEW.pos_event;
-	ELSE
-		SELECT e.logged_at INTO v_last
-		  FROM fleet.event_log e
-		 WHERE e.class = NEW.class
-		   AND e.txid >= pg_snapshot_xmin(OLD.lo) AND e.txid < pg_snapshot_xmax(v_batch)
-		   AND pg_visible_in_snapshot(e.txid, v_batch) AND NOT pg_visible_in_snapshot(e.txid, OLD.lo)
-		 ORDER BY e.txid DESC, e.event_id DESC LIMIT 1;
-	END IF;
-	UPDATE fleet.pipeline_stat s
-	   SET passes = s.passes + 1, last_pass_at = now(),
-	       last_event_logged_at = GREATEST(s.last_event_logged_at, v_last)
-	 WHERE s.class = NEW.class
-	RETURNING s.passes INTO v_passes;
-	IF v_first IS NOT NULL AND v_last IS NOT NULL THEN
-		INSERT INTO fleet.pipeline_lag AS l (class, slot, sampled_at, lag_first, lag_last)
-		VALUES (NEW.class, (v_passes % 256)::integer, now(),
-		        extract(epoch FROM now() - v_first)::float8, extract(epoch FROM now() - v_last)::float8)
-		ON CONFLICT (class, slot) DO UPDATE
-		   SET sampled_at = EXCLUDED.sampled_at, lag_first = EXCLUDED.lag_first, lag_last = EXCLUDED.lag_last;
-	END IF;
-	RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION fleet.pipeline_stat_record() IS
-	'Trigger on fleet.consumer_cursor: after a pass that applied events, count it, remember the newest applied event''s log time and sample the lag of its first and last event (two index look-ups per pass)';
-
-CREATE TRIGGER pipeline_stat_record AFTER UPDATE ON fleet.consumer_cursor
-	FOR EACH ROW WHEN (NEW.events > OLD.events)
-	EXECUTE FUNCTION fleet.pipeline_stat_record();
-COMMENT ON TRIGGER pipeline_stat_record ON fleet.consumer_cursor IS
-	'Keeps fleet.pipeline_stat and fleet.pipeline_lag for fleet.metrics(): once per consumer pass, never per event';
 
 -- ------------------------------------------------------- service reports
 
