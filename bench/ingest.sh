@@ -151,11 +151,17 @@ shares; ratios swing by a factor of up to 1.5 between runs):
   its time in a perf profile: they aggregate each batch per group into the views' delta logs, the
   price of refreshes that follow the change instead of the table).
 - *consumer vs SKIP LOCKED* (target 3) and *with a held snapshot* (target 0.9): the bench kind has
-  no handler, so this is the pipeline's own cost per batch: lock the class cursor, take a snapshot,
-  read the batch by transaction-id range from the log index, look up due retries, walk the events
-  in commit order, update the cursor. Not profiled yet; the held snapshot keeps every version of
-  the cursor row (updated once per batch) unprunable, which is the likely cause of the second miss
-  (SKIP LOCKED itself drops to 0.42 in that case).
+  no handler, so this is the pipeline's own cost per batch. A perf profile (2026-11-29) found and
+  removed three costs: at the start of every batch window the log index was walked from the
+  oldest consumed entry (a scalar and a row lower bound on the same index column, which btree
+  cannot merge: an empty pass over 300k consumed events took 75 ms, now 1 ms); both snapshot
+  texts were parsed again for every row; a plpgsql trigger on the cursor re-read the pass's
+  first and last events (15% of a pass). What remains is flat: the ordered index scan over the
+  class's partitions (merge append, set up once per pass), SPI copying 1,000 rows per pass, the
+  per-50-events subtransaction of the applier, and the commit's WAL flush, which the SKIP LOCKED
+  baseline also pays once per batch but with a DELETE instead of a read. The held snapshot keeps
+  the cursor and counter rows' old versions (one per pass) unprunable; runs on this shared box
+  swing by more than the gap to both targets (0.6-1.2 between runs the same hour).
 - *financial p99 during a telemetry flood* (target 2): on two cores the flood's client and the
   telemetry worker compete with the financial worker for CPU; the telemetry worker now runs at a
   lower priority (fleet.pipeline_telemetry_nice), the flood's client backend cannot be.
