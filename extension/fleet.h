@@ -28,6 +28,7 @@ extern void FleetTierInit(void);
 /* tier_guard.c: legal hold refusals of DDL (called from guard.c's hook) */
 struct Node;
 extern void FleetTierGuard(struct Node *parsetree);
+extern void FleetTierGuardInit(void);
 
 /* owner.c: running internal SQL as the extension owner */
 extern Oid	FleetExtensionOwner(void);

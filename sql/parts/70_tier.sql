@@ -382,9 +382,20 @@ $$;
 COMMENT ON FUNCTION fleet.row_held(regclass, bigint, bigint, timestamptz, timestamptz) IS
 	'Does an active legal hold cover data of this tiered table, tenant (NULL: any), vehicle (NULL: any) with times in [lo, hi]?';
 
+-- How a hold is named in refusals.
+CREATE FUNCTION fleet.hold_name(h fleet.legal_hold) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.format('legal hold %s of tenant %s%s (%s, placed by %s)', h.hold_id, h.tenant_id,
+	                         CASE WHEN h.vehicle_id IS NULL THEN '' ELSE pg_catalog.format(', vehicle %s', h.vehicle_id) END,
+	                         pg_catalog.quote_literal(h.reason), h.placed_by)
+$$;
+COMMENT ON FUNCTION fleet.hold_name(fleet.legal_hold) IS 'A legal hold as refusals name it: id, tenant, vehicle, reason, who placed it';
+
 -- SECURITY DEFINER: reads every tenant's rows of the relation to see
 -- whether a hold covers data that is actually there (forced RLS).
-CREATE FUNCTION fleet.relation_held(rel regclass) RETURNS boolean
+CREATE FUNCTION fleet.relation_hold(rel regclass) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -392,72 +403,111 @@ DECLARE
 	v_root regclass := fleet.tier_root(rel);
 	v_col name;
 	v_has_vehicle boolean;
-	h record;
+	h fleet.legal_hold;
 	v_found boolean;
 BEGIN
 	IF v_root IS NULL THEN
-		RETURN false;
-	END IF;
-	IF rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass THEN
-		RETURN EXISTS (SELECT 1 FROM fleet.cold_segment s
-		                WHERE fleet.row_held(v_root, s.tenant_id, s.vehicle_id, s.lo, s.hi));
+		RETURN NULL;
 	END IF;
 	v_col := fleet.tier_time_column(v_root);
-	IF v_col IS NULL THEN
-		RETURN false;			-- not a tiered table: holds do not reach it
-	END IF;
-	IF rel OPERATOR(pg_catalog.=) v_root AND EXISTS (
-		SELECT 1 FROM fleet.cold_segment s
-		 WHERE v_root OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
-		   AND fleet.row_held(v_root, s.tenant_id, s.vehicle_id, s.lo, s.hi)) THEN
-		RETURN true;			-- dropping the table takes its cold data with it
+	IF v_col IS NULL AND rel OPERATOR(pg_catalog.<>) 'fleet.cold_segment'::pg_catalog.regclass THEN
+		RETURN NULL;			-- not a tiered table: holds do not reach it
 	END IF;
 	v_has_vehicle := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
 	                          WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attname OPERATOR(pg_catalog.=) 'vehicle_id'
 	                            AND NOT a.attisdropped);
 	FOR h IN SELECT * FROM fleet.legal_hold l
-	          WHERE l.released_at IS NULL AND (l.scope IS NULL OR l.scope OPERATOR(pg_catalog.=) v_root) LOOP
-		EXECUTE pg_catalog.format(
-			'SELECT EXISTS (SELECT 1 FROM %s x WHERE x.tenant_id OPERATOR(pg_catalog.=) $1'
-			' AND x.%I OPERATOR(pg_catalog.>=) $2 AND x.%I OPERATOR(pg_catalog.<) $3 %s)',
-			rel, v_col, v_col,
-			CASE WHEN v_has_vehicle AND h.vehicle_id IS NOT NULL
-			     THEN 'AND x.vehicle_id OPERATOR(pg_catalog.=) $4' ELSE '' END)
-			INTO v_found USING h.tenant_id, h.lo, h.hi, h.vehicle_id;
-		IF v_found THEN
-			RETURN true;
+	          WHERE l.released_at IS NULL AND (l.scope IS NULL OR l.scope OPERATOR(pg_catalog.=) v_root)
+	          ORDER BY l.placed_at, l.tenant_id, l.hold_id LOOP
+		-- cold data of the table (dropping fleet.position takes its cold data with it)
+		IF (rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
+		    OR rel OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass)
+		   AND EXISTS (SELECT 1 FROM fleet.cold_segment s
+		                WHERE s.tenant_id OPERATOR(pg_catalog.=) h.tenant_id
+		                  AND (h.vehicle_id IS NULL OR s.vehicle_id IS NULL OR s.vehicle_id OPERATOR(pg_catalog.=) h.vehicle_id)
+		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
+			RETURN fleet.hold_name(h);
+		END IF;
+		IF rel OPERATOR(pg_catalog.<>) 'fleet.cold_segment'::pg_catalog.regclass THEN
+			EXECUTE pg_catalog.format(
+				'SELECT EXISTS (SELECT 1 FROM %s x WHERE x.tenant_id OPERATOR(pg_catalog.=) $1'
+				' AND x.%I OPERATOR(pg_catalog.>=) $2 AND x.%I OPERATOR(pg_catalog.<) $3 %s)',
+				rel, v_col, v_col,
+				CASE WHEN v_has_vehicle AND h.vehicle_id IS NOT NULL
+				     THEN 'AND x.vehicle_id OPERATOR(pg_catalog.=) $4' ELSE '' END)
+				INTO v_found USING h.tenant_id, h.lo, h.hi, h.vehicle_id;
+			IF v_found THEN
+				RETURN fleet.hold_name(h);
+			END IF;
 		END IF;
 	END LOOP;
-	RETURN false;
+	RETURN NULL;
 END
 $$;
+COMMENT ON FUNCTION fleet.relation_hold(regclass) IS
+	'The first active legal hold covering rows of the relation (a tiered table, one of its partitions, or the cold segments), named; NULL if none. Used by the DDL guard (extension/tier_guard.c)';
+
+-- SECURITY DEFINER: as fleet.relation_hold, but answers only yes or no, so
+-- the roles that may ask (maintenance, triggers) learn no other tenant's
+-- hold reason.
+CREATE FUNCTION fleet.relation_held(rel regclass) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT fleet.relation_hold(rel) IS NOT NULL
+$$;
 COMMENT ON FUNCTION fleet.relation_held(regclass) IS
-	'Does the relation (a tiered table, one of its partitions, or the cold segments) hold rows an active legal hold covers? Used by the DDL guard (extension/tier_guard.c)';
+	'Does the relation (a tiered table, one of its partitions, or the cold segments) hold rows an active legal hold covers?';
 
--- SECURITY DEFINER: as fleet.relation_held, over every relation of a schema.
-CREATE FUNCTION fleet.schema_held(p_schema name) RETURNS boolean
+-- SECURITY DEFINER: as fleet.relation_hold, over every relation of a schema.
+CREATE FUNCTION fleet.schema_hold(p_schema name) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-	                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-	               WHERE n.nspname OPERATOR(pg_catalog.=) p_schema
-	                 AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
-	                 AND fleet.relation_held(c.oid))
+	SELECT pg_catalog.format('%s (in %s)', x.hold, x.rel)
+	  FROM (SELECT c.oid::pg_catalog.regclass AS rel, fleet.relation_hold(c.oid) AS hold
+	          FROM pg_catalog.pg_class c
+	          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	         WHERE n.nspname OPERATOR(pg_catalog.=) p_schema
+	           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])) x
+	 WHERE x.hold IS NOT NULL
+	 ORDER BY x.rel::text LIMIT 1
 $$;
-COMMENT ON FUNCTION fleet.schema_held(name) IS 'Does any table of the schema hold rows an active legal hold covers? (DROP SCHEMA guard)';
+COMMENT ON FUNCTION fleet.schema_hold(name) IS 'The first active legal hold covering rows of a table of the schema, named with the table; NULL if none (DROP SCHEMA guard)';
 
--- SECURITY DEFINER: as fleet.relation_held, over every table a role owns.
-CREATE FUNCTION fleet.owned_held(p_role oid) RETURNS boolean
+-- SECURITY DEFINER: as fleet.relation_hold, over every table a role owns.
+CREATE FUNCTION fleet.owned_hold(p_role oid) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-	               WHERE c.relowner OPERATOR(pg_catalog.=) p_role
-	                 AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
-	                 AND fleet.relation_held(c.oid))
+	SELECT pg_catalog.format('%s (in %s)', x.hold, x.rel)
+	  FROM (SELECT c.oid::pg_catalog.regclass AS rel, fleet.relation_hold(c.oid) AS hold
+	          FROM pg_catalog.pg_class c
+	         WHERE c.relowner OPERATOR(pg_catalog.=) p_role
+	           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])) x
+	 WHERE x.hold IS NOT NULL
+	 ORDER BY x.rel::text LIMIT 1
 $$;
-COMMENT ON FUNCTION fleet.owned_held(oid) IS 'Does a table the role owns hold rows an active legal hold covers? (DROP OWNED guard)';
+COMMENT ON FUNCTION fleet.owned_hold(oid) IS 'The first active legal hold covering rows of a table the role owns, named with the table; NULL if none (DROP OWNED guard)';
+
+-- The name of the legal-hold row trigger of a relation of a table fleet
+-- partitions or tiers: the named trigger if it runs fleet.hold_row_guard()
+-- (p_trigger NULL: any such trigger), else NULL.
+CREATE FUNCTION fleet.hold_trigger(p_rel regclass, p_trigger name) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT g.tgname::text FROM pg_catalog.pg_trigger g
+	 WHERE g.tgrelid OPERATOR(pg_catalog.=) p_rel
+	   AND (p_trigger IS NULL OR g.tgname OPERATOR(pg_catalog.=) p_trigger)
+	   AND g.tgfoid OPERATOR(pg_catalog.=) (SELECT p.oid FROM pg_catalog.pg_proc p
+	                                          WHERE p.proname OPERATOR(pg_catalog.=) 'hold_row_guard'
+	                                            AND p.pronamespace OPERATOR(pg_catalog.=) 'fleet'::pg_catalog.regnamespace)
+	   AND fleet.tier_time_column(fleet.tier_root(p_rel)) IS NOT NULL
+	 ORDER BY g.tgname LIMIT 1
+$$;
+COMMENT ON FUNCTION fleet.hold_trigger(regclass, name) IS
+	'The legal-hold row trigger (running fleet.hold_row_guard()) of a relation of a partitioned or tiered table, by name or any (NULL); NULL if none. Used by the DDL guard to refuse dropping or silencing it';
 
 CREATE FUNCTION fleet.hold_row_guard() RETURNS trigger
 LANGUAGE plpgsql

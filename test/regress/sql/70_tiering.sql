@@ -15,6 +15,25 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE || ' ' || regexp_replace(regexp_replace(SQLERRM, '[0-9]{8}', 'YYYYMMDD', 'g'),
 	                                         '[0-9]{4}-[0-9]{2}-[0-9]{2}', 'YYYY-MM-DD', 'g');
 END $$;
+-- The same with the detail and hint of the error (ids masked as N), for the
+-- legal-hold refusals, whose detail names the hold.
+CREATE FUNCTION pg_temp.mask(s text) RETURNS text LANGUAGE sql AS $$
+	SELECT regexp_replace(regexp_replace(s, '[0-9]{8}', 'YYYYMMDD', 'g'), 'placed by [^)]*', 'placed by U', 'g')
+$$;
+CREATE FUNCTION pg_temp.refused(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	v_detail text;
+	v_hint text;
+BEGIN
+	EXECUTE stmt;
+	RETURN pg_temp.mask(stmt) || E'\n  done';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+	RETURN pg_temp.mask(stmt) || E'\n  ' || SQLSTATE || ' ' || regexp_replace(regexp_replace(SQLERRM, '[0-9]{8}', 'YYYYMMDD', 'g'),
+	                                         '[0-9]{4}-[0-9]{2}-[0-9]{2}', 'YYYY-MM-DD', 'g')
+	       || E'\n  DETAIL: ' || regexp_replace(pg_temp.mask(coalesce(v_detail, '')), '(hold|tenant|vehicle) [0-9]+', '\1 N', 'g')
+	       || E'\n  HINT: ' || coalesce(v_hint, '');
+END $$;
 
 -- Fixture: a tenant with two vehicles and their devices.
 SELECT fleet.create_tenant('Tier Logistics') AS t \gset
@@ -179,6 +198,10 @@ CREATE TABLE tier_test.:"e40" PARTITION OF tier_test.evidence FOR VALUES FROM (:
 INSERT INTO tier_test.evidence VALUES (:t, 1, :'d41'::timestamptz + interval '1 hour', :v1, 'crash'),
 	(:t, 2, :'d41'::timestamptz + interval '2 hours', :v1 + 1, 'other vehicle'),
 	(:t, 3, :'d40'::timestamptz + interval '1 hour', :v1, 'next day');
+CREATE TYPE tier_test.mood AS ENUM ('calm', 'angry');
+ALTER TABLE tier_test.evidence ADD COLUMN mood tier_test.mood;
+CREATE FUNCTION tier_test.let_through() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$;
+CREATE TRIGGER other_trigger BEFORE DELETE ON tier_test.evidence FOR EACH ROW EXECUTE FUNCTION tier_test.let_through();
 INSERT INTO fleet.tier_policy (relation, time_column, hot_for, retention) VALUES ('tier_test.evidence', 'at', '1 day', '100 days');
 SELECT fleet.place_hold(:t, :'d41'::timestamptz, :'d41'::timestamptz + interval '12 hours', 'claim 4711: collision', :v1) AS hold \gset
 SELECT fleet.place_hold(:t, :'d40'::timestamptz, :'d40'::timestamptz + interval '1 day', 'audit 2026', NULL, 'fleet.position') AS hold2 \gset
@@ -194,6 +217,33 @@ SELECT pg_temp.try(format('DROP TABLE tier_test.evidence CASCADE')) AS "DROP TAB
 SELECT pg_temp.try(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I', :'e41')) AS "ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.:";
 SELECT pg_temp.try(format('DROP SCHEMA tier_test CASCADE')) AS "DROP SCHEMA tier_test CASCADE";
 SELECT pg_temp.try('DROP OWNED BY tier_owner') AS "DROP OWNED BY tier_owner";
+-- ALTER TABLE that drops or rewrites held data, or silences the hold trigger
+\pset format unaligned
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DROP COLUMN note');
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.%I DROP COLUMN note', :'e41'));
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence ALTER COLUMN note TYPE varchar(2) USING left(note, 2)');
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence ALTER COLUMN ev_id TYPE integer');
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.%I SET UNLOGGED', :'e41'));
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I CONCURRENTLY', :'e41'));
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I FINALIZE', :'e41'));
+SELECT pg_temp.refused('DROP TYPE tier_test.mood CASCADE');
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DISABLE TRIGGER hold_row_guard');
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.%I DISABLE TRIGGER hold_row_guard', :'e41'));
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DISABLE TRIGGER ALL');
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DISABLE TRIGGER USER');
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence ENABLE REPLICA TRIGGER hold_row_guard');
+SELECT pg_temp.refused('DROP TRIGGER hold_row_guard ON tier_test.evidence');
+SELECT pg_temp.refused('CREATE OR REPLACE TRIGGER hold_row_guard BEFORE UPDATE OR DELETE ON tier_test.evidence FOR EACH ROW EXECUTE FUNCTION tier_test.let_through()');
+-- a renamed hold trigger is still the hold trigger
+ALTER TRIGGER hold_row_guard ON tier_test.evidence RENAME TO renamed_guard;
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DISABLE TRIGGER renamed_guard');
+SELECT pg_temp.refused('DROP TRIGGER renamed_guard ON tier_test.evidence');
+ALTER TRIGGER renamed_guard ON tier_test.evidence RENAME TO hold_row_guard;
+\pset format aligned
+-- what leaves held data alone still works
+ALTER TABLE tier_test.evidence ADD COLUMN extra integer;
+ALTER TABLE tier_test.evidence ALTER COLUMN note SET STORAGE EXTERNAL;
+ALTER TABLE tier_test.evidence DISABLE TRIGGER other_trigger;
 SELECT pg_temp.try(format('UPDATE fleet.tier_policy SET retention = ''1 day'' WHERE relation = ''tier_test.evidence''::regclass')) AS "UPDATE fleet.tier_policy SET retention = '1 day' WHERE relat";
 SELECT pg_temp.try(format('DELETE FROM fleet.tier_policy WHERE relation = ''tier_test.evidence''::regclass')) AS "DELETE FROM fleet.tier_policy WHERE relation = 'tier_test.ev";
 SELECT pg_temp.try(format('DELETE FROM fleet.legal_hold')) AS "DELETE FROM fleet.legal_hold";
@@ -229,7 +279,16 @@ SELECT fleet.release_hold(:t, :hold);
 SELECT fleet.release_hold(:t, :hold);
 \set VERBOSITY terse
 DROP TABLE tier_test.:"e41";
+-- no hold left: the owner may change the table again, but not remove the
+-- hold trigger while the table is tiered (a hold placed later needs it)
+ALTER TABLE tier_test.evidence DROP COLUMN extra;
+DROP TYPE tier_test.mood CASCADE;
+ALTER TABLE tier_test.evidence ALTER COLUMN note TYPE varchar(20);
+\pset format unaligned
+SELECT pg_temp.refused('DROP TRIGGER hold_row_guard ON tier_test.evidence');
+\pset format aligned
 DELETE FROM fleet.tier_policy WHERE relation = 'tier_test.evidence'::regclass;
+DROP TRIGGER hold_row_guard ON tier_test.evidence;
 DROP SCHEMA tier_test CASCADE;
 RESET ROLE;
 -- hold errors
