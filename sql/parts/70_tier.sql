@@ -150,7 +150,7 @@ CREATE TABLE fleet.tier_state (
 	PRIMARY KEY (relation, day)
 );
 COMMENT ON TABLE fleet.tier_state IS
-	'Tier of each partition that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run; lock_ms: how long the warm swap held the parent''s lock; progress: next block of a slice-by-slice copy';
+	'Tier of each partition that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run; lock_ms: how long the warm swap held the parent''s lock; progress: rows the warm copy wrote';
 
 -- ---------------------------------------------------------------- quarantine
 

@@ -3,19 +3,23 @@
 -- Each transition is split into steps of one transaction each; the step
 -- reached is kept in fleet.tier_state, so a run killed anywhere is finished
 -- by the next (every step is idempotent):
---   hot -> warm   warm_begin: create the shadow table <partition>_w in the
---                   warm tablespace with the partition's indexes, a CHECK of
---                   its range and a trigger on the partition that mirrors
---                   new rows into it (updates/deletes of that day wait);
---                 warm_copy: copy the partition slice by slice (a block range
---                   per transaction, so live ingest keeps its share of I/O),
---                   each slice sorted per vehicle over time (ON CONFLICT DO
---                   NOTHING meets the mirror), then add BRIN on time and
---                   analyze; the shadow is created to be frozen by the next
---                   autovacuum (freeze ages 0);
---                 warm_swap: with lock_timeout, lock the parent, drop the
---                   old partition, attach the shadow (its CHECK spares the
---                   scan): only this step blocks readers and writers.
+--   hot -> warm   warm_begin: create the delta table <partition>_d and a
+--                   trigger on the partition that mirrors new rows into it
+--                   (updates/deletes of that day wait);
+--                 warm_copy: in one transaction, create the shadow table
+--                   <partition>_w in the warm tablespace with a CHECK of its
+--                   range and fill it from the partition sorted per vehicle
+--                   over time, frozen and all-visible as written
+--                   (fleet.warm_fill, extension/warm_fill.c: the COPY FREEZE
+--                   mechanism, so no vacuum has to freeze it later; the fill
+--                   runs at most fleet.tier_duty of the time), trim from the
+--                   delta what the fill saw, then build the parent's
+--                   indexes and BRIN on time and analyze;
+--                 warm_swap: with lock_timeout, lock the parent and the
+--                   partition, add the delta's rows (those written during the
+--                   fill), drop the old partition, attach the shadow (its
+--                   CHECK spares the scan): only this step blocks readers and
+--                   writers.
 --   warm -> cold  cold_detach: detach the partition (short lock) and keep it
 --                   as the work table <partition>_c (late fixes for that day
 --                   go to the quarantine from now on);
@@ -126,7 +130,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-		EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT ($1).* ON CONFLICT DO NOTHING', TG_ARGV[0]) USING NEW;
+		EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT ($1).*', TG_ARGV[0]) USING NEW;
 		RETURN NULL;
 	END IF;
 	RAISE EXCEPTION '% of % refused while the partition moves to the warm tier', TG_OP, TG_TABLE_NAME
@@ -134,7 +138,13 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fleet.tier_mirror() IS
-	'Trigger on a partition being moved to the warm tier: copy inserted rows into its shadow table; updates and deletes wait for the move';
+	'Trigger on a partition being moved to the warm tier: copy inserted rows into its delta table; updates and deletes wait for the move';
+
+CREATE FUNCTION fleet.warm_fill(p_source regclass, p_target regclass, p_delta regclass, p_order text) RETURNS bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'fleet_warm_fill';
+COMMENT ON FUNCTION fleet.warm_fill(regclass, regclass, regclass, text) IS
+	'Copy every row of p_source into p_target (no indexes, no triggers) sorted by p_order, frozen and all-visible when p_target was created in this transaction (else unfrozen, with a NOTICE); delete from p_delta the rows the copy saw, under the same snapshot; at most fleet.tier_duty of the time (extension/warm_fill.c). Returns the rows copied';
 
 CREATE FUNCTION fleet.warm_begin(p_rel regclass, p_day date) RETURNS text
 LANGUAGE plpgsql VOLATILE
@@ -144,11 +154,8 @@ DECLARE
 	v_part regclass := fleet.tier_partition(p_rel, p_day);
 	v_name text;
 	v_shadow text;
+	v_delta text;
 	v_pol fleet.tier_policy;
-	v_ts text;
-	v_lo timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
-	v_hi timestamptz := (p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC';
-	i record;
 BEGIN
 	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
 	IF v_part IS NULL OR v_pol.relation IS NULL THEN
@@ -156,40 +163,21 @@ BEGIN
 	END IF;
 	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
 	v_shadow := v_name OPERATOR(pg_catalog.||) '_w';
-	v_ts := COALESCE(v_pol.warm_tablespace, 'pg_default');
+	v_delta := v_name OPERATOR(pg_catalog.||) '_d';
+	-- a begun move is begun again (the delta only repeats rows of the partition)
 	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_shadow)) IS NOT NULL THEN
-		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_shadow);		-- a begun move is begun again
+		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_shadow);
 	END IF;
-	EXECUTE pg_catalog.format('CREATE TABLE fleet.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)'
-	                          ' WITH (autovacuum_freeze_min_age = 0, autovacuum_freeze_table_age = 0) TABLESPACE %I',
-	                          v_shadow, p_rel, v_ts);
-	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
-	                          v_shadow, v_shadow OPERATOR(pg_catalog.||) '_range', v_pol.time_column, v_lo, v_pol.time_column, v_hi);
-	-- the parent's indexes, so ATTACH finds them all and builds none under its lock
-	FOR i IN SELECT x.indexrelid, x.indisprimary, k.conname,
-	                pg_catalog.pg_get_indexdef(x.indexrelid) AS def
-	           FROM pg_catalog.pg_index x
-	           LEFT JOIN pg_catalog.pg_constraint k ON k.conindid OPERATOR(pg_catalog.=) x.indexrelid
-	                AND k.conrelid OPERATOR(pg_catalog.=) p_rel
-	          WHERE x.indrelid OPERATOR(pg_catalog.=) p_rel LOOP
-		IF i.indisprimary THEN
-			EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD PRIMARY KEY (%s) USING INDEX TABLESPACE %I', v_shadow,
-				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
-				   FROM pg_catalog.pg_index x2, pg_catalog.unnest(x2.indkey) WITH ORDINALITY k(att, ord)
-				   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p_rel AND a.attnum OPERATOR(pg_catalog.=) k.att
-				  WHERE x2.indexrelid OPERATOR(pg_catalog.=) i.indexrelid), v_ts);
-		ELSE
-			EXECUTE pg_catalog.format('CREATE %s INDEX ON fleet.%I USING %s TABLESPACE %I',
-				CASE WHEN i.def OPERATOR(pg_catalog.~) '^CREATE UNIQUE' THEN 'UNIQUE' ELSE '' END,
-				v_shadow, pg_catalog.substring(i.def FROM ' USING (.*)$'), v_ts);
-		END IF;
-	END LOOP;
-	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_shadow,
-		pg_catalog.format('Warm copy of %s being built by fleet.tier_maintenance()', v_name));
+	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_delta)) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_delta);
+	END IF;
+	EXECUTE pg_catalog.format('CREATE TABLE fleet.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)', v_delta, p_rel);
+	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_delta,
+		pg_catalog.format('Rows written into %s while fleet.tier_maintenance() moves it to the warm tier', v_name));
 	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
-	                          v_part, v_shadow);
+	                          v_part, v_delta);
 	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror_wait BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
-	                          v_part, v_shadow);
+	                          v_part, v_delta);
 	INSERT INTO fleet.tier_state (relation, day, tier, work) VALUES (p_rel, p_day, 'warming', v_shadow)
 	ON CONFLICT (relation, day) DO UPDATE SET tier = 'warming', work = EXCLUDED.work, lock_ms = NULL, progress = NULL,
 	                                          since = pg_catalog.now();
@@ -197,9 +185,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fleet.warm_begin(regclass, date) IS
-	'Step 1 of hot -> warm: the shadow table in the warm tablespace with the parent''s indexes and a range CHECK, and the mirror trigger on the partition';
+	'Step 1 of hot -> warm: the delta table <partition>_d and the mirror trigger on the partition that copies new rows into it; returns the name the warm copy will have';
 
-CREATE FUNCTION fleet.warm_copy(p_rel regclass, p_day date, p_blocks integer DEFAULT 2048) RETURNS bigint
+CREATE FUNCTION fleet.warm_copy(p_rel regclass, p_day date) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -207,11 +195,12 @@ DECLARE
 	v_part regclass := fleet.tier_partition(p_rel, p_day);
 	v_pol fleet.tier_policy;
 	v_state fleet.tier_state;
+	v_name text;
+	v_delta text;
+	v_ts text;
 	v_n bigint;
 	v_sort text;
-	v_blocks bigint;
-	v_from bigint;
-	v_to bigint;
+	i record;
 BEGIN
 	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
 	SELECT * INTO v_state FROM fleet.tier_state s
@@ -221,37 +210,51 @@ BEGIN
 	IF v_state.work IS NULL OR v_part IS NULL THEN
 		RAISE EXCEPTION 'partition of % for % is not being warmed', p_rel, p_day USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
-	IF p_blocks IS NULL OR p_blocks OPERATOR(pg_catalog.<) 1 THEN
-		RAISE EXCEPTION 'slice size must be at least one block' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
 	PERFORM fleet.tier_background();
+	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
+	v_delta := v_name OPERATOR(pg_catalog.||) '_d';
+	v_ts := COALESCE(v_pol.warm_tablespace, 'pg_default');
 	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') INTO v_sort
 	  FROM pg_catalog.unnest(v_pol.sort_columns OPERATOR(pg_catalog.||) ARRAY[v_pol.time_column::text]) c;
-	-- one slice of blocks (the partition filled in arrival order, so a slice
-	-- is a stretch of time), sorted per vehicle over time within the slice
-	v_blocks := pg_catalog.pg_relation_size(v_part) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
-	v_from := COALESCE(v_state.progress, 0);
-	v_to := v_from OPERATOR(pg_catalog.+) p_blocks;
-	EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT * FROM %s x'
-	                          ' WHERE x.ctid OPERATOR(pg_catalog.>=) %L::tid AND x.ctid OPERATOR(pg_catalog.<) %L::tid'
-	                          ' ORDER BY %s ON CONFLICT DO NOTHING',
-	                          v_state.work, v_part, pg_catalog.format('(%s,0)', v_from), pg_catalog.format('(%s,0)', v_to), v_sort);
-	GET DIAGNOSTICS v_n = ROW_COUNT;
-	IF v_to OPERATOR(pg_catalog.<) v_blocks THEN
-		UPDATE fleet.tier_state s SET progress = v_to
-		 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
-		RETURN v_n;
+	-- created here, in the fill's own transaction, so the fill may write it frozen
+	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_state.work)) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_state.work);
 	END IF;
-	EXECUTE pg_catalog.format('CREATE INDEX ON fleet.%I USING brin (%I) TABLESPACE %I', v_state.work, v_pol.time_column,
-	                          COALESCE(v_pol.warm_tablespace, 'pg_default'));
+	EXECUTE pg_catalog.format('CREATE TABLE fleet.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE) TABLESPACE %I',
+	                          v_state.work, p_rel, v_ts);
+	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
+	                          v_state.work, v_state.work OPERATOR(pg_catalog.||) '_range',
+	                          v_pol.time_column, p_day::timestamp AT TIME ZONE 'UTC',
+	                          v_pol.time_column, (p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC');
+	v_n := fleet.warm_fill(v_part, pg_catalog.format('fleet.%I', v_state.work)::pg_catalog.regclass,
+	                       pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_delta)), v_sort);
+	-- the parent's indexes, built on the filled table, so ATTACH finds them all and builds none under its lock
+	FOR i IN SELECT x.indexrelid, x.indisprimary, pg_catalog.pg_get_indexdef(x.indexrelid) AS def
+	           FROM pg_catalog.pg_index x
+	          WHERE x.indrelid OPERATOR(pg_catalog.=) p_rel LOOP
+		IF i.indisprimary THEN
+			EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD PRIMARY KEY (%s) USING INDEX TABLESPACE %I', v_state.work,
+				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
+				   FROM pg_catalog.pg_index x2, pg_catalog.unnest(x2.indkey) WITH ORDINALITY k(att, ord)
+				   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p_rel AND a.attnum OPERATOR(pg_catalog.=) k.att
+				  WHERE x2.indexrelid OPERATOR(pg_catalog.=) i.indexrelid), v_ts);
+		ELSE
+			EXECUTE pg_catalog.format('CREATE %s INDEX ON fleet.%I USING %s TABLESPACE %I',
+				CASE WHEN i.def OPERATOR(pg_catalog.~) '^CREATE UNIQUE' THEN 'UNIQUE' ELSE '' END,
+				v_state.work, pg_catalog.substring(i.def FROM ' USING (.*)$'), v_ts);
+		END IF;
+	END LOOP;
+	EXECUTE pg_catalog.format('CREATE INDEX ON fleet.%I USING brin (%I) TABLESPACE %I', v_state.work, v_pol.time_column, v_ts);
+	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_state.work,
+		pg_catalog.format('Warm copy of %s being built by fleet.tier_maintenance()', v_name));
 	EXECUTE pg_catalog.format('ANALYZE fleet.%I', v_state.work);
-	UPDATE fleet.tier_state s SET tier = 'copied', progress = v_to, since = pg_catalog.now()
+	UPDATE fleet.tier_state s SET tier = 'copied', progress = v_n, since = pg_catalog.now()
 	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
 	RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION fleet.warm_copy(regclass, date, integer) IS
-	'Step 2 of hot -> warm, one transaction per slice of p_blocks blocks of the partition (TID range scan): copy the slice into the shadow sorted by the policy''s sort columns then time; after the last slice add BRIN on time and analyze. No lock on the parent. Returns the rows copied by this call';
+COMMENT ON FUNCTION fleet.warm_copy(regclass, date) IS
+	'Step 2 of hot -> warm, one transaction: create the warm shadow table and fill it from the partition sorted by the policy''s sort columns then time, frozen and all-visible (fleet.warm_fill), then build the parent''s indexes, BRIN on time, analyze. No lock on the parent. Returns the rows copied';
 
 CREATE FUNCTION fleet.warm_swap(p_rel regclass, p_day date) RETURNS double precision
 LANGUAGE plpgsql VOLATILE
@@ -263,6 +266,7 @@ DECLARE
 	v_shadow text;
 	v_t0 timestamptz;
 	v_ms double precision;
+	v_late bigint := 0;
 	v_pol fleet.tier_policy;
 BEGIN
 	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
@@ -276,24 +280,31 @@ BEGIN
 	v_t0 := pg_catalog.clock_timestamp();
 	-- parent first, as ingest does: waits end at lock_timeout, never in a deadlock
 	EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p_rel);
+	EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_part);
+	-- rows written while the copy ran (usually none: the day ended hot_for ago)
+	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_name OPERATOR(pg_catalog.||) '_d')) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT * FROM fleet.%I', v_shadow, v_name OPERATOR(pg_catalog.||) '_d');
+		GET DIAGNOSTICS v_late = ROW_COUNT;
+		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_name OPERATOR(pg_catalog.||) '_d');
+	END IF;
 	EXECUTE pg_catalog.format('DROP TABLE %s', v_part);
 	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I RENAME TO %I', v_shadow, v_name);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION fleet.%I FOR VALUES FROM (%L) TO (%L)', p_rel, v_name,
 	                          p_day::timestamp AT TIME ZONE 'UTC', (p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC');
 	v_ms := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_t0) OPERATOR(pg_catalog.*) 1000;
 	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_name,
-		pg_catalog.format('Daily partition of %s for %s (UTC), warm tier: %s, sorted, BRIN on time', p_rel, p_day,
+		pg_catalog.format('Daily partition of %s for %s (UTC), warm tier: %s, sorted, frozen, BRIN on time', p_rel, p_day,
 		                  COALESCE(v_pol.warm_tablespace, 'pg_default')));
 	UPDATE fleet.tier_state s SET tier = 'warm', work = NULL, lock_ms = v_ms, since = pg_catalog.now()
 	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
 	PERFORM fleet.ledger_append('move', p_rel::text, pg_catalog.jsonb_build_object(
 		'day', p_day, 'partition', v_name, 'tier', 'warm', 'tablespace', COALESCE(v_pol.warm_tablespace, 'pg_default'),
-		'lock_ms', pg_catalog.round(v_ms::numeric, 3)));
+		'lock_ms', pg_catalog.round(v_ms::numeric, 3), 'late_rows', v_late));
 	RETURN v_ms;
 END
 $$;
 COMMENT ON FUNCTION fleet.warm_swap(regclass, date) IS
-	'Step 3 of hot -> warm: lock the parent, drop the hot partition, attach the warm copy in its place (no validation scan); returns the milliseconds the lock was held before commit';
+	'Step 3 of hot -> warm: lock the parent and the partition, add the rows written during the copy (delta table), drop the hot partition, attach the warm copy in its place (no validation scan); returns the milliseconds the lock was held before commit';
 
 -- ---------------------------------------------------------------- warm -> cold
 

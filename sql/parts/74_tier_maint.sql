@@ -131,7 +131,7 @@ AS $$
 BEGIN
 	CASE p_action
 		WHEN 'warm_begin' THEN RETURN 'shadow ' OPERATOR(pg_catalog.||) fleet.warm_begin(p_rel, p_day);
-		WHEN 'warm_copy' THEN RETURN 'copied a slice of ' OPERATOR(pg_catalog.||) fleet.warm_copy(p_rel, p_day) OPERATOR(pg_catalog.||) ' rows';
+		WHEN 'warm_copy' THEN RETURN 'copied ' OPERATOR(pg_catalog.||) fleet.warm_copy(p_rel, p_day) OPERATOR(pg_catalog.||) ' rows, frozen';
 		WHEN 'warm_swap' THEN RETURN 'swapped, lock ms ' OPERATOR(pg_catalog.||) pg_catalog.round(fleet.warm_swap(p_rel, p_day)::numeric, 1);
 		WHEN 'cold_detach' THEN RETURN 'detached as ' OPERATOR(pg_catalog.||) fleet.cold_detach(p_day);
 		WHEN 'cold_pack' THEN RETURN (SELECT pg_catalog.format('packed %s fixes in %s segments, %s bytes', c.fixes, c.segments, c.bytes)
@@ -180,6 +180,7 @@ BEGIN
 		WHILE NOT v_ok AND a OPERATOR(pg_catalog.<=) p_attempts LOOP
 			BEGIN
 				PERFORM pg_catalog.set_config('lock_timeout', p_lock_timeout, true);
+				PERFORM pg_catalog.set_config('fleet.tier_duty', p_duty::text, true);
 				v_out := fleet.tier_step(r.relation, r.day, r.action);
 				v_ok := true;
 			EXCEPTION
@@ -195,18 +196,17 @@ BEGIN
 			a := a OPERATOR(pg_catalog.+) 1;
 		END LOOP;
 		RAISE NOTICE 'fleet.tier_maintenance: % % %: %', r.relation, r.day, r.action, v_out;
-		-- a step that did not advance is not tried again in this run; a copy
-		-- slice that did comes back as the next due step
-		IF NOT v_ok OR r.action OPERATOR(pg_catalog.<>) 'warm_copy' THEN
-			v_done := v_done OPERATOR(pg_catalog.||) v_key;
-		END IF;
+		-- a step is taken once per run: done, it is followed by the next step
+		-- of its move; failed, it waits for the next run
+		v_done := v_done OPERATOR(pg_catalog.||) v_key;
 		IF NOT v_ok THEN
 			RAISE WARNING 'fleet.tier_maintenance: % % % not done: %', r.relation, r.day, r.action, v_out;
 		END IF;
 		PERFORM pg_catalog.set_config('lock_timeout', '0', true);
 		COMMIT;
-		-- heavy steps run at most p_duty of the time, leaving the rest to live ingest
-		IF v_ok AND r.action OPERATOR(pg_catalog.=) ANY (ARRAY['warm_copy', 'cold_pack']) AND p_duty OPERATOR(pg_catalog.<) 1 THEN
+		-- heavy steps run at most p_duty of the time, leaving the rest to live
+		-- ingest (the warm copy pauses inside its transaction: fleet.tier_duty)
+		IF v_ok AND r.action OPERATOR(pg_catalog.=) 'cold_pack' AND p_duty OPERATOR(pg_catalog.<) 1 THEN
 			PERFORM pg_catalog.pg_sleep(LEAST(60, pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_t0)
 			                                      OPERATOR(pg_catalog.*) (1 OPERATOR(pg_catalog.-) p_duty) OPERATOR(pg_catalog./) p_duty));
 		END IF;
@@ -215,7 +215,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE fleet.tier_maintenance(integer, text, integer, double precision) IS
-	'All due partition and tier work, one step per transaction: partitions ahead and untiered expiry (fleet.run_maintenance), then the steps of fleet.tier_due() under lock_timeout with retries; copy and pack steps pause so that they take at most p_duty of the time; a killed run is finished by the next; scheduled by pg_cron as fleet.maintenance';
+	'All due partition and tier work, one step per transaction: partitions ahead and untiered expiry (fleet.run_maintenance), then the steps of fleet.tier_due() under lock_timeout with retries; copy and pack steps take at most p_duty of the time (the copy pauses inside its transaction); a killed run is finished by the next; scheduled by pg_cron as fleet.maintenance';
 
 -- SECURITY DEFINER: the status counts every tenant's rows and cold
 -- segments (forced RLS would show a tenant-less admin nothing); it returns

@@ -97,11 +97,23 @@ RESET ROLE;
 -- (updates and deletes of that day wait for the move)
 SELECT pg_temp.try(format('DELETE FROM fleet.position WHERE tenant_id = %s AND fix_time = %L', :t, :'d40'::timestamptz + interval '23 hours'));
 SELECT fleet.warm_copy('fleet.position', :'d40') AS copied;
+-- the copy was written frozen: every page all-visible and all-frozen, no vacuum needed
+CREATE EXTENSION pg_visibility;
+SELECT format('fleet.%I', work) AS shadow FROM fleet.tier_state WHERE day = :'d40' \gset
+SELECT pg_relation_size(:'shadow') / current_setting('block_size')::int AS pages, all_visible, all_frozen
+  FROM pg_visibility_map_summary(:'shadow');
+SELECT count(*) AS unfrozen_tuples_on_frozen_pages FROM pg_check_frozen(:'shadow');
 SET ROLE fleet_ingest;
 SELECT status FROM fleet.ingest_positions(ARRAY['TIER-TV-2'], ARRAY[:'d40'::timestamptz + interval '23 hours 1 minute'],
 	ARRAY[52.95], ARRAY[13.95]::float8[], NULL, NULL, NULL, NULL, NULL, NULL);
 RESET ROLE;
 SELECT fleet.warm_swap('fleet.position', :'d40') >= 0 AS swapped;
+-- the fix written during the copy came through the delta table: the swap
+-- added it (not frozen); every other page stays all-frozen
+SELECT detail->'late_rows' AS late_rows FROM fleet.tier_ledger WHERE action = 'move' ORDER BY seq DESC LIMIT 1;
+SELECT pg_relation_size(fleet.tier_partition('fleet.position', :'d40')) / current_setting('block_size')::int - all_frozen AS pages_not_frozen
+  FROM pg_visibility_map_summary(fleet.tier_partition('fleet.position', :'d40'));
+SELECT count(*) AS delta_left FROM pg_class WHERE relname ~ '^position_p[0-9]{8}_[wd]$';
 SELECT tier, tablespace, rows FROM fleet.tier_status WHERE relation = 'fleet.position'::regclass AND day = :'d40';
 SELECT am.amname, count(*) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam
  WHERE x.indrelid = fleet.tier_partition('fleet.position', :'d40') GROUP BY 1 ORDER BY 1;
@@ -183,6 +195,31 @@ SELECT * FROM fleet.cold_decode('\x00');
 SELECT * FROM fleet.cold_decode('\x4643443101000000ff00000000');
 SELECT * FROM fleet.cold_decode(overlay(fleet.cold_encode(ARRAY[now()], ARRAY[1.5]::float8[], ARRAY[2.5]::float8[], ARRAY[1::real],
 	ARRAY[1::real], ARRAY[1::real], ARRAY[1::real], ARRAY[1::bigint], ARRAY[NULL::jsonb], ARRAY[now()]) placing '\xffff' from 14));
+
+-- 5b. The frozen fill itself: frozen only into a table created in the same
+-- transaction (else unfrozen, with a NOTICE); no indexes or triggers on the target.
+CREATE TABLE public.fill_src (id integer NOT NULL, v text);
+INSERT INTO public.fill_src SELECT g, repeat('x', g % 50) FROM generate_series(1, 3000) g;
+BEGIN;
+CREATE TABLE public.fill_dst (id integer NOT NULL, v text);
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id DESC') AS filled;
+COMMIT;
+SELECT all_visible > 0 AND all_visible = all_frozen
+       AND all_frozen = pg_relation_size('public.fill_dst') / current_setting('block_size')::int AS all_pages_frozen
+  FROM pg_visibility_map_summary('public.fill_dst');
+SELECT (SELECT id FROM public.fill_dst WHERE ctid = '(0,1)') AS first_row, count(*) FILTER (WHERE v IS DISTINCT FROM repeat('x', id % 50)) AS wrong
+  FROM public.fill_dst;
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id') AS filled_again;
+SELECT all_frozen = pg_relation_size('public.fill_dst') / current_setting('block_size')::int AS still_all_frozen
+  FROM pg_visibility_map_summary('public.fill_dst');
+CREATE INDEX ON public.fill_dst (id);
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id');
+DROP INDEX public.fill_dst_id_idx;
+CREATE TRIGGER t BEFORE INSERT ON public.fill_dst FOR EACH ROW EXECUTE FUNCTION fleet.hold_row_guard();
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id');
+SELECT fleet.warm_fill('public.fill_src', 'fleet.position', NULL, 'id');
+SELECT fleet.warm_fill(NULL, 'public.fill_dst', NULL, 'id');
+DROP TABLE public.fill_src, public.fill_dst;
 
 -- 6. Legal hold: a tenant's own time-partitioned table under a policy,
 -- owned by a non-superuser who could otherwise destroy it in every way.
@@ -344,6 +381,7 @@ REVOKE ALL ON fleet.position, fleet.cold_segment FROM tier_owner;
 DROP OWNED BY tier_owner;
 DROP ROLE tier_owner;
 DROP TABLESPACE fleet_warm_test;
+DROP EXTENSION pg_visibility;
 SELECT fleet.tier_step('fleet.position', :'d40', 'nonsense');
 UPDATE fleet.tier_policy SET cold_after = NULL, hot_for = '2 days' WHERE relation = 'fleet.position'::regclass;
 SELECT cron.alter_job(jobid, active := true) FROM cron.job WHERE jobname = 'fleet.maintenance';
