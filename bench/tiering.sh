@@ -149,7 +149,7 @@ TPS_BUSY=$(avg_tps "$M_FROM" "$M_TO")
 TPS_AFTER=$(avg_tps $((M_TO + 2)) $((M_TO + INGEST_SECONDS)))
 note_load "ingest and move"
 q -c "UPDATE fleet.tier_policy SET hot_for = '2 days' WHERE relation = 'fleet.position'::regclass"
-SW41="$(q -c "SET timezone = 'UTC'" -c "SELECT round(lock_ms::numeric, 2) FROM fleet.tier_state WHERE day = current_date - 41");n/a"
+SW41="$(q -c "SET timezone = 'UTC'" -c "SELECT round(lock_ms::numeric, 2) FROM fleet.tier_state WHERE lo = current_date - 41");n/a"
 # the warm copy is written frozen: pages all-frozen / all pages of the moved partition (rows that
 # arrived during the copy, added by the swap, may leave a page or two unfrozen until vacuum)
 FROZEN41=$(q -c "SET timezone = 'UTC'" -c "SELECT v.all_frozen || ' / ' || pg_relation_size(p.p) / current_setting('block_size')::int
@@ -159,12 +159,12 @@ FROZEN41=$(q -c "SET timezone = 'UTC'" -c "SELECT v.all_frozen || ' / ' || pg_re
 swap() {	# prints "lock ms inside the function;wall ms of the transaction including commit"
 	local wall lock
 	wall=$(ms -c "SET timezone = 'UTC'" -c "SET lock_timeout = '5s'" -c "SELECT fleet.warm_swap('fleet.position', current_date - $1)")
-	lock=$(q -c "SET timezone = 'UTC'" -c "SELECT round(lock_ms::numeric, 2) FROM fleet.tier_state WHERE day = current_date - $1")
+	lock=$(q -c "SET timezone = 'UTC'" -c "SELECT round(lock_ms::numeric, 2) FROM fleet.tier_state WHERE lo = current_date - $1")
 	echo "$lock;$wall"
 }
 log "move day -40 (small)"
 q -c "SET timezone = 'UTC'" -c "SELECT fleet.warm_begin('fleet.position', current_date - 40)" >/dev/null
-until [ "$(q -c "SET timezone = 'UTC'" -c "SELECT tier FROM fleet.tier_state WHERE day = current_date - 40")" = copied ]; do
+until [ "$(q -c "SET timezone = 'UTC'" -c "SELECT tier FROM fleet.tier_state WHERE lo = current_date - 40")" = copied ]; do
 	q -c "SET timezone = 'UTC'" -c "SELECT fleet.warm_copy('fleet.position', current_date - 40)" >/dev/null
 done
 SW40=$(swap 40); note_load "swap small"

@@ -1,9 +1,10 @@
 -- 70_tier: tier policies, the quarantine, the lifecycle ledger and legal holds.
 --
 -- A time-partitioned table (fleet.position, or a user's table with a
--- tenant_id and a time column, daily partitions made by
--- fleet.create_daily_partitions) is put under a tier policy in
--- fleet.tier_policy: partitions are hot (default tablespace, btree) for
+-- tenant_id and a timestamptz partition key) is put under a tier policy in
+-- fleet.tier_policy: its partition interval (hours dividing 24, whole days
+-- or a month, 30_partitions.sql; partitions created `ahead` by
+-- fleet.run_maintenance()); partitions are hot (default tablespace, btree) for
 -- hot_for, then warm (warm tablespace, re-sorted per vehicle over time, BRIN
 -- on time, frozen) until cold_after, then packed into the cold format
 -- (fleet.cold_segment, extension/coldcodec.c), and purged once the data's
@@ -125,8 +126,8 @@ COMMENT ON TRIGGER ledger_no_truncate ON fleet.tier_ledger IS 'The ledger is app
 CREATE TABLE fleet.tier_policy (
 	relation           regclass PRIMARY KEY,
 	time_column        name NOT NULL,
-	partition_interval interval NOT NULL DEFAULT '1 day'
-	                   CHECK (partition_interval OPERATOR(pg_catalog.=) '1 day'::interval),
+	partition_interval interval NOT NULL DEFAULT '1 day',
+	ahead              interval CHECK (ahead OPERATOR(pg_catalog.>) '0'::interval),
 	hot_for            interval NOT NULL DEFAULT '2 days'
 	                   CHECK (hot_for OPERATOR(pg_catalog.>=) '0'::interval),
 	cold_after         interval CHECK (cold_after OPERATOR(pg_catalog.>) '0'::interval),
@@ -137,20 +138,21 @@ CREATE TABLE fleet.tier_policy (
 	CHECK (retention IS NULL OR cold_after IS NULL OR retention OPERATOR(pg_catalog.>=) cold_after)
 );
 COMMENT ON TABLE fleet.tier_policy IS
-	'Tier policy per time-partitioned table: hot for hot_for after a partition''s day ends, then warm (warm_tablespace, NULL: pg_default; re-sorted by sort_columns then time, BRIN, frozen); packed cold after cold_after (NULL: never; fleet.position only); purged once the newest row is older than retention (NULL: kept) unless a legal hold covers it';
+	'Tier policy per time-partitioned table: partitions of partition_interval (whole hours dividing 24, 1 to 31 days, or 1 month; a change applies to partitions created afterwards), created by fleet.run_maintenance() up to ahead into the future (NULL: fleet.partitioned_table''s days_ahead, or none); hot for hot_for after a partition''s range ends, then warm (warm_tablespace, NULL: pg_default; re-sorted by sort_columns then time, BRIN, frozen); packed cold after cold_after (NULL: never; fleet.position only); purged once the newest row is older than retention (NULL: kept) unless a legal hold covers it';
 
 CREATE TABLE fleet.tier_state (
 	relation  regclass NOT NULL,
-	day       date NOT NULL,
+	lo        timestamptz NOT NULL,
+	hi        timestamptz NOT NULL CHECK (hi OPERATOR(pg_catalog.>) lo),
 	tier      text NOT NULL CHECK (tier OPERATOR(pg_catalog.=) ANY (ARRAY['warming', 'copied', 'warm', 'cooling', 'cold', 'restoring'])),
 	work      text,
 	lock_ms   double precision,
 	progress  bigint,
 	since     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	PRIMARY KEY (relation, day)
+	PRIMARY KEY (relation, lo)
 );
 COMMENT ON TABLE fleet.tier_state IS
-	'Tier of each partition that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run; lock_ms: how long the warm swap held the parent''s lock; progress: rows the warm copy wrote';
+	'Tier of each partition (by its range [lo, hi), UTC) that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run; lock_ms: how long the warm swap held the parent''s lock; progress: rows the warm copy wrote';
 
 -- ---------------------------------------------------------------- quarantine
 
@@ -181,13 +183,13 @@ CREATE FUNCTION fleet.quarantine_replay() RETURNS TABLE (replayed bigint, remain
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	v_days date[];
 BEGIN
-	SELECT pg_catalog.array_agg(d.day) INTO v_days FROM fleet.daily_partitions('fleet.position') d;
-	WITH moved AS (
+	WITH parts AS (
+		SELECT t.lo, t.hi FROM fleet.time_partitions('fleet.position') t
+	), moved AS (
 		DELETE FROM fleet.position_quarantine q
-		 WHERE (q.fix_time AT TIME ZONE 'UTC')::date OPERATOR(pg_catalog.=) ANY (v_days)
+		 WHERE EXISTS (SELECT 1 FROM parts WHERE q.fix_time OPERATOR(pg_catalog.>=) parts.lo
+		                                     AND q.fix_time OPERATOR(pg_catalog.<) parts.hi)
 		RETURNING q.*
 	), ins AS (
 		INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading,
@@ -209,7 +211,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fleet.quarantine_replay() IS
-	'Move quarantined fixes whose day now has a partition into fleet.position (a fix already stored is dropped from the quarantine as a duplicate); returns how many moved and how many remain';
+	'Move quarantined fixes whose time now has a partition into fleet.position (a fix already stored is dropped from the quarantine as a duplicate); returns how many moved and how many remain';
 
 -- ---------------------------------------------------------------- legal hold
 
@@ -322,6 +324,7 @@ COMMENT ON FUNCTION fleet.release_hold(bigint, bigint) IS 'Release an active leg
 CREATE TABLE fleet.cold_segment (
 	tenant_id  bigint NOT NULL,
 	segment_id bigint GENERATED ALWAYS AS IDENTITY,
+	part_lo    timestamptz NOT NULL,
 	day        date NOT NULL,
 	device_id  bigint NOT NULL,
 	vehicle_id bigint,
@@ -333,10 +336,10 @@ CREATE TABLE fleet.cold_segment (
 	PRIMARY KEY (tenant_id, segment_id)
 );
 COMMENT ON TABLE fleet.cold_segment IS
-	'Cold tier of fleet.position: one segment per (day, tenant, device, vehicle) holding the fixes lo..hi in fleet''s cold format (delta-encoded columns, zlib; extension/coldcodec.c); read through fleet.position_range() and fleet.position_all, restored by fleet.cold_restore()';
+	'Cold tier of fleet.position: per packed partition (part_lo: its start), one segment per (tenant, device, vehicle, UTC day) -- a partition longer than a day is split per day, so a short query decodes at most a day per device -- holding the fixes lo..hi in fleet''s cold format (delta-encoded columns, zlib; extension/coldcodec.c); read through fleet.position_range() and fleet.position_all, restored by fleet.cold_restore()';
 ALTER TABLE fleet.cold_segment ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE INDEX cold_segment_time ON fleet.cold_segment (lo, hi);
-CREATE INDEX cold_segment_day ON fleet.cold_segment (day);
+CREATE INDEX cold_segment_part ON fleet.cold_segment (part_lo);
 SELECT fleet.enable_tenant_rls('fleet.cold_segment');
 
 CREATE FUNCTION fleet.tier_time_column(rel regclass) RETURNS name
@@ -563,6 +566,9 @@ BEGIN
 		RAISE EXCEPTION 'legal hold: shortening or removing the tier policy of % refused while a hold is active', v_rel
 			USING ERRCODE = 'insufficient_privilege';
 	END IF;
+	IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+		PERFORM fleet.check_partition_interval(NEW.partition_interval);
+	END IF;
 	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
 		IF fleet.tier_time_column(v_rel) IS NULL AND NOT EXISTS (
 			SELECT 1 FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid OPERATOR(pg_catalog.=) v_rel) THEN
@@ -582,13 +588,14 @@ BEGIN
 	END IF;
 	PERFORM fleet.ledger_append('policy', v_rel::text,
 		CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN pg_catalog.jsonb_build_object('op', 'delete')
-		     ELSE pg_catalog.jsonb_build_object('op', pg_catalog.lower(TG_OP), 'hot_for', NEW.hot_for,
+		     ELSE pg_catalog.jsonb_build_object('op', pg_catalog.lower(TG_OP), 'partition_interval', NEW.partition_interval,
+		          'ahead', NEW.ahead, 'hot_for', NEW.hot_for,
 		          'cold_after', NEW.cold_after, 'retention', NEW.retention, 'warm_tablespace', NEW.warm_tablespace) END);
 	RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
 COMMENT ON FUNCTION fleet.tier_policy_guard() IS
-	'Trigger of fleet.tier_policy: ledger every change; refuse a shortened retention or a removed policy while a legal hold is active (superusers excepted)';
+	'Trigger of fleet.tier_policy: ledger every change; refuse an unsupported partition interval (fleet.check_partition_interval); refuse a shortened retention or a removed policy while a legal hold is active (superusers excepted)';
 CREATE TRIGGER tier_policy_guard BEFORE INSERT OR UPDATE OR DELETE ON fleet.tier_policy
 	FOR EACH ROW EXECUTE FUNCTION fleet.tier_policy_guard();
 COMMENT ON TRIGGER tier_policy_guard ON fleet.tier_policy IS 'Ledger policy changes; no shortened policy under a legal hold';
@@ -599,6 +606,7 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_admin',   'FUNCTION', 'fleet.verify_ledger()', 'EXECUTE'),
 	('fleet_analyst', 'FUNCTION', 'fleet.verify_ledger()', 'EXECUTE'),
 	('fleet_admin',   'TABLE', 'fleet.tier_policy', 'SELECT, INSERT, UPDATE, DELETE'),
+	('fleet_admin',   'FUNCTION', 'fleet.check_partition_interval(interval)', 'EXECUTE'),
 	('fleet_analyst', 'TABLE', 'fleet.tier_policy', 'SELECT'),
 	('fleet_admin',   'TABLE', 'fleet.tier_state', 'SELECT'),
 	('fleet_analyst', 'TABLE', 'fleet.tier_state', 'SELECT'),

@@ -29,16 +29,32 @@
 -- fleet.cold_restore() brings a cold day back as a partition (procedure:
 -- create the partition, then fill it and remove the segments).
 
-CREATE FUNCTION fleet.tier_partition(p_rel regclass, p_day date) RETURNS regclass
+CREATE FUNCTION fleet.utc_text(ts timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+$$;
+COMMENT ON FUNCTION fleet.utc_text(timestamptz) IS 'A time as tier messages and comments show it: YYYY-MM-DD HH:MI UTC, whatever the session''s time zone';
+
+CREATE FUNCTION fleet.tier_partition(p_rel regclass, p_lo timestamptz) RETURNS regclass
 LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT d.partition FROM fleet.daily_partitions(p_rel) d WHERE d.day OPERATOR(pg_catalog.=) p_day
+	SELECT t.partition FROM fleet.time_partitions(p_rel) t WHERE t.lo OPERATOR(pg_catalog.=) p_lo
 $$;
-COMMENT ON FUNCTION fleet.tier_partition(regclass, date) IS 'The attached daily partition of a tiered table for a day, or NULL';
+COMMENT ON FUNCTION fleet.tier_partition(regclass, timestamptz) IS 'The attached partition of a tiered table starting at lo, or NULL';
+
+CREATE FUNCTION fleet.tier_partition_hi(p_rel regclass, p_lo timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT t.hi FROM fleet.time_partitions(p_rel) t WHERE t.lo OPERATOR(pg_catalog.=) p_lo
+$$;
+COMMENT ON FUNCTION fleet.tier_partition_hi(regclass, timestamptz) IS 'The end (exclusive) of the attached partition of a tiered table starting at lo, or NULL';
 
 -- a partition's rows as one hash, for "every row kept" checks
-CREATE FUNCTION fleet.tier_hash(p_rel regclass, p_day date DEFAULT NULL)
+CREATE FUNCTION fleet.tier_hash(p_rel regclass, p_lo timestamptz DEFAULT NULL, p_hi timestamptz DEFAULT NULL)
 RETURNS TABLE (n bigint, hash text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -58,13 +74,13 @@ BEGIN
 	RETURN QUERY EXECUTE pg_catalog.format(
 		'SELECT pg_catalog.count(*), pg_catalog.md5(COALESCE(pg_catalog.string_agg(ROW(%s)::text, E''\n'' ORDER BY ROW(%s)::text), ''''))'
 		'  FROM %s x %s', v_cols, v_key, p_rel,
-		CASE WHEN p_day IS NULL THEN ''
+		CASE WHEN p_lo IS NULL THEN ''
 		     ELSE pg_catalog.format('WHERE x.%I OPERATOR(pg_catalog.>=) %L AND x.%I OPERATOR(pg_catalog.<) %L',
-		          v_col, (p_day::timestamp AT TIME ZONE 'UTC'), v_col, ((p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC')) END);
+		          v_col, p_lo, v_col, COALESCE(p_hi, p_lo OPERATOR(pg_catalog.+) '1 day'::interval)) END);
 END
 $$;
-COMMENT ON FUNCTION fleet.tier_hash(regclass, date) IS
-	'Row count and MD5 over the sorted text of every row of a relation (optionally one day of a tiered table): compares data across tiers';
+COMMENT ON FUNCTION fleet.tier_hash(regclass, timestamptz, timestamptz) IS
+	'Row count and MD5 over the sorted text of every row of a relation (optionally of a tiered table''s rows in [lo, hi), hi defaulting to a day after lo): compares data across tiers';
 
 CREATE FUNCTION fleet.cold_encode(fix_time timestamptz[], lat double precision[], lon double precision[],
 	speed real[], heading real[], altitude real[], accuracy real[], seq bigint[], attrs jsonb[],
@@ -146,12 +162,12 @@ CREATE FUNCTION fleet.warm_fill(p_source regclass, p_target regclass, p_delta re
 COMMENT ON FUNCTION fleet.warm_fill(regclass, regclass, regclass, text) IS
 	'Copy every row of p_source into p_target (no indexes, no triggers) sorted by p_order, frozen and all-visible when p_target was created in this transaction (else unfrozen, with a NOTICE); delete from p_delta the rows the copy saw, under the same snapshot; at most fleet.tier_duty of the time (extension/warm_fill.c). Returns the rows copied';
 
-CREATE FUNCTION fleet.warm_begin(p_rel regclass, p_day date) RETURNS text
+CREATE FUNCTION fleet.warm_begin(p_rel regclass, p_lo timestamptz) RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_part regclass := fleet.tier_partition(p_rel, p_day);
+	v_part regclass := fleet.tier_partition(p_rel, p_lo);
 	v_name text;
 	v_shadow text;
 	v_delta text;
@@ -159,7 +175,7 @@ DECLARE
 BEGIN
 	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
 	IF v_part IS NULL OR v_pol.relation IS NULL THEN
-		RAISE EXCEPTION 'no partition of % for % under a tier policy', p_rel, p_day USING ERRCODE = 'undefined_table';
+		RAISE EXCEPTION 'no partition of % starting % under a tier policy', p_rel, fleet.utc_text(p_lo) USING ERRCODE = 'undefined_table';
 	END IF;
 	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
 	v_shadow := v_name OPERATOR(pg_catalog.||) '_w';
@@ -178,21 +194,21 @@ BEGIN
 	                          v_part, v_delta);
 	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror_wait BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
 	                          v_part, v_delta);
-	INSERT INTO fleet.tier_state (relation, day, tier, work) VALUES (p_rel, p_day, 'warming', v_shadow)
-	ON CONFLICT (relation, day) DO UPDATE SET tier = 'warming', work = EXCLUDED.work, lock_ms = NULL, progress = NULL,
+	INSERT INTO fleet.tier_state (relation, lo, hi, tier, work) VALUES (p_rel, p_lo, fleet.tier_partition_hi(p_rel, p_lo), 'warming', v_shadow)
+	ON CONFLICT (relation, lo) DO UPDATE SET tier = 'warming', work = EXCLUDED.work, lock_ms = NULL, progress = NULL,
 	                                          since = pg_catalog.now();
 	RETURN v_shadow;
 END
 $$;
-COMMENT ON FUNCTION fleet.warm_begin(regclass, date) IS
+COMMENT ON FUNCTION fleet.warm_begin(regclass, timestamptz) IS
 	'Step 1 of hot -> warm: the delta table <partition>_d and the mirror trigger on the partition that copies new rows into it; returns the name the warm copy will have';
 
-CREATE FUNCTION fleet.warm_copy(p_rel regclass, p_day date) RETURNS bigint
+CREATE FUNCTION fleet.warm_copy(p_rel regclass, p_lo timestamptz) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_part regclass := fleet.tier_partition(p_rel, p_day);
+	v_part regclass := fleet.tier_partition(p_rel, p_lo);
 	v_pol fleet.tier_policy;
 	v_state fleet.tier_state;
 	v_name text;
@@ -204,11 +220,11 @@ DECLARE
 BEGIN
 	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
 	SELECT * INTO v_state FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo
 	   AND s.tier OPERATOR(pg_catalog.=) 'warming'
 	   FOR UPDATE;
 	IF v_state.work IS NULL OR v_part IS NULL THEN
-		RAISE EXCEPTION 'partition of % for % is not being warmed', p_rel, p_day USING ERRCODE = 'object_not_in_prerequisite_state';
+		RAISE EXCEPTION 'partition of % starting % is not being warmed', p_rel, fleet.utc_text(p_lo) USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
 	PERFORM fleet.tier_background();
 	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
@@ -224,8 +240,7 @@ BEGIN
 	                          v_state.work, p_rel, v_ts);
 	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
 	                          v_state.work, v_state.work OPERATOR(pg_catalog.||) '_range',
-	                          v_pol.time_column, p_day::timestamp AT TIME ZONE 'UTC',
-	                          v_pol.time_column, (p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC');
+	                          v_pol.time_column, v_state.lo, v_pol.time_column, v_state.hi);
 	v_n := fleet.warm_fill(v_part, pg_catalog.format('fleet.%I', v_state.work)::pg_catalog.regclass,
 	                       pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_delta)), v_sort);
 	-- the parent's indexes, built on the filled table, so ATTACH finds them all and builds none under its lock
@@ -249,32 +264,33 @@ BEGIN
 		pg_catalog.format('Warm copy of %s being built by fleet.tier_maintenance()', v_name));
 	EXECUTE pg_catalog.format('ANALYZE fleet.%I', v_state.work);
 	UPDATE fleet.tier_state s SET tier = 'copied', progress = v_n, since = pg_catalog.now()
-	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
 	RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION fleet.warm_copy(regclass, date) IS
+COMMENT ON FUNCTION fleet.warm_copy(regclass, timestamptz) IS
 	'Step 2 of hot -> warm, one transaction: create the warm shadow table and fill it from the partition sorted by the policy''s sort columns then time, frozen and all-visible (fleet.warm_fill), then build the parent''s indexes, BRIN on time, analyze. No lock on the parent. Returns the rows copied';
 
-CREATE FUNCTION fleet.warm_swap(p_rel regclass, p_day date) RETURNS double precision
+CREATE FUNCTION fleet.warm_swap(p_rel regclass, p_lo timestamptz) RETURNS double precision
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_part regclass := fleet.tier_partition(p_rel, p_day);
+	v_part regclass := fleet.tier_partition(p_rel, p_lo);
 	v_name text;
 	v_shadow text;
 	v_t0 timestamptz;
 	v_ms double precision;
 	v_late bigint := 0;
+	v_hi timestamptz;
 	v_pol fleet.tier_policy;
 BEGIN
 	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
-	SELECT s.work INTO v_shadow FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day
+	SELECT s.work, s.hi INTO v_shadow, v_hi FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo
 	   AND s.tier OPERATOR(pg_catalog.=) 'copied';
 	IF v_shadow IS NULL OR v_part IS NULL THEN
-		RAISE EXCEPTION 'partition of % for % has no finished warm copy', p_rel, p_day USING ERRCODE = 'object_not_in_prerequisite_state';
+		RAISE EXCEPTION 'partition of % starting % has no finished warm copy', p_rel, fleet.utc_text(p_lo) USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
 	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
 	v_t0 := pg_catalog.clock_timestamp();
@@ -290,48 +306,50 @@ BEGIN
 	EXECUTE pg_catalog.format('DROP TABLE %s', v_part);
 	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I RENAME TO %I', v_shadow, v_name);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION fleet.%I FOR VALUES FROM (%L) TO (%L)', p_rel, v_name,
-	                          p_day::timestamp AT TIME ZONE 'UTC', (p_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC');
+	                          p_lo, v_hi);
 	v_ms := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_t0) OPERATOR(pg_catalog.*) 1000;
 	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_name,
-		pg_catalog.format('Daily partition of %s for %s (UTC), warm tier: %s, sorted, frozen, BRIN on time', p_rel, p_day,
+		pg_catalog.format('Partition of %s for %s to %s, warm tier: %s, sorted, frozen, BRIN on time', p_rel,
+		                  fleet.utc_text(p_lo), fleet.utc_text(v_hi),
 		                  COALESCE(v_pol.warm_tablespace, 'pg_default')));
 	UPDATE fleet.tier_state s SET tier = 'warm', work = NULL, lock_ms = v_ms, since = pg_catalog.now()
-	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.day OPERATOR(pg_catalog.=) p_day;
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
 	PERFORM fleet.ledger_append('move', p_rel::text, pg_catalog.jsonb_build_object(
-		'day', p_day, 'partition', v_name, 'tier', 'warm', 'tablespace', COALESCE(v_pol.warm_tablespace, 'pg_default'),
+		'lo', p_lo, 'hi', v_hi, 'partition', v_name, 'tier', 'warm', 'tablespace', COALESCE(v_pol.warm_tablespace, 'pg_default'),
 		'lock_ms', pg_catalog.round(v_ms::numeric, 3), 'late_rows', v_late));
 	RETURN v_ms;
 END
 $$;
-COMMENT ON FUNCTION fleet.warm_swap(regclass, date) IS
+COMMENT ON FUNCTION fleet.warm_swap(regclass, timestamptz) IS
 	'Step 3 of hot -> warm: lock the parent and the partition, add the rows written during the copy (delta table), drop the hot partition, attach the warm copy in its place (no validation scan); returns the milliseconds the lock was held before commit';
 
 -- ---------------------------------------------------------------- warm -> cold
 
-CREATE FUNCTION fleet.cold_detach(p_day date) RETURNS text
+CREATE FUNCTION fleet.cold_detach(p_lo timestamptz) RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_part regclass := fleet.tier_partition('fleet.position', p_day);
+	v_part regclass := fleet.tier_partition('fleet.position', p_lo);
 	v_work text;
 BEGIN
 	IF v_part IS NULL THEN
-		RAISE EXCEPTION 'no partition of fleet.position for %', p_day USING ERRCODE = 'undefined_table';
+		RAISE EXCEPTION 'no partition of fleet.position starting %', fleet.utc_text(p_lo) USING ERRCODE = 'undefined_table';
 	END IF;
 	v_work := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part) OPERATOR(pg_catalog.||) '_c';
 	LOCK TABLE fleet.position IN ACCESS EXCLUSIVE MODE;
+	INSERT INTO fleet.tier_state (relation, lo, hi, tier, work)
+	VALUES ('fleet.position', p_lo, fleet.tier_partition_hi('fleet.position', p_lo), 'cooling', v_work)
+	ON CONFLICT (relation, lo) DO UPDATE SET tier = 'cooling', work = EXCLUDED.work, since = pg_catalog.now();
 	EXECUTE pg_catalog.format('ALTER TABLE fleet.position DETACH PARTITION %s', v_part);
 	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME TO %I', v_part, v_work);
-	INSERT INTO fleet.tier_state (relation, day, tier, work) VALUES ('fleet.position', p_day, 'cooling', v_work)
-	ON CONFLICT (relation, day) DO UPDATE SET tier = 'cooling', work = EXCLUDED.work, since = pg_catalog.now();
 	RETURN v_work;
 END
 $$;
-COMMENT ON FUNCTION fleet.cold_detach(date) IS
-	'Step 1 of warm -> cold: detach the day''s partition of fleet.position (short lock) and keep it as the work table <partition>_c';
+COMMENT ON FUNCTION fleet.cold_detach(timestamptz) IS
+	'Step 1 of warm -> cold: detach the partition of fleet.position starting at lo (short lock) and keep it as the work table <partition>_c';
 
-CREATE FUNCTION fleet.cold_pack(p_day date) RETURNS TABLE (segments bigint, fixes bigint, bytes bigint)
+CREATE FUNCTION fleet.cold_pack(p_lo timestamptz) RETURNS TABLE (segments bigint, fixes bigint, bytes bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -342,23 +360,23 @@ DECLARE
 BEGIN
 	SELECT s.work INTO v_work FROM fleet.tier_state s
 	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
-	   AND s.day OPERATOR(pg_catalog.=) p_day AND s.tier OPERATOR(pg_catalog.=) 'cooling';
+	   AND s.lo OPERATOR(pg_catalog.=) p_lo AND s.tier OPERATOR(pg_catalog.=) 'cooling';
 	IF v_work IS NULL THEN
-		RAISE EXCEPTION 'day % of fleet.position is not being packed', p_day USING ERRCODE = 'object_not_in_prerequisite_state';
+		RAISE EXCEPTION 'partition of fleet.position starting % is not being packed', fleet.utc_text(p_lo) USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
 	PERFORM fleet.tier_background();
 	-- a run killed before commit left nothing: segments of this day come only from a committed pack
-	DELETE FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	DELETE FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
 	EXECUTE pg_catalog.format(
-		'INSERT INTO fleet.cold_segment (tenant_id, day, device_id, vehicle_id, lo, hi, nrows, data)'
-		' SELECT w.tenant_id, %L, w.device_id, w.vehicle_id, pg_catalog.min(w.fix_time), pg_catalog.max(w.fix_time),'
+		'INSERT INTO fleet.cold_segment (tenant_id, part_lo, day, device_id, vehicle_id, lo, hi, nrows, data)'
+		' SELECT w.tenant_id, %L, (w.fix_time AT TIME ZONE ''UTC'')::date, w.device_id, w.vehicle_id, pg_catalog.min(w.fix_time), pg_catalog.max(w.fix_time),'
 		'        pg_catalog.count(*),'
 		'        fleet.cold_encode(pg_catalog.array_agg(w.fix_time ORDER BY w.fix_time), pg_catalog.array_agg(w.lat ORDER BY w.fix_time),'
 		'          pg_catalog.array_agg(w.lon ORDER BY w.fix_time), pg_catalog.array_agg(w.speed ORDER BY w.fix_time),'
 		'          pg_catalog.array_agg(w.heading ORDER BY w.fix_time), pg_catalog.array_agg(w.altitude ORDER BY w.fix_time),'
 		'          pg_catalog.array_agg(w.accuracy ORDER BY w.fix_time), pg_catalog.array_agg(w.seq ORDER BY w.fix_time),'
 		'          pg_catalog.array_agg(w.attrs ORDER BY w.fix_time), pg_catalog.array_agg(w.received_at ORDER BY w.fix_time))'
-		'   FROM fleet.%I w GROUP BY w.tenant_id, w.device_id, w.vehicle_id', p_day, v_work);
+		'   FROM fleet.%I w GROUP BY w.tenant_id, w.device_id, w.vehicle_id, (w.fix_time AT TIME ZONE ''UTC'')::date', p_lo, v_work);
 	-- read the cold copy back and compare it with the source, row for row
 	SELECT * INTO v_src FROM fleet.tier_hash(pg_catalog.format('fleet.%I', v_work)::pg_catalog.regclass);
 	CREATE TEMP TABLE IF NOT EXISTS fleet_cold_check (LIKE fleet.position) ON COMMIT DROP;
@@ -368,66 +386,72 @@ BEGIN
 	SELECT s.tenant_id, s.device_id, d.fix_time, s.vehicle_id, d.lat, d.lon, d.speed, d.heading, d.altitude,
 	       d.accuracy, d.seq, d.attrs, d.received_at
 	  FROM fleet.cold_segment s CROSS JOIN LATERAL fleet.cold_decode(s.data) d
-	 WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	 WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
 	SELECT * INTO v_back FROM fleet.tier_hash('pg_temp.fleet_cold_check'::pg_catalog.regclass);
 	IF v_src.n OPERATOR(pg_catalog.<>) v_back.n OR v_src.hash OPERATOR(pg_catalog.<>) v_back.hash THEN
-		RAISE EXCEPTION 'cold copy of fleet.position for % does not read back equal to its source (% rows %, cold % rows %)',
-			p_day, v_src.n, v_src.hash, v_back.n, v_back.hash
+		RAISE EXCEPTION 'cold copy of fleet.position from % does not read back equal to its source (% rows %, cold % rows %)',
+			fleet.utc_text(p_lo), v_src.n, v_src.hash, v_back.n, v_back.hash
 			USING ERRCODE = 'data_corrupted';
 	END IF;
 	DROP TABLE fleet_cold_check;
 	SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(s.nrows), 0), COALESCE(pg_catalog.sum(pg_catalog.octet_length(s.data)), 0)
 	  INTO segments, fixes, bytes
-	  FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	  FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
 	EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_work);
 	UPDATE fleet.tier_state s SET tier = 'cold', work = NULL, since = pg_catalog.now()
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.day OPERATOR(pg_catalog.=) p_day;
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
 	PERFORM fleet.ledger_append('pack', 'fleet.position', pg_catalog.jsonb_build_object(
-		'day', p_day, 'segments', segments, 'fixes', fixes, 'bytes', bytes, 'hash', v_src.hash));
+		'lo', p_lo, 'segments', segments, 'fixes', fixes, 'bytes', bytes, 'hash', v_src.hash));
 	RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION fleet.cold_pack(date) IS
-	'Step 2 of warm -> cold: encode the detached day into cold segments, decode them and compare every row with the source (count and hash), then drop the source';
+COMMENT ON FUNCTION fleet.cold_pack(timestamptz) IS
+	'Step 2 of warm -> cold: encode the detached partition into cold segments (one per tenant, device, vehicle and UTC day), decode them and compare every row with the source (count and hash), then drop the source';
 
 -- (a procedure that commits cannot carry SET search_path: every name in it is qualified)
-CREATE PROCEDURE fleet.cold_restore(p_day date)
+CREATE PROCEDURE fleet.cold_restore(p_lo timestamptz)
 LANGUAGE plpgsql
 AS $$
 DECLARE
 	v_part regclass;
+	v_hi timestamptz;
 	v_want bigint;
 	v_n bigint;
 BEGIN
-	IF NOT EXISTS (SELECT 1 FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day) THEN
-		RAISE EXCEPTION 'no cold data of fleet.position for %', p_day USING ERRCODE = 'no_data_found';
+	SELECT s.hi INTO v_hi FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo
+	   AND s.tier OPERATOR(pg_catalog.=) ANY (ARRAY['cold', 'restoring']);
+	IF v_hi IS NULL OR NOT EXISTS (SELECT 1 FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo) THEN
+		RAISE EXCEPTION 'no cold data of fleet.position starting %', fleet.utc_text(p_lo) USING ERRCODE = 'no_data_found';
 	END IF;
 	UPDATE fleet.tier_state s SET tier = 'restoring', since = pg_catalog.now()
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.day OPERATOR(pg_catalog.=) p_day;
-	PERFORM fleet.create_daily_partitions('fleet.position', p_day, p_day);
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
+	-- the partition the data was packed from, with its own bounds
+	PERFORM fleet.create_range_partition('fleet.position', p_lo, v_hi);
 	COMMIT;		-- the new partition's lock on the parent ends here; filling it takes none
-	v_part := fleet.tier_partition('fleet.position', p_day);
-	SELECT pg_catalog.sum(s.nrows) INTO v_want FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	v_part := fleet.tier_partition('fleet.position', p_lo);
+	SELECT pg_catalog.sum(s.nrows) INTO v_want FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
 	EXECUTE pg_catalog.format(
 		'INSERT INTO %s (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading, altitude, accuracy, seq, attrs, received_at)'
 		' SELECT s.tenant_id, s.device_id, d.fix_time, s.vehicle_id, d.lat, d.lon, d.speed, d.heading, d.altitude,'
 		'        d.accuracy, d.seq, d.attrs, d.received_at'
 		'   FROM fleet.cold_segment s CROSS JOIN LATERAL fleet.cold_decode(s.data) d'
-		'  WHERE s.day OPERATOR(pg_catalog.=) $1 ON CONFLICT DO NOTHING', v_part) USING p_day;
+		'  WHERE s.part_lo OPERATOR(pg_catalog.=) $1 ON CONFLICT DO NOTHING', v_part) USING p_lo;
 	EXECUTE pg_catalog.format(
 		'SELECT pg_catalog.count(*) FROM %s p WHERE EXISTS (SELECT 1 FROM fleet.cold_segment s'
-		' WHERE s.day OPERATOR(pg_catalog.=) $1 AND s.tenant_id OPERATOR(pg_catalog.=) p.tenant_id'
+		' WHERE s.part_lo OPERATOR(pg_catalog.=) $1 AND s.tenant_id OPERATOR(pg_catalog.=) p.tenant_id'
 		' AND s.device_id OPERATOR(pg_catalog.=) p.device_id AND p.fix_time BETWEEN s.lo AND s.hi)', v_part)
-		INTO v_n USING p_day;
+		INTO v_n USING p_lo;
 	IF v_n OPERATOR(pg_catalog.<) v_want THEN
-		RAISE EXCEPTION 'restore of % found % of % cold fixes in the partition', p_day, v_n, v_want USING ERRCODE = 'data_corrupted';
+		RAISE EXCEPTION 'restore from % found % of % cold fixes in the partition', fleet.utc_text(p_lo), v_n, v_want
+			USING ERRCODE = 'data_corrupted';
 	END IF;
-	DELETE FROM fleet.cold_segment s WHERE s.day OPERATOR(pg_catalog.=) p_day;
+	DELETE FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
 	DELETE FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.day OPERATOR(pg_catalog.=) p_day;
-	PERFORM fleet.ledger_append('restore', 'fleet.position', pg_catalog.jsonb_build_object('day', p_day, 'fixes', v_want));
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
+	PERFORM fleet.ledger_append('restore', 'fleet.position', pg_catalog.jsonb_build_object('lo', p_lo, 'hi', v_hi, 'fixes', v_want));
 	COMMIT;
 END
 $$;
-COMMENT ON PROCEDURE fleet.cold_restore(date) IS
-	'Bring a cold day of fleet.position back as a normal (hot) partition: create it, fill it from the decoded segments, check every fix arrived, remove the segments; ledgered';
+COMMENT ON PROCEDURE fleet.cold_restore(timestamptz) IS
+	'Bring a cold partition of fleet.position (by its start) back as a normal (hot) partition: create it, fill it from the decoded segments, check every fix arrived, remove the segments; ledgered';

@@ -90,7 +90,7 @@ sub state_of
 {
 	return $node->safe_psql($db, q{
 		SET timezone = 'UTC';
-		SELECT string_agg((current_date - day) || ':' || tier, ' ' ORDER BY day) FROM fleet.tier_state});
+		SELECT string_agg((current_date - (lo AT TIME ZONE 'UTC')::date) || ':' || tier, ' ' ORDER BY lo) FROM fleet.tier_state});
 }
 
 # Run 1: cold_pack of the first day waits for fleet.cold_segment; kill -9.

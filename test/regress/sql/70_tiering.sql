@@ -99,7 +99,7 @@ SELECT pg_temp.try(format('DELETE FROM fleet.position WHERE tenant_id = %s AND f
 SELECT fleet.warm_copy('fleet.position', :'d40') AS copied;
 -- the copy was written frozen: every page all-visible and all-frozen, no vacuum needed
 CREATE EXTENSION pg_visibility;
-SELECT format('fleet.%I', work) AS shadow FROM fleet.tier_state WHERE day = :'d40' \gset
+SELECT format('fleet.%I', work) AS shadow FROM fleet.tier_state WHERE lo = :'d40' \gset
 SELECT pg_relation_size(:'shadow') / current_setting('block_size')::int AS pages, all_visible, all_frozen
   FROM pg_visibility_map_summary(:'shadow');
 SELECT count(*) AS unfrozen_tuples_on_frozen_pages FROM pg_check_frozen(:'shadow');
@@ -305,7 +305,7 @@ SELECT (SELECT tablename FROM pg_tables WHERE tablename = 'position_quarantine')
 RESET ROLE;
 -- maintenance keeps held data: retention would purge both days
 UPDATE fleet.tier_policy SET retention = '2 days', hot_for = '1 day' WHERE relation = 'tier_test.evidence'::regclass;
-SELECT relation, day - :'d41'::date AS day, action FROM fleet.tier_due() WHERE relation = 'tier_test.evidence'::regclass ORDER BY 2, 3;
+SELECT relation, (lo AT TIME ZONE 'UTC')::date - :'d41'::date AS day, action FROM fleet.tier_due() WHERE relation = 'tier_test.evidence'::regclass ORDER BY 2, 3;
 SELECT fleet.tier_purge('tier_test.evidence', :'d41');
 SELECT fleet.tier_purge('tier_test.evidence', :'d40');
 SELECT count(*) AS evidence_left FROM tier_test.evidence;
@@ -358,7 +358,7 @@ ALTER TABLE fleet.tier_ledger ENABLE TRIGGER ledger_append_only;
 
 -- 8. Maintenance: one call does the due work, one step per transaction.
 UPDATE fleet.tier_policy SET warm_tablespace = NULL, hot_for = '39 days', cold_after = '39 days' WHERE relation = 'fleet.position'::regclass;
-SELECT relation, day - :'d41'::date AS day, action FROM fleet.tier_due() ORDER BY 1, 2, 3;
+SELECT relation, (lo AT TIME ZONE 'UTC')::date - :'d41'::date AS day, action FROM fleet.tier_due() ORDER BY 1, 2, 3;
 -- (an empty day packs to no segment)
 SET client_min_messages = warning;
 CALL fleet.tier_maintenance(p_duty => 1);
