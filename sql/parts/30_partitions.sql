@@ -60,11 +60,12 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_months numeric := pg_catalog.date_part('year', p)::numeric OPERATOR(pg_catalog.*) 12
+	-- (OPERATOR() forms all bind alike, left to right: hence the parentheses)
+	v_months numeric := (pg_catalog.date_part('year', p)::numeric OPERATOR(pg_catalog.*) 12)
 	                    OPERATOR(pg_catalog.+) pg_catalog.date_part('month', p)::numeric;
 	v_days numeric := pg_catalog.date_part('day', p)::numeric;
-	v_secs numeric := pg_catalog.date_part('hour', p)::numeric OPERATOR(pg_catalog.*) 3600
-	                  OPERATOR(pg_catalog.+) pg_catalog.date_part('minute', p)::numeric OPERATOR(pg_catalog.*) 60
+	v_secs numeric := (pg_catalog.date_part('hour', p)::numeric OPERATOR(pg_catalog.*) 3600)
+	                  OPERATOR(pg_catalog.+) (pg_catalog.date_part('minute', p)::numeric OPERATOR(pg_catalog.*) 60)
 	                  OPERATOR(pg_catalog.+) pg_catalog.date_part('second', p)::numeric;
 BEGIN
 	IF p IS NULL THEN
@@ -74,8 +75,8 @@ BEGIN
 	   OR (v_months OPERATOR(pg_catalog.=) 0 AND v_secs OPERATOR(pg_catalog.=) 0
 	       AND v_days OPERATOR(pg_catalog.>=) 1 AND v_days OPERATOR(pg_catalog.<=) 31)
 	   OR (v_months OPERATOR(pg_catalog.=) 0 AND v_days OPERATOR(pg_catalog.=) 0 AND v_secs OPERATOR(pg_catalog.>) 0
-	       AND v_secs OPERATOR(pg_catalog.%) 3600 OPERATOR(pg_catalog.=) 0
-	       AND 86400 OPERATOR(pg_catalog.%) v_secs OPERATOR(pg_catalog.=) 0) THEN
+	       AND (v_secs OPERATOR(pg_catalog.%) 3600) OPERATOR(pg_catalog.=) 0
+	       AND (86400 OPERATOR(pg_catalog.%) v_secs) OPERATOR(pg_catalog.=) 0) THEN
 		RETURN p;
 	END IF;
 	RAISE EXCEPTION 'partition interval "%" is not supported', p
@@ -154,15 +155,18 @@ LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_name text := fleet.range_partition_name(parent, lo, hi);
+	-- in the parent's schema
+	v_name text := pg_catalog.format('%I.%I',
+		(SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+		  WHERE c.oid OPERATOR(pg_catalog.=) parent), fleet.range_partition_name(parent, lo, hi));
 BEGIN
-	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_name)) IS NOT NULL THEN
+	IF pg_catalog.to_regclass(v_name) IS NOT NULL THEN
 		RETURN 0;
 	END IF;
 	BEGIN
-		EXECUTE pg_catalog.format('CREATE TABLE fleet.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+		EXECUTE pg_catalog.format('CREATE TABLE %s PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
 		                          v_name, parent, lo, hi);
-		EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_name,
+		EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_name,
 			pg_catalog.format('Partition of %s for %s to %s (UTC); dropped as a whole when it expires', parent,
 			                  pg_catalog.to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
 			                  pg_catalog.to_char(hi AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')));
@@ -173,7 +177,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fleet.create_range_partition(regclass, timestamptz, timestamptz) IS
-	'Create the partition of a fleet table for exactly [lo, hi) (UTC) unless it exists; returns 1 if created';
+	'Create the partition of a fleet-managed table for exactly [lo, hi) (UTC), in the table''s schema, unless it exists; returns 1 if created';
 
 CREATE FUNCTION fleet.create_partitions(parent regclass, p_from timestamptz, p_to timestamptz) RETURNS integer
 LANGUAGE plpgsql VOLATILE
@@ -192,13 +196,19 @@ BEGIN
 		RAISE EXCEPTION 'invalid time range % .. %', p_from, p_to USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	PERFORM fleet.check_partition_interval(v_iv);
+	-- count first: a range too long for the interval is refused before anything is created
 	v_start := fleet.partition_start(p_from, v_iv);
 	WHILE v_start OPERATOR(pg_catalog.<) p_to LOOP
 		v_count := v_count OPERATOR(pg_catalog.+) 1;
-		IF v_count OPERATOR(pg_catalog.>) 100000 THEN
-			RAISE EXCEPTION 'time range % .. % needs more than 100000 partitions', p_from, p_to
-				USING ERRCODE = 'program_limit_exceeded';
+		IF v_count OPERATOR(pg_catalog.>) 5000 THEN
+			RAISE EXCEPTION 'time range % .. % would need more than 5000 partitions of %', p_from, p_to, v_iv
+				USING ERRCODE = 'program_limit_exceeded',
+				      HINT = 'Create the partitions in shorter ranges, or use a longer partition interval.';
 		END IF;
+		v_start := ((v_start AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) v_iv) AT TIME ZONE 'UTC';
+	END LOOP;
+	v_start := fleet.partition_start(p_from, v_iv);
+	WHILE v_start OPERATOR(pg_catalog.<) p_to LOOP
 		v_end := ((v_start AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) v_iv) AT TIME ZONE 'UTC';
 		-- the parts of [v_start, v_end) no existing partition covers (a changed
 		-- interval applies to new partitions only: old ones keep their bounds)

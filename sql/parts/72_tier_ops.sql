@@ -65,7 +65,7 @@ DECLARE
 	v_col name;
 	v_root regclass := COALESCE(fleet.tier_root(p_rel), p_rel);
 BEGIN
-	SELECT t.time_column INTO v_col FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) v_root;
+	v_col := fleet.tier_time_column(v_root);
 	SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', a.attname), ', ' ORDER BY a.attnum),
 	       pg_catalog.string_agg(pg_catalog.format('x.%I', a.attname), ', ' ORDER BY a.attnum)
 	  INTO v_cols, v_key
@@ -146,7 +146,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-		EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT ($1).*', TG_ARGV[0]) USING NEW;
+		EXECUTE pg_catalog.format('INSERT INTO %s SELECT ($1).*', TG_ARGV[0]) USING NEW;
 		RETURN NULL;
 	END IF;
 	RAISE EXCEPTION '% of % refused while the partition moves to the warm tier', TG_OP, TG_TABLE_NAME
@@ -155,6 +155,18 @@ END
 $$;
 COMMENT ON FUNCTION fleet.tier_mirror() IS
 	'Trigger on a partition being moved to the warm tier: copy inserted rows into its delta table; updates and deletes wait for the move';
+
+-- A work table's name qualified with the schema of the partition it serves
+-- (a user's tiered table keeps its partitions in its own schema).
+CREATE FUNCTION fleet.tier_qname(p_part regclass, p_name text) RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.format('%I.%I', n.nspname, p_name)
+	  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	 WHERE c.oid OPERATOR(pg_catalog.=) p_part
+$$;
+COMMENT ON FUNCTION fleet.tier_qname(regclass, text) IS 'A name qualified with the schema of a partition: where the warm copy, delta and work tables of its move live';
 
 CREATE FUNCTION fleet.warm_fill(p_source regclass, p_target regclass, p_delta regclass, p_order text) RETURNS bigint
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
@@ -181,19 +193,19 @@ BEGIN
 	v_shadow := v_name OPERATOR(pg_catalog.||) '_w';
 	v_delta := v_name OPERATOR(pg_catalog.||) '_d';
 	-- a begun move is begun again (the delta only repeats rows of the partition)
-	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_shadow)) IS NOT NULL THEN
-		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_shadow);
+	IF pg_catalog.to_regclass(fleet.tier_qname(v_part, v_shadow)) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP TABLE %s', fleet.tier_qname(v_part, v_shadow));
 	END IF;
-	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_delta)) IS NOT NULL THEN
-		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_delta);
+	IF pg_catalog.to_regclass(fleet.tier_qname(v_part, v_delta)) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP TABLE %s', fleet.tier_qname(v_part, v_delta));
 	END IF;
-	EXECUTE pg_catalog.format('CREATE TABLE fleet.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)', v_delta, p_rel);
-	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_delta,
+	EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)', fleet.tier_qname(v_part, v_delta), p_rel);
+	EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', fleet.tier_qname(v_part, v_delta),
 		pg_catalog.format('Rows written into %s while fleet.tier_maintenance() moves it to the warm tier', v_name));
 	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
-	                          v_part, v_delta);
+	                          v_part, fleet.tier_qname(v_part, v_delta));
 	EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER tier_mirror_wait BEFORE UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION fleet.tier_mirror(%L)',
-	                          v_part, v_delta);
+	                          v_part, fleet.tier_qname(v_part, v_delta));
 	INSERT INTO fleet.tier_state (relation, lo, hi, tier, work) VALUES (p_rel, p_lo, fleet.tier_partition_hi(p_rel, p_lo), 'warming', v_shadow)
 	ON CONFLICT (relation, lo) DO UPDATE SET tier = 'warming', work = EXCLUDED.work, lock_ms = NULL, progress = NULL,
 	                                          since = pg_catalog.now();
@@ -216,6 +228,7 @@ DECLARE
 	v_ts text;
 	v_n bigint;
 	v_sort text;
+	v_work text;
 	i record;
 BEGIN
 	SELECT * INTO v_pol FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
@@ -228,41 +241,41 @@ BEGIN
 	END IF;
 	PERFORM fleet.tier_background();
 	v_name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part);
-	v_delta := v_name OPERATOR(pg_catalog.||) '_d';
+	v_delta := fleet.tier_qname(v_part, v_name OPERATOR(pg_catalog.||) '_d');
+	v_work := fleet.tier_qname(v_part, v_state.work);
 	v_ts := COALESCE(v_pol.warm_tablespace, 'pg_default');
 	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') INTO v_sort
 	  FROM pg_catalog.unnest(v_pol.sort_columns OPERATOR(pg_catalog.||) ARRAY[v_pol.time_column::text]) c;
 	-- created here, in the fill's own transaction, so the fill may write it frozen
-	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_state.work)) IS NOT NULL THEN
-		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_state.work);
+	IF pg_catalog.to_regclass(v_work) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP TABLE %s', v_work);
 	END IF;
-	EXECUTE pg_catalog.format('CREATE TABLE fleet.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE) TABLESPACE %I',
-	                          v_state.work, p_rel, v_ts);
-	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
-	                          v_state.work, v_state.work OPERATOR(pg_catalog.||) '_range',
+	EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE) TABLESPACE %I',
+	                          v_work, p_rel, v_ts);
+	EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
+	                          v_work, v_state.work OPERATOR(pg_catalog.||) '_range',
 	                          v_pol.time_column, v_state.lo, v_pol.time_column, v_state.hi);
-	v_n := fleet.warm_fill(v_part, pg_catalog.format('fleet.%I', v_state.work)::pg_catalog.regclass,
-	                       pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_delta)), v_sort);
+	v_n := fleet.warm_fill(v_part, v_work::pg_catalog.regclass, pg_catalog.to_regclass(v_delta), v_sort);
 	-- the parent's indexes, built on the filled table, so ATTACH finds them all and builds none under its lock
 	FOR i IN SELECT x.indexrelid, x.indisprimary, pg_catalog.pg_get_indexdef(x.indexrelid) AS def
 	           FROM pg_catalog.pg_index x
 	          WHERE x.indrelid OPERATOR(pg_catalog.=) p_rel LOOP
 		IF i.indisprimary THEN
-			EXECUTE pg_catalog.format('ALTER TABLE fleet.%I ADD PRIMARY KEY (%s) USING INDEX TABLESPACE %I', v_state.work,
+			EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (%s) USING INDEX TABLESPACE %I', v_work,
 				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
 				   FROM pg_catalog.pg_index x2, pg_catalog.unnest(x2.indkey) WITH ORDINALITY k(att, ord)
 				   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p_rel AND a.attnum OPERATOR(pg_catalog.=) k.att
 				  WHERE x2.indexrelid OPERATOR(pg_catalog.=) i.indexrelid), v_ts);
 		ELSE
-			EXECUTE pg_catalog.format('CREATE %s INDEX ON fleet.%I USING %s TABLESPACE %I',
+			EXECUTE pg_catalog.format('CREATE %s INDEX ON %s USING %s TABLESPACE %I',
 				CASE WHEN i.def OPERATOR(pg_catalog.~) '^CREATE UNIQUE' THEN 'UNIQUE' ELSE '' END,
-				v_state.work, pg_catalog.substring(i.def FROM ' USING (.*)$'), v_ts);
+				v_work, pg_catalog.substring(i.def FROM ' USING (.*)$'), v_ts);
 		END IF;
 	END LOOP;
-	EXECUTE pg_catalog.format('CREATE INDEX ON fleet.%I USING brin (%I) TABLESPACE %I', v_state.work, v_pol.time_column, v_ts);
-	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_state.work,
+	EXECUTE pg_catalog.format('CREATE INDEX ON %s USING brin (%I) TABLESPACE %I', v_work, v_pol.time_column, v_ts);
+	EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_work,
 		pg_catalog.format('Warm copy of %s being built by fleet.tier_maintenance()', v_name));
-	EXECUTE pg_catalog.format('ANALYZE fleet.%I', v_state.work);
+	EXECUTE pg_catalog.format('ANALYZE %s', v_work);
 	UPDATE fleet.tier_state s SET tier = 'copied', progress = v_n, since = pg_catalog.now()
 	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
 	RETURN v_n;
@@ -282,6 +295,8 @@ DECLARE
 	v_t0 timestamptz;
 	v_ms double precision;
 	v_late bigint := 0;
+	v_delta text;
+	v_final text;
 	v_hi timestamptz;
 	v_pol fleet.tier_policy;
 BEGIN
@@ -298,17 +313,20 @@ BEGIN
 	EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p_rel);
 	EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_part);
 	-- rows written while the copy ran (usually none: the day ended hot_for ago)
-	IF pg_catalog.to_regclass(pg_catalog.format('fleet.%I', v_name OPERATOR(pg_catalog.||) '_d')) IS NOT NULL THEN
-		EXECUTE pg_catalog.format('INSERT INTO fleet.%I SELECT * FROM fleet.%I', v_shadow, v_name OPERATOR(pg_catalog.||) '_d');
+	v_delta := fleet.tier_qname(v_part, v_name OPERATOR(pg_catalog.||) '_d');
+	v_final := fleet.tier_qname(v_part, v_name);
+	v_shadow := fleet.tier_qname(v_part, v_shadow);
+	IF pg_catalog.to_regclass(v_delta) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('INSERT INTO %s SELECT * FROM %s', v_shadow, v_delta);
 		GET DIAGNOSTICS v_late = ROW_COUNT;
-		EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_name OPERATOR(pg_catalog.||) '_d');
+		EXECUTE pg_catalog.format('DROP TABLE %s', v_delta);
 	END IF;
 	EXECUTE pg_catalog.format('DROP TABLE %s', v_part);
-	EXECUTE pg_catalog.format('ALTER TABLE fleet.%I RENAME TO %I', v_shadow, v_name);
-	EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION fleet.%I FOR VALUES FROM (%L) TO (%L)', p_rel, v_name,
+	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME TO %I', v_shadow, v_name);
+	EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', p_rel, v_final,
 	                          p_lo, v_hi);
 	v_ms := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_t0) OPERATOR(pg_catalog.*) 1000;
-	EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_name,
+	EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_final,
 		pg_catalog.format('Partition of %s for %s to %s, warm tier: %s, sorted, frozen, BRIN on time', p_rel,
 		                  fleet.utc_text(p_lo), fleet.utc_text(v_hi),
 		                  COALESCE(v_pol.warm_tablespace, 'pg_default')));
