@@ -8,7 +8,8 @@
  * insufficient_privilege and a detail naming the hold, a statement that
  * would remove or rewrite rows an active legal hold (fleet.legal_hold)
  * covers:
- *	 DROP TABLE of a tiered table, one of its partitions or the cold segments;
+ *	 DROP TABLE of a tiered table, one of its partitions or the cold segments
+ *	   (fleet.cold_segment, fleet.cold_event_segment);
  *	 DROP SCHEMA of a schema holding such a table (with or without CASCADE);
  *	 DROP EXTENSION fleet while any hold covers data;
  *	 TRUNCATE of any of those tables;
@@ -339,7 +340,8 @@ fleet_tier_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		if (get_rel_persistence(objectId) == RELPERSISTENCE_TEMP)
 			return;
 		if (relkind == RELKIND_RELATION && !get_rel_relispartition(objectId) &&
-			strcmp(get_rel_name(objectId), "cold_segment") != 0)
+			strcmp(get_rel_name(objectId), "cold_segment") != 0 &&
+			strcmp(get_rel_name(objectId), "cold_event_segment") != 0)
 			return;
 		hold = relation_hold(objectId);
 		if (hold)

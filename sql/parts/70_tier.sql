@@ -7,7 +7,8 @@
 -- fleet.run_maintenance()); partitions are hot (default tablespace, btree) for
 -- hot_for, then warm (warm tablespace, re-sorted per vehicle over time, BRIN
 -- on time, frozen) until cold_after, then packed into the cold format
--- (fleet.cold_segment, extension/coldcodec.c), and purged once the data's
+-- (fleet.cold_segment for positions, fleet.cold_event_segment for the event
+-- log; extension/coldcodec.c), and purged once the data's
 -- newest timestamp is older than retention -- unless a legal hold covers it.
 -- Every lifecycle step is written to fleet.tier_ledger, an append-only,
 -- hash-chained log (fleet.verify_ledger()).  Held data cannot be removed by a
@@ -138,7 +139,7 @@ CREATE TABLE fleet.tier_policy (
 	CHECK (retention IS NULL OR cold_after IS NULL OR retention OPERATOR(pg_catalog.>=) cold_after)
 );
 COMMENT ON TABLE fleet.tier_policy IS
-	'Tier policy per time-partitioned table: partitions of partition_interval (whole hours dividing 24, 1 to 31 days, or 1 month; a change applies to partitions created afterwards), created by fleet.run_maintenance() up to ahead into the future (NULL: fleet.partitioned_table''s days_ahead, or none); hot for hot_for after a partition''s range ends, then warm (warm_tablespace, NULL: pg_default; re-sorted by sort_columns then time, BRIN, frozen); packed cold after cold_after (NULL: never; fleet.position only); purged once the newest row is older than retention (NULL: kept) unless a legal hold covers it';
+	'Tier policy per time-partitioned table: partitions of partition_interval (whole hours dividing 24, 1 to 31 days, or 1 month; a change applies to partitions created afterwards), created by fleet.run_maintenance() up to ahead into the future (NULL: fleet.partitioned_table''s days_ahead, or none); hot for hot_for after a partition''s range ends, then warm (warm_tablespace, NULL: pg_default; re-sorted by sort_columns then time, BRIN, frozen); packed cold after cold_after (NULL: never; fleet.position and fleet.event_log only); purged once the newest row is older than retention (NULL: kept) unless a legal hold covers it';
 
 CREATE TABLE fleet.tier_state (
 	relation  regclass NOT NULL,
@@ -342,6 +343,25 @@ CREATE INDEX cold_segment_time ON fleet.cold_segment (lo, hi);
 CREATE INDEX cold_segment_part ON fleet.cold_segment (part_lo);
 SELECT fleet.enable_tenant_rls('fleet.cold_segment');
 
+CREATE TABLE fleet.cold_event_segment (
+	tenant_id  bigint NOT NULL,
+	segment_id bigint GENERATED ALWAYS AS IDENTITY,
+	part_lo    timestamptz NOT NULL,
+	day        date NOT NULL,
+	lo         timestamptz NOT NULL,
+	hi         timestamptz NOT NULL,
+	nrows      integer NOT NULL CHECK (nrows OPERATOR(pg_catalog.>) 0),
+	data       bytea NOT NULL,
+	packed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (tenant_id, segment_id)
+);
+COMMENT ON TABLE fleet.cold_event_segment IS
+	'Cold tier of fleet.event_log: per packed partition (part_lo: its start), one segment per (tenant, UTC day) holding the events logged lo..hi in fleet''s cold event format (delta-encoded ids, times and transaction ids, text and jsonb columns, zlib; extension/coldcodec.c); read through fleet.event_log_range() and fleet.event_log_all, restored by fleet.event_cold_restore()';
+ALTER TABLE fleet.cold_event_segment ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX cold_event_segment_time ON fleet.cold_event_segment (lo, hi);
+CREATE INDEX cold_event_segment_part ON fleet.cold_event_segment (part_lo);
+SELECT fleet.enable_tenant_rls('fleet.cold_event_segment');
+
 CREATE FUNCTION fleet.tier_time_column(rel regclass) RETURNS name
 LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
@@ -363,9 +383,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT CASE WHEN rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
 	            THEN 'fleet.position'::pg_catalog.regclass
+	            WHEN rel OPERATOR(pg_catalog.=) 'fleet.cold_event_segment'::pg_catalog.regclass
+	            THEN 'fleet.event_log'::pg_catalog.regclass
 	            ELSE pg_catalog.pg_partition_root(rel) END
 $$;
-COMMENT ON FUNCTION fleet.tier_root(regclass) IS 'The tiered table a relation holds data of: the root of its partition tree (cold segments: fleet.position)';
+COMMENT ON FUNCTION fleet.tier_root(regclass) IS 'The tiered table a relation holds data of: the root of its partition tree (cold segments: fleet.position; cold event segments: fleet.event_log)';
 
 -- SECURITY DEFINER: holds and held rows of every tenant must be seen
 -- whatever the caller's tenant context (forced RLS would hide them).
@@ -413,7 +435,7 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	v_col := fleet.tier_time_column(v_root);
-	IF v_col IS NULL AND rel OPERATOR(pg_catalog.<>) 'fleet.cold_segment'::pg_catalog.regclass THEN
+	IF v_col IS NULL AND rel OPERATOR(pg_catalog.<>) ALL (ARRAY['fleet.cold_segment', 'fleet.cold_event_segment']::pg_catalog.regclass[]) THEN
 		RETURN NULL;			-- not a tiered table: holds do not reach it
 	END IF;
 	v_has_vehicle := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
@@ -431,7 +453,15 @@ BEGIN
 		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
 			RETURN fleet.hold_name(h);
 		END IF;
-		IF rel OPERATOR(pg_catalog.<>) 'fleet.cold_segment'::pg_catalog.regclass THEN
+		-- cold events (dropping fleet.event_log takes them with it)
+		IF (rel OPERATOR(pg_catalog.=) 'fleet.cold_event_segment'::pg_catalog.regclass
+		    OR rel OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass)
+		   AND EXISTS (SELECT 1 FROM fleet.cold_event_segment s
+		                WHERE s.tenant_id OPERATOR(pg_catalog.=) h.tenant_id
+		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
+			RETURN fleet.hold_name(h);
+		END IF;
+		IF rel OPERATOR(pg_catalog.<>) ALL (ARRAY['fleet.cold_segment', 'fleet.cold_event_segment']::pg_catalog.regclass[]) THEN
 			EXECUTE pg_catalog.format(
 				'SELECT EXISTS (SELECT 1 FROM %s x WHERE x.tenant_id OPERATOR(pg_catalog.=) $1'
 				' AND x.%I OPERATOR(pg_catalog.>=) $2 AND x.%I OPERATOR(pg_catalog.<) $3 %s)',
@@ -526,7 +556,7 @@ BEGIN
 		RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
 	END IF;
 	v_vehicle := (v_row OPERATOR(pg_catalog.->>) 'vehicle_id')::bigint;
-	IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'cold_segment' THEN
+	IF TG_TABLE_NAME OPERATOR(pg_catalog.=) ANY (ARRAY['cold_segment', 'cold_event_segment']) THEN
 		IF fleet.row_held(v_root, (v_row OPERATOR(pg_catalog.->>) 'tenant_id')::bigint, v_vehicle,
 		                  (v_row OPERATOR(pg_catalog.->>) 'lo')::timestamptz, (v_row OPERATOR(pg_catalog.->>) 'hi')::timestamptz) THEN
 			RAISE EXCEPTION 'legal hold: % of held cold data in % refused', TG_OP, TG_TABLE_NAME
@@ -621,4 +651,7 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_admin',   'FUNCTION', 'fleet.release_hold(bigint,bigint)', 'EXECUTE'),
 	('fleet_admin',   'TABLE', 'fleet.cold_segment', 'SELECT'),
 	('fleet_app',     'TABLE', 'fleet.cold_segment', 'SELECT'),
-	('fleet_analyst', 'TABLE', 'fleet.cold_segment', 'SELECT');
+	('fleet_analyst', 'TABLE', 'fleet.cold_segment', 'SELECT'),
+	('fleet_admin',   'TABLE', 'fleet.cold_event_segment', 'SELECT'),
+	('fleet_app',     'TABLE', 'fleet.cold_event_segment', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.cold_event_segment', 'SELECT');

@@ -473,3 +473,203 @@ END
 $$;
 COMMENT ON PROCEDURE fleet.cold_restore(timestamptz) IS
 	'Bring a cold partition of fleet.position (by its start) back as a normal (hot) partition: create it, fill it from the decoded segments, check every fix arrived, remove the segments; ledgered';
+
+-- ---------------------------------------------------------------- the event log's cold tier
+--
+-- The same two steps as positions: event_cold_detach detaches a partition
+-- of fleet.event_log (only once every class has consumed it and no retry or
+-- dead letter refers to it: the pipeline reads the live table) and keeps it
+-- as <partition>_c; event_cold_pack encodes it into fleet.cold_event_segment
+-- (one segment per tenant and UTC day), decodes it again, compares every
+-- row (count and hash) and only then drops the source.
+
+CREATE FUNCTION fleet.cold_event_encode(event_id bigint[], logged_at timestamptz[], txid xid8[], class text[], kind text[],
+	schema_version integer[], original_version integer[], source text[], idem_key text[], occurred_at timestamptz[],
+	payload jsonb[]) RETURNS bytea
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_cold_event_encode';
+COMMENT ON FUNCTION fleet.cold_event_encode(bigint[], timestamptz[], xid8[], text[], text[], integer[], integer[], text[], text[], timestamptz[], jsonb[]) IS
+	'Pack events (parallel arrays, sorted by log time then id) into one cold segment: delta-encoded ids, times and transaction ids, text and jsonb columns, zlib (extension/coldcodec.c)';
+
+CREATE FUNCTION fleet.cold_event_decode(segment bytea)
+RETURNS TABLE (event_id bigint, logged_at timestamptz, txid xid8, class text, kind text, schema_version integer,
+               original_version integer, source text, idem_key text, occurred_at timestamptz, payload jsonb)
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000
+	AS 'MODULE_PATHNAME', 'fleet_cold_event_decode';
+COMMENT ON FUNCTION fleet.cold_event_decode(bytea) IS 'The events of a cold event segment, exactly as they were packed';
+
+CREATE VIEW fleet.event_log_all WITH (security_invoker = true) AS
+	SELECT e.tenant_id, e.event_id, e.logged_at, e.txid, e.class, e.kind, e.schema_version, e.original_version,
+	       e.source, e.idem_key, e.occurred_at, e.payload
+	  FROM fleet.event_log e
+	UNION ALL
+	SELECT s.tenant_id, d.event_id, d.logged_at, d.txid, d.class, d.kind, d.schema_version, d.original_version,
+	       d.source, d.idem_key, d.occurred_at, d.payload
+	  FROM fleet.cold_event_segment s CROSS JOIN LATERAL fleet.cold_event_decode(s.data) d;
+COMMENT ON VIEW fleet.event_log_all IS
+	'Every logged event, live and cold (decoded); for time ranges prefer fleet.event_log_range(), which decodes only the segments in range';
+
+CREATE FUNCTION fleet.event_log_range(p_lo timestamptz, p_hi timestamptz, p_class text DEFAULT NULL)
+RETURNS SETOF fleet.event_log_all
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT e.tenant_id, e.event_id, e.logged_at, e.txid, e.class, e.kind, e.schema_version, e.original_version,
+	       e.source, e.idem_key, e.occurred_at, e.payload
+	  FROM fleet.event_log e
+	 WHERE e.logged_at OPERATOR(pg_catalog.>=) p_lo AND e.logged_at OPERATOR(pg_catalog.<) p_hi
+	   AND (p_class IS NULL OR e.class OPERATOR(pg_catalog.=) p_class)
+	UNION ALL
+	SELECT s.tenant_id, d.event_id, d.logged_at, d.txid, d.class, d.kind, d.schema_version, d.original_version,
+	       d.source, d.idem_key, d.occurred_at, d.payload
+	  FROM fleet.cold_event_segment s CROSS JOIN LATERAL fleet.cold_event_decode(s.data) d
+	 WHERE s.lo OPERATOR(pg_catalog.<) p_hi AND s.hi OPERATOR(pg_catalog.>=) p_lo
+	   AND d.logged_at OPERATOR(pg_catalog.>=) p_lo AND d.logged_at OPERATOR(pg_catalog.<) p_hi
+	   AND (p_class IS NULL OR d.class OPERATOR(pg_catalog.=) p_class)
+$$;
+COMMENT ON FUNCTION fleet.event_log_range(timestamptz, timestamptz, text) IS
+	'Events with lo <= logged_at < hi (optionally one class) from the live log and the cold event segments in range, under the caller''s tenant context';
+
+CREATE FUNCTION fleet.event_cold_detach(p_lo timestamptz) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_part regclass := fleet.tier_partition('fleet.event_log', p_lo);
+	v_hi timestamptz := fleet.tier_partition_hi('fleet.event_log', p_lo);
+	v_work text;
+	v_busy boolean;
+BEGIN
+	IF v_part IS NULL THEN
+		RAISE EXCEPTION 'no partition of fleet.event_log starting %', fleet.utc_text(p_lo) USING ERRCODE = 'undefined_table';
+	END IF;
+	-- the pipeline reads the live log: only a fully consumed partition leaves it
+	EXECUTE pg_catalog.format(
+		'SELECT EXISTS (SELECT 1 FROM %s e JOIN fleet.consumer_cursor c ON c.class OPERATOR(pg_catalog.=) e.class'
+		'                WHERE NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.lo))', v_part) INTO v_busy;
+	v_busy := v_busy
+		OR EXISTS (SELECT 1 FROM fleet.event_retry r
+		            WHERE r.logged_at OPERATOR(pg_catalog.>=) p_lo AND r.logged_at OPERATOR(pg_catalog.<) v_hi)
+		OR EXISTS (SELECT 1 FROM fleet.dead_letter d
+		            WHERE d.logged_at OPERATOR(pg_catalog.>=) p_lo AND d.logged_at OPERATOR(pg_catalog.<) v_hi);
+	IF v_busy THEN
+		RAISE EXCEPTION 'partition of fleet.event_log starting % is not fully consumed', fleet.utc_text(p_lo)
+			USING ERRCODE = 'object_in_use',
+			      DETAIL = 'A class has not consumed all its events, or a retry or dead letter refers to them.',
+			      HINT = 'It is packed once the pipeline has caught up.';
+	END IF;
+	v_work := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part) OPERATOR(pg_catalog.||) '_c';
+	LOCK TABLE fleet.event_log IN ACCESS EXCLUSIVE MODE;
+	INSERT INTO fleet.tier_state (relation, lo, hi, tier, work) VALUES ('fleet.event_log', p_lo, v_hi, 'cooling', v_work)
+	ON CONFLICT (relation, lo) DO UPDATE SET tier = 'cooling', work = EXCLUDED.work, since = pg_catalog.now();
+	EXECUTE pg_catalog.format('ALTER TABLE fleet.event_log DETACH PARTITION %s', v_part);
+	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME TO %I', v_part, v_work);
+	RETURN v_work;
+END
+$$;
+COMMENT ON FUNCTION fleet.event_cold_detach(timestamptz) IS
+	'Step 1 of the event log''s warm -> cold: once every class has consumed it, detach the partition starting at lo (short lock) and keep it as the work table <partition>_c';
+
+CREATE FUNCTION fleet.event_cold_pack(p_lo timestamptz) RETURNS TABLE (segments bigint, events bigint, bytes bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_work text;
+	v_src record;
+	v_back record;
+BEGIN
+	SELECT s.work INTO v_work FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass
+	   AND s.lo OPERATOR(pg_catalog.=) p_lo AND s.tier OPERATOR(pg_catalog.=) 'cooling';
+	IF v_work IS NULL THEN
+		RAISE EXCEPTION 'partition of fleet.event_log starting % is not being packed', fleet.utc_text(p_lo)
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	PERFORM fleet.tier_background();
+	DELETE FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
+	EXECUTE pg_catalog.format(
+		'INSERT INTO fleet.cold_event_segment (tenant_id, part_lo, day, lo, hi, nrows, data)'
+		' SELECT w.tenant_id, %L, (w.logged_at AT TIME ZONE ''UTC'')::date, pg_catalog.min(w.logged_at), pg_catalog.max(w.logged_at),'
+		'        pg_catalog.count(*),'
+		'        fleet.cold_event_encode(pg_catalog.array_agg(w.event_id ORDER BY w.logged_at, w.event_id),'
+		'          pg_catalog.array_agg(w.logged_at ORDER BY w.logged_at, w.event_id), pg_catalog.array_agg(w.txid ORDER BY w.logged_at, w.event_id),'
+		'          pg_catalog.array_agg(w.class ORDER BY w.logged_at, w.event_id), pg_catalog.array_agg(w.kind ORDER BY w.logged_at, w.event_id),'
+		'          pg_catalog.array_agg(w.schema_version ORDER BY w.logged_at, w.event_id),'
+		'          pg_catalog.array_agg(w.original_version ORDER BY w.logged_at, w.event_id),'
+		'          pg_catalog.array_agg(w.source ORDER BY w.logged_at, w.event_id), pg_catalog.array_agg(w.idem_key ORDER BY w.logged_at, w.event_id),'
+		'          pg_catalog.array_agg(w.occurred_at ORDER BY w.logged_at, w.event_id), pg_catalog.array_agg(w.payload ORDER BY w.logged_at, w.event_id))'
+		'   FROM fleet.%I w GROUP BY w.tenant_id, (w.logged_at AT TIME ZONE ''UTC'')::date', p_lo, v_work);
+	-- read the cold copy back and compare it with the source, row for row
+	SELECT * INTO v_src FROM fleet.tier_hash(pg_catalog.format('fleet.%I', v_work)::pg_catalog.regclass);
+	CREATE TEMP TABLE IF NOT EXISTS fleet_cold_event_check (LIKE fleet.event_log) ON COMMIT DROP;
+	TRUNCATE fleet_cold_event_check;
+	INSERT INTO fleet_cold_event_check (tenant_id, event_id, logged_at, txid, class, kind, schema_version, original_version,
+	                                    source, idem_key, occurred_at, payload)
+	SELECT s.tenant_id, d.event_id, d.logged_at, d.txid, d.class, d.kind, d.schema_version, d.original_version,
+	       d.source, d.idem_key, d.occurred_at, d.payload
+	  FROM fleet.cold_event_segment s CROSS JOIN LATERAL fleet.cold_event_decode(s.data) d
+	 WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
+	SELECT * INTO v_back FROM fleet.tier_hash('pg_temp.fleet_cold_event_check'::pg_catalog.regclass);
+	IF v_src.n OPERATOR(pg_catalog.<>) v_back.n OR v_src.hash OPERATOR(pg_catalog.<>) v_back.hash THEN
+		RAISE EXCEPTION 'cold copy of fleet.event_log from % does not read back equal to its source (% rows %, cold % rows %)',
+			fleet.utc_text(p_lo), v_src.n, v_src.hash, v_back.n, v_back.hash
+			USING ERRCODE = 'data_corrupted';
+	END IF;
+	DROP TABLE fleet_cold_event_check;
+	SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(s.nrows), 0), COALESCE(pg_catalog.sum(pg_catalog.octet_length(s.data)), 0)
+	  INTO segments, events, bytes
+	  FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
+	EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_work);
+	UPDATE fleet.tier_state s SET tier = 'cold', work = NULL, since = pg_catalog.now()
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
+	PERFORM fleet.ledger_append('pack', 'fleet.event_log', pg_catalog.jsonb_build_object(
+		'lo', p_lo, 'segments', segments, 'events', events, 'bytes', bytes, 'hash', v_src.hash));
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION fleet.event_cold_pack(timestamptz) IS
+	'Step 2 of the event log''s warm -> cold: encode the detached partition into cold event segments (one per tenant and UTC day), decode them and compare every row with the source (count and hash), then drop the source; ledgered';
+
+-- (a procedure that commits cannot carry SET search_path: every name in it is qualified)
+CREATE PROCEDURE fleet.event_cold_restore(p_lo timestamptz)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	v_part regclass;
+	v_hi timestamptz;
+	v_want bigint;
+	v_n bigint;
+BEGIN
+	SELECT s.hi INTO v_hi FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo
+	   AND s.tier OPERATOR(pg_catalog.=) ANY (ARRAY['cold', 'restoring']);
+	IF v_hi IS NULL OR NOT EXISTS (SELECT 1 FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo) THEN
+		RAISE EXCEPTION 'no cold data of fleet.event_log starting %', fleet.utc_text(p_lo) USING ERRCODE = 'no_data_found';
+	END IF;
+	UPDATE fleet.tier_state s SET tier = 'restoring', since = pg_catalog.now()
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
+	PERFORM fleet.create_range_partition('fleet.event_log', p_lo, v_hi);
+	COMMIT;
+	v_part := fleet.tier_partition('fleet.event_log', p_lo);
+	SELECT pg_catalog.sum(s.nrows) INTO v_want FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
+	EXECUTE pg_catalog.format(
+		'INSERT INTO %s (tenant_id, event_id, logged_at, txid, class, kind, schema_version, original_version, source, idem_key, occurred_at, payload)'
+		' SELECT s.tenant_id, d.event_id, d.logged_at, d.txid, d.class, d.kind, d.schema_version, d.original_version,'
+		'        d.source, d.idem_key, d.occurred_at, d.payload'
+		'   FROM fleet.cold_event_segment s CROSS JOIN LATERAL fleet.cold_event_decode(s.data) d'
+		'  WHERE s.part_lo OPERATOR(pg_catalog.=) $1 ON CONFLICT DO NOTHING', v_part) USING p_lo;
+	EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_part) INTO v_n;
+	IF v_n OPERATOR(pg_catalog.<) v_want THEN
+		RAISE EXCEPTION 'restore of the event log from % found % of % cold events in the partition', fleet.utc_text(p_lo), v_n, v_want
+			USING ERRCODE = 'data_corrupted';
+	END IF;
+	DELETE FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
+	DELETE FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
+	PERFORM fleet.ledger_append('restore', 'fleet.event_log', pg_catalog.jsonb_build_object('lo', p_lo, 'hi', v_hi, 'events', v_want));
+	COMMIT;
+END
+$$;
+COMMENT ON PROCEDURE fleet.event_cold_restore(timestamptz) IS
+	'Bring a cold partition of fleet.event_log (by its start) back as a live partition with its own bounds: create it, fill it from the decoded segments, check every event arrived, remove the segments; ledgered';

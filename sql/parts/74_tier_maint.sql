@@ -41,7 +41,7 @@ AS $$
 		   AND s.hi OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) t.retention)
 		UNION ALL
 		SELECT p.relation, p.lo, 'cold_detach', 2 FROM parts p
-		 WHERE p.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
+		 WHERE p.relation OPERATOR(pg_catalog.=) ANY (ARRAY['fleet.position', 'fleet.event_log']::pg_catalog.regclass[])
 		   AND p.tier OPERATOR(pg_catalog.=) 'warm' AND p.cold_after IS NOT NULL
 		   AND p.upper_bound OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) p.cold_after)
 		UNION ALL
@@ -87,7 +87,7 @@ $$;
 COMMENT ON FUNCTION fleet.tier_purge(regclass, timestamptz) IS
 	'Drop the partition starting at lo once past retention, judged by its newest row, unless a legal hold covers rows in it; ledgered';
 
-CREATE FUNCTION fleet.tier_purge_cold(p_lo timestamptz) RETURNS text
+CREATE FUNCTION fleet.tier_purge_cold(p_lo timestamptz, p_rel regclass DEFAULT 'fleet.position') RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -97,9 +97,29 @@ DECLARE
 	v_fixes bigint;
 	v_left bigint;
 BEGIN
-	SELECT t.retention INTO v_ret FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass;
+	SELECT t.retention INTO v_ret FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
 	IF v_ret IS NULL THEN
 		RETURN 'nothing to purge';
+	END IF;
+	IF p_rel OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass THEN
+		WITH gone AS (
+			DELETE FROM fleet.cold_event_segment s
+			 WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo
+			   AND s.hi OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) v_ret)
+			   AND NOT fleet.row_held('fleet.event_log', s.tenant_id, NULL, s.lo, s.hi)
+			RETURNING s.nrows)
+		SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(gone.nrows), 0) INTO v_n, v_fixes FROM gone;
+		SELECT pg_catalog.count(*) INTO v_left FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
+		IF v_left OPERATOR(pg_catalog.=) 0 THEN
+			DELETE FROM fleet.tier_state s
+			 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
+		END IF;
+		IF v_n OPERATOR(pg_catalog.>) 0 THEN
+			PERFORM fleet.ledger_append('purge', 'fleet.event_log',
+				pg_catalog.jsonb_build_object('lo', p_lo, 'tier', 'cold', 'segments', v_n, 'events', v_fixes, 'segments_kept', v_left));
+		END IF;
+		RETURN CASE WHEN v_left OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('purged %s segments, kept %s (legal hold or newer)', v_n, v_left)
+		            ELSE pg_catalog.format('purged %s segments', v_n) END;
 	END IF;
 	WITH gone AS (
 		DELETE FROM fleet.cold_segment s
@@ -121,8 +141,8 @@ BEGIN
 	            ELSE pg_catalog.format('purged %s segments', v_n) END;
 END
 $$;
-COMMENT ON FUNCTION fleet.tier_purge_cold(timestamptz) IS
-	'Delete the cold segments of the packed partition starting at lo that are past retention, each judged by its newest fix, except those a legal hold covers; ledgered';
+COMMENT ON FUNCTION fleet.tier_purge_cold(timestamptz, regclass) IS
+	'Delete the cold segments (fleet.position''s, or fleet.event_log''s) of the packed partition starting at lo that are past retention, each judged by its newest fix, except those a legal hold covers; ledgered';
 
 CREATE FUNCTION fleet.tier_step(p_rel regclass, p_lo timestamptz, p_action text) RETURNS text
 LANGUAGE plpgsql VOLATILE
@@ -133,11 +153,18 @@ BEGIN
 		WHEN 'warm_begin' THEN RETURN 'shadow ' OPERATOR(pg_catalog.||) fleet.warm_begin(p_rel, p_lo);
 		WHEN 'warm_copy' THEN RETURN 'copied ' OPERATOR(pg_catalog.||) fleet.warm_copy(p_rel, p_lo) OPERATOR(pg_catalog.||) ' rows, frozen';
 		WHEN 'warm_swap' THEN RETURN 'swapped, lock ms ' OPERATOR(pg_catalog.||) pg_catalog.round(fleet.warm_swap(p_rel, p_lo)::numeric, 1);
-		WHEN 'cold_detach' THEN RETURN 'detached as ' OPERATOR(pg_catalog.||) fleet.cold_detach(p_lo);
-		WHEN 'cold_pack' THEN RETURN (SELECT pg_catalog.format('packed %s fixes in %s segments, %s bytes', c.fixes, c.segments, c.bytes)
-		                               FROM fleet.cold_pack(p_lo) c);
+		WHEN 'cold_detach' THEN RETURN 'detached as ' OPERATOR(pg_catalog.||)
+		     CASE WHEN p_rel OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass
+		          THEN fleet.event_cold_detach(p_lo) ELSE fleet.cold_detach(p_lo) END;
+		WHEN 'cold_pack' THEN
+			IF p_rel OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass THEN
+				RETURN (SELECT pg_catalog.format('packed %s events in %s segments, %s bytes', c.events, c.segments, c.bytes)
+				          FROM fleet.event_cold_pack(p_lo) c);
+			END IF;
+			RETURN (SELECT pg_catalog.format('packed %s fixes in %s segments, %s bytes', c.fixes, c.segments, c.bytes)
+			          FROM fleet.cold_pack(p_lo) c);
 		WHEN 'purge' THEN RETURN fleet.tier_purge(p_rel, p_lo);
-		WHEN 'purge_cold' THEN RETURN fleet.tier_purge_cold(p_lo);
+		WHEN 'purge_cold' THEN RETURN fleet.tier_purge_cold(p_lo, p_rel);
 		ELSE RAISE EXCEPTION 'unknown tier step %', p_action USING ERRCODE = 'invalid_parameter_value';
 	END CASE;
 END
@@ -253,6 +280,20 @@ AS $$
 	                               AND st.lo OPERATOR(pg_catalog.=) g.part_lo
 	  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
 	  LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid OPERATOR(pg_catalog.=) c.reltablespace
+	UNION ALL
+	SELECT 'fleet.event_log'::pg_catalog.regclass, NULL, (g.part_lo AT TIME ZONE 'UTC')::date, 'cold',
+	       g.part_lo, COALESCE(st.hi, g.part_hi),
+	       COALESCE(ts.spcname, 'pg_default'), g.events, g.bytes,
+	       (SELECT pg_catalog.count(*)::integer FROM fleet.legal_hold h
+	         WHERE h.released_at IS NULL AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass)
+	           AND h.lo OPERATOR(pg_catalog.<) COALESCE(st.hi, g.part_hi) AND h.hi OPERATOR(pg_catalog.>) g.part_lo)
+	  FROM (SELECT s.part_lo, pg_catalog.max(s.hi) AS part_hi, pg_catalog.sum(s.nrows)::bigint AS events,
+	               pg_catalog.sum(pg_catalog.pg_column_size(s.data))::bigint AS bytes
+	          FROM fleet.cold_event_segment s GROUP BY s.part_lo) g
+	  LEFT JOIN fleet.tier_state st ON st.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass
+	                               AND st.lo OPERATOR(pg_catalog.=) g.part_lo
+	  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) 'fleet.cold_event_segment'::pg_catalog.regclass
+	  LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid OPERATOR(pg_catalog.=) c.reltablespace
 	ORDER BY 1, 5
 $$;
 COMMENT ON FUNCTION fleet.tier_status_rows() IS 'Rows of fleet.tier_status (sizes and counts only)';
@@ -273,6 +314,9 @@ COMMENT ON TRIGGER hold_row_guard ON fleet.event_log IS 'Legal hold: no DELETE o
 CREATE TRIGGER hold_row_guard BEFORE UPDATE OR DELETE ON fleet.cold_segment
 	FOR EACH ROW EXECUTE FUNCTION fleet.hold_row_guard();
 COMMENT ON TRIGGER hold_row_guard ON fleet.cold_segment IS 'Legal hold: no DELETE or UPDATE of held cold segments';
+CREATE TRIGGER hold_row_guard BEFORE UPDATE OR DELETE ON fleet.cold_event_segment
+	FOR EACH ROW EXECUTE FUNCTION fleet.hold_row_guard();
+COMMENT ON TRIGGER hold_row_guard ON fleet.cold_event_segment IS 'Legal hold: no DELETE or UPDATE of held cold events';
 
 INSERT INTO fleet.tier_policy (relation, time_column, hot_for, cold_after, retention, sort_columns)
 VALUES ('fleet.position', 'fix_time', '2 days', '30 days', NULL, ARRAY['tenant_id', 'vehicle_id', 'device_id']);
@@ -291,7 +335,16 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_analyst', 'TABLE', 'fleet.tier_status', 'SELECT'),
 	('fleet_admin',   'FUNCTION', 'fleet.tier_status_rows()', 'EXECUTE'),
 	('fleet_analyst', 'FUNCTION', 'fleet.tier_status_rows()', 'EXECUTE'),
-	('fleet_admin',   'FUNCTION', 'fleet.tier_due()', 'EXECUTE');
+	('fleet_admin',   'FUNCTION', 'fleet.tier_due()', 'EXECUTE'),
+	('fleet_admin',   'TABLE', 'fleet.event_log_all', 'SELECT'),
+	('fleet_app',     'TABLE', 'fleet.event_log_all', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.event_log_all', 'SELECT'),
+	('fleet_admin',   'FUNCTION', 'fleet.event_log_range(timestamptz,timestamptz,text)', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.event_log_range(timestamptz,timestamptz,text)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.event_log_range(timestamptz,timestamptz,text)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.cold_event_decode(bytea)', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.cold_event_decode(bytea)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.cold_event_decode(bytea)', 'EXECUTE');
 
 -- what the row and policy triggers call as the acting role
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges)
@@ -309,3 +362,4 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 -- as the installing role).
 REVOKE ALL ON PROCEDURE fleet.tier_maintenance(integer, text, integer, double precision) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE fleet.cold_restore(timestamptz) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE fleet.event_cold_restore(timestamptz) FROM PUBLIC;
