@@ -250,13 +250,19 @@ BEGIN
 	IF pg_catalog.to_regclass(v_work) IS NOT NULL THEN
 		EXECUTE pg_catalog.format('DROP TABLE %s', v_work);
 	END IF;
-	EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE) TABLESPACE %I',
+	-- autovacuum has nothing to do on a table written frozen and analyzed
+	-- here; kept off until the swap, it cannot hold the shadow when the swap
+	-- needs it
+	EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)'
+	                          ' WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false) TABLESPACE %I',
 	                          v_work, p_rel, v_ts);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
 	                          v_work, v_state.work OPERATOR(pg_catalog.||) '_range',
 	                          v_pol.time_column, v_state.lo, v_pol.time_column, v_state.hi);
 	v_n := fleet.warm_fill(v_part, v_work::pg_catalog.regclass, pg_catalog.to_regclass(v_delta), v_sort);
-	-- the parent's indexes, built on the filled table, so ATTACH finds them all and builds none under its lock
+	-- the parent's indexes, built on the filled table, so ATTACH finds them all
+	-- and builds none under its lock; one process, leaving the other cores to ingest
+	PERFORM pg_catalog.set_config('max_parallel_maintenance_workers', '0', true);
 	FOR i IN SELECT x.indexrelid, x.indisprimary, pg_catalog.pg_get_indexdef(x.indexrelid) AS def
 	           FROM pg_catalog.pg_index x
 	          WHERE x.indrelid OPERATOR(pg_catalog.=) p_rel LOOP
@@ -323,6 +329,7 @@ BEGIN
 	END IF;
 	EXECUTE pg_catalog.format('DROP TABLE %s', v_part);
 	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME TO %I', v_shadow, v_name);
+	EXECUTE pg_catalog.format('ALTER TABLE %s RESET (autovacuum_enabled, toast.autovacuum_enabled)', v_final);
 	EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', p_rel, v_final,
 	                          p_lo, v_hi);
 	v_ms := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_t0) OPERATOR(pg_catalog.*) 1000;
