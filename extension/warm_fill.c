@@ -17,10 +17,11 @@
  * see yet: the target must have been created (or given a new relfilenode)
  * in the current transaction.  Older snapshots of this same transaction
  * cannot have read it either, since it did not exist for them.  Otherwise
- * the rows are written unfrozen and a NOTICE says so.  The target must have
- * no index (the caller builds them after the fill, which is also faster than
- * maintaining them row by row) and its CHECK constraints are not evaluated:
- * the rows come from the partition whose bounds the CHECK repeats.
+ * the rows are written unfrozen and a NOTICE says so.  The target's indexes
+ * are maintained batch by batch, as COPY does (so that work, too, is paced
+ * by the duty cycle below); it must have no triggers, and its CHECK
+ * constraints are not evaluated: the rows come from the partition whose
+ * bounds the CHECK repeats.
  *
  * Rows written into the hot partition while the move runs are mirrored by a
  * trigger into a delta table.  Those the fill's snapshot sees are already
@@ -39,6 +40,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -107,6 +109,8 @@ fleet_warm_fill(PG_FUNCTION_ARGS)
 	BulkInsertState bistate;
 	TupleTableSlot **slots;
 	MemoryContext batchcxt;
+	EState	   *estate;
+	ResultRelInfo *rri;
 	Snapshot	snap;
 	SPIPlanPtr	plan;
 	Portal		portal;
@@ -122,12 +126,6 @@ fleet_warm_fill(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("warm copy target \"%s\" is not a plain table", RelationGetRelationName(rel))));
-	if (RelationGetIndexList(rel) != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("warm copy target \"%s\" has indexes", RelationGetRelationName(rel)),
-				 errdetail("Rows are written without index maintenance."),
-				 errhint("Build the indexes after the fill.")));
 	if (rel->trigdesc != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -204,6 +202,11 @@ fleet_warm_fill(PG_FUNCTION_ARGS)
 		slots[i] = table_slot_create(rel, NULL);
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "fleet warm fill batch",
 									 ALLOCSET_DEFAULT_SIZES);
+	/* the target's indexes, filled as the rows go in (as COPY does) */
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
 
 	for (;;)
 	{
@@ -239,6 +242,10 @@ fleet_warm_fill(PG_FUNCTION_ARGS)
 			ExecStoreVirtualTuple(slot);
 		}
 		table_multi_insert(rel, slots, (int) n, GetCurrentCommandId(true), ti_options, bistate);
+		if (rri->ri_NumIndices > 0)
+			for (r = 0; r < n; r++)
+				(void) ExecInsertIndexTuples(rri, slots[r], estate, false, false, NULL, NIL);
+		ResetPerTupleExprContext(estate);
 		for (r = 0; r < n; r++)
 			ExecClearTuple(slots[r]);
 		MemoryContextSwitchTo(old);
@@ -252,6 +259,8 @@ fleet_warm_fill(PG_FUNCTION_ARGS)
 	}
 
 	SPI_cursor_close(portal);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
 	for (i = 0; i < FILL_BATCH; i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	FreeBulkInsertState(bistate);

@@ -11,10 +11,10 @@
 --                   range and fill it from the partition sorted per vehicle
 --                   over time, frozen and all-visible as written
 --                   (fleet.warm_fill, extension/warm_fill.c: the COPY FREEZE
---                   mechanism, so no vacuum has to freeze it later; the fill
---                   runs at most fleet.tier_duty of the time), trim from the
---                   delta what the fill saw, then build the parent's
---                   indexes and BRIN on time and analyze;
+--                   mechanism, so no vacuum has to freeze it later), its
+--                   indexes (the parent's, BRIN on time) maintained batch by
+--                   batch, at most fleet.tier_duty of the time; trim from the
+--                   delta what the fill saw; analyze;
 --                 warm_swap: with lock_timeout, lock the parent and the
 --                   partition, add the delta's rows (those written during the
 --                   fill), drop the old partition, attach the shadow (its
@@ -172,7 +172,7 @@ CREATE FUNCTION fleet.warm_fill(p_source regclass, p_target regclass, p_delta re
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'fleet_warm_fill';
 COMMENT ON FUNCTION fleet.warm_fill(regclass, regclass, regclass, text) IS
-	'Copy every row of p_source into p_target (no indexes, no triggers) sorted by p_order, frozen and all-visible when p_target was created in this transaction (else unfrozen, with a NOTICE); delete from p_delta the rows the copy saw, under the same snapshot; at most fleet.tier_duty of the time (extension/warm_fill.c). Returns the rows copied';
+	'Copy every row of p_source into p_target (no triggers; its indexes are maintained batch by batch) sorted by p_order, frozen and all-visible when p_target was created in this transaction (else unfrozen, with a NOTICE); delete from p_delta the rows the copy saw, under the same snapshot; at most fleet.tier_duty of the time (extension/warm_fill.c). Returns the rows copied';
 
 CREATE FUNCTION fleet.warm_begin(p_rel regclass, p_lo timestamptz) RETURNS text
 LANGUAGE plpgsql VOLATILE
@@ -259,10 +259,8 @@ BEGIN
 	EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I OPERATOR(pg_catalog.>=) %L AND %I OPERATOR(pg_catalog.<) %L)',
 	                          v_work, v_state.work OPERATOR(pg_catalog.||) '_range',
 	                          v_pol.time_column, v_state.lo, v_pol.time_column, v_state.hi);
-	v_n := fleet.warm_fill(v_part, v_work::pg_catalog.regclass, pg_catalog.to_regclass(v_delta), v_sort);
-	-- the parent's indexes, built on the filled table, so ATTACH finds them all
-	-- and builds none under its lock; one process, leaving the other cores to ingest
-	PERFORM pg_catalog.set_config('max_parallel_maintenance_workers', '0', true);
+	-- the parent's indexes (so ATTACH finds them all and builds none under
+	-- its lock) and BRIN on time, on the empty table: the fill maintains them
 	FOR i IN SELECT x.indexrelid, x.indisprimary, pg_catalog.pg_get_indexdef(x.indexrelid) AS def
 	           FROM pg_catalog.pg_index x
 	          WHERE x.indrelid OPERATOR(pg_catalog.=) p_rel LOOP
@@ -279,6 +277,8 @@ BEGIN
 		END IF;
 	END LOOP;
 	EXECUTE pg_catalog.format('CREATE INDEX ON %s USING brin (%I) TABLESPACE %I', v_work, v_pol.time_column, v_ts);
+	-- the rows, with their index entries, at the duty cycle
+	v_n := fleet.warm_fill(v_part, v_work::pg_catalog.regclass, pg_catalog.to_regclass(v_delta), v_sort);
 	EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_work,
 		pg_catalog.format('Warm copy of %s being built by fleet.tier_maintenance()', v_name));
 	EXECUTE pg_catalog.format('ANALYZE %s', v_work);
@@ -288,7 +288,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fleet.warm_copy(regclass, timestamptz) IS
-	'Step 2 of hot -> warm, one transaction: create the warm shadow table and fill it from the partition sorted by the policy''s sort columns then time, frozen and all-visible (fleet.warm_fill), then build the parent''s indexes, BRIN on time, analyze. No lock on the parent. Returns the rows copied';
+	'Step 2 of hot -> warm, one transaction: create the warm shadow table with the parent''s indexes and BRIN on time, fill it from the partition sorted by the policy''s sort columns then time, frozen and all-visible, its indexes maintained as it goes (fleet.warm_fill), analyze. No lock on the parent. Returns the rows copied';
 
 CREATE FUNCTION fleet.warm_swap(p_rel regclass, p_lo timestamptz) RETURNS double precision
 LANGUAGE plpgsql VOLATILE

@@ -212,8 +212,12 @@ SELECT (SELECT id FROM public.fill_dst WHERE ctid = '(0,1)') AS first_row, count
 SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id') AS filled_again;
 SELECT all_frozen = pg_relation_size('public.fill_dst') / current_setting('block_size')::int AS still_all_frozen
   FROM pg_visibility_map_summary('public.fill_dst');
+-- an index on the target is maintained as the rows go in
 CREATE INDEX ON public.fill_dst (id);
-SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id');
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id') AS filled_with_index;
+SET enable_seqscan = off;
+SELECT count(*) AS found_by_index FROM public.fill_dst WHERE id = 1500;
+RESET enable_seqscan;
 DROP INDEX public.fill_dst_id_idx;
 CREATE TRIGGER t BEFORE INSERT ON public.fill_dst FOR EACH ROW EXECUTE FUNCTION fleet.hold_row_guard();
 SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id');
