@@ -22,7 +22,7 @@ BINDIR=$(pg_config --bindir)
 SMALL_VEHICLES=${SMALL_VEHICLES:-35}
 BIG_VEHICLES=${BIG_VEHICLES:-350}
 INGEST_SECONDS=${INGEST_SECONDS:-20}
-DUTY=${DUTY:-0.25}			# share of time the copy slices may run (fleet.tier_maintenance p_duty)
+DUTY=${DUTY:-0.25}			# share of time the warm copy may run (fleet.tier_maintenance p_duty)
 WORK=$(mktemp -d /tmp/fleet-bench-tiering.XXXXXX)
 PORT=$((50000 + RANDOM % 10000))
 AS=()
@@ -66,6 +66,7 @@ CONF
 pg pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
 "${AS[@]}" "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
 q -c 'CREATE EXTENSION fleet CASCADE' >/dev/null
+q -c 'CREATE EXTENSION pg_visibility' >/dev/null
 q -c 'SELECT fleet.create_roles()' >/dev/null
 
 log "setup: $SMALL_VEHICLES + $BIG_VEHICLES + $SMALL_VEHICLES vehicles, one day of telemetry each"
@@ -148,18 +149,22 @@ TPS_BUSY=$(avg_tps "$M_FROM" "$M_TO")
 TPS_AFTER=$(avg_tps $((M_TO + 2)) $((M_TO + INGEST_SECONDS)))
 note_load "ingest and move"
 q -c "UPDATE fleet.tier_policy SET hot_for = '2 days' WHERE relation = 'fleet.position'::regclass"
-SW41="$(q -c "SET timezone = 'UTC'" -c "SELECT round(lock_ms::numeric, 2) FROM fleet.tier_state WHERE day = current_date - 41");n/a"
+SW41="$(q -c "SET timezone = 'UTC'" -c "SELECT round(lock_ms::numeric, 2) FROM fleet.tier_state WHERE lo = current_date - 41");n/a"
+# the warm copy is written frozen: pages all-frozen / all pages of the moved partition (rows that
+# arrived during the copy, added by the swap, may leave a page or two unfrozen until vacuum)
+FROZEN41=$(q -c "SET timezone = 'UTC'" -c "SELECT v.all_frozen || ' / ' || pg_relation_size(p.p) / current_setting('block_size')::int
+	FROM (SELECT fleet.tier_partition('fleet.position', current_date - 41) AS p) p, pg_visibility_map_summary(p.p) v")
 
 # --- lock time of the swap, big and small, and the in-place baseline -------
 swap() {	# prints "lock ms inside the function;wall ms of the transaction including commit"
 	local wall lock
 	wall=$(ms -c "SET timezone = 'UTC'" -c "SET lock_timeout = '5s'" -c "SELECT fleet.warm_swap('fleet.position', current_date - $1)")
-	lock=$(q -c "SET timezone = 'UTC'" -c "SELECT round(lock_ms::numeric, 2) FROM fleet.tier_state WHERE day = current_date - $1")
+	lock=$(q -c "SET timezone = 'UTC'" -c "SELECT round(lock_ms::numeric, 2) FROM fleet.tier_state WHERE lo = current_date - $1")
 	echo "$lock;$wall"
 }
 log "move day -40 (small)"
 q -c "SET timezone = 'UTC'" -c "SELECT fleet.warm_begin('fleet.position', current_date - 40)" >/dev/null
-until [ "$(q -c "SET timezone = 'UTC'" -c "SELECT tier FROM fleet.tier_state WHERE day = current_date - 40")" = copied ]; do
+until [ "$(q -c "SET timezone = 'UTC'" -c "SELECT tier FROM fleet.tier_state WHERE lo = current_date - 40")" = copied ]; do
 	q -c "SET timezone = 'UTC'" -c "SELECT fleet.warm_copy('fleet.position', current_date - 40)" >/dev/null
 done
 SW40=$(swap 40); note_load "swap small"
@@ -225,7 +230,8 @@ Day -41: $R41 fixes, $(mb "$S41") heap + primary key; day -40: $R40 fixes, $(mb 
 | hot -> warm, $(mb "$S40") partition: lock held by the swap (in the function / whole transaction) | $(lock_of "$SW40") ms / $(wall_of "$SW40") ms | <= 100 ms: $(ok "$(wall_of "$SW40")" 100) |
 | baseline: in-place ALTER TABLE SET TABLESPACE of a $(mb "$S42") partition (lock held throughout) | $BASE42_MS ms | |
 | swap lock / in-place lock, same size | $(ratio "$(wall_of "$SW40")" "$BASE42_MS") | report |
-| whole move of the $(mb "$S41") partition by fleet.tier_maintenance() (slices at duty $DUTY, sorted, BRIN, analyze, swap) | $MOVE_MS ms | |
+| whole move of the $(mb "$S41") partition by fleet.tier_maintenance() (copy written frozen at duty $DUTY, sorted, indexes, BRIN, analyze, swap) | $MOVE_MS ms | |
+| pages of the moved $(mb "$S41") partition all-frozen after the move, without any vacuum (all-frozen / all) | $FROZEN41 | all |
 | every row kept by the big move (hash before = after) | $([ "$H41" = "$H41_AFTER" ] && echo yes || echo NO) | yes |
 | cold bytes per fix (segments) / with the table's own overhead | $BPF_COLD B / $BPF_COLD_TABLE B | <= 16 B: $(ok "$BPF_COLD" 16) |
 | heap + primary key bytes per fix (hot) | $BPF_HOT B | |

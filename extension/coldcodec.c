@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * coldcodec.c
- *	  fleet's cold format for GPS fixes: delta-encoded columns, zlib.
+ *	  fleet's cold formats for GPS fixes and for the event log: delta-encoded
+ *	  columns, zlib (the event format is described above its functions).
  *
  * fleet.cold_encode(fix_time[], lat[], lon[], speed[], heading[], altitude[],
  * accuracy[], seq[], attrs[], received_at[]) packs the fixes of one
@@ -40,6 +41,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+#include "utils/xid8.h"
 
 #include "fleet.h"
 
@@ -622,6 +624,250 @@ fleet_cold_decode(PG_FUNCTION_ARGS)
 			row[c] = v[c][i];
 			rn[c] = nl[c][i];
 		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rn);
+	}
+	return (Datum) 0;
+}
+
+/* ---------- the event log's cold format ---------- */
+
+/*
+ * fleet.cold_event_encode(event_id[], logged_at[], txid[], class[], kind[],
+ * schema_version[], original_version[], source[], idem_key[], occurred_at[],
+ * payload[]) packs the events of one (tenant, UTC day) -- sorted by log time
+ * then id -- into one bytea; fleet.cold_event_decode(bytea) returns them.
+ * Layout: "FCE1", row count (u32), raw payload length (u32), then zlib of:
+ *	 event_id	  delta, zigzag varints;
+ *	 logged_at	  microseconds, delta, zigzag varints;
+ *	 txid		  delta, zigzag varints;
+ *	 class, kind, source, idem_key  varint length + bytes each (zlib takes
+ *				  the repetition);
+ *	 versions	  zigzag varints;
+ *	 occurred_at  microseconds before logged_at, zigzag varints;
+ *	 payload	  jsonb text, varint length + bytes (jsonb's text form reads
+ *				  back to the same jsonb).
+ * No column of the event log is nullable, so neither is any here.
+ */
+#define EV_MAGIC	"FCE1"
+#define EV_NCOLS	11
+
+enum
+{
+	E_ID, E_LOGGED, E_TXID, E_CLASS, E_KIND, E_SV, E_OV, E_SOURCE, E_IDEM, E_OCC, E_PAYLOAD
+};
+
+static const Oid ev_types[EV_NCOLS] = {
+	INT8OID, TIMESTAMPTZOID, XID8OID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+	TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID
+};
+
+static const char *const ev_names[EV_NCOLS] = {
+	"event_id", "logged_at", "txid", "class", "kind", "schema_version",
+	"original_version", "source", "idem_key", "occurred_at", "payload"
+};
+
+static void
+put_text(StringInfo s, const char *p, size_t len)
+{
+	put_varint(s, len);
+	appendBinaryStringInfo(s, p, len);
+}
+
+static char *
+get_text(Reader *r, const char *what)
+{
+	uint64		l = get_varint(r);
+	char	   *out;
+
+	if (l > (uint64) (r->end - r->p))
+		corrupt(what);
+	out = pnstrdup((const char *) r->p, l);
+	r->p += l;
+	return out;
+}
+
+PG_FUNCTION_INFO_V1(fleet_cold_event_encode);
+PG_FUNCTION_INFO_V1(fleet_cold_event_decode);
+
+Datum
+fleet_cold_event_encode(PG_FUNCTION_ARGS)
+{
+	Datum	   *v[EV_NCOLS];
+	bool	   *nl[EV_NCOLS];
+	int			n = -1;
+	int			c;
+	int			i;
+	StringInfoData s;
+	uLongf		clen;
+	bytea	   *out;
+	int64		prev;
+
+	for (c = 0; c < EV_NCOLS; c++)
+	{
+		ArrayType  *a;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			count;
+
+		if (PG_ARGISNULL(c))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("cold_event_encode: %s must not be NULL", ev_names[c])));
+		a = PG_GETARG_ARRAYTYPE_P(c);
+		if (ARR_NDIM(a) > 1 || ARR_ELEMTYPE(a) != ev_types[c])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("cold_event_encode: %s must be a one-dimensional array of its column's type", ev_names[c])));
+		get_typlenbyvalalign(ev_types[c], &typlen, &typbyval, &typalign);
+		deconstruct_array(a, ev_types[c], typlen, typbyval, typalign, &v[c], &nl[c], &count);
+		if (n >= 0 && count != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("cold_event_encode arrays must have equal length"),
+					 errdetail("%s has %d elements, expected %d.", ev_names[c], count, n)));
+		n = count;
+		for (i = 0; i < count; i++)
+			if (nl[c][i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("cold_event_encode: %s must not contain NULL", ev_names[c]),
+						 errdetail("Element %d is NULL.", i + 1)));
+	}
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cold_event_encode needs at least one event")));
+
+	initStringInfo(&s);
+	prev = 0;
+	for (i = 0; i < n; i++)
+	{
+		int64		x = DatumGetInt64(v[E_ID][i]);
+
+		put_varint(&s, zigzag(x - prev));
+		prev = x;
+	}
+	prev = 0;
+	for (i = 0; i < n; i++)
+	{
+		int64		x = DatumGetTimestampTz(v[E_LOGGED][i]);
+
+		put_varint(&s, zigzag(x - prev));
+		prev = x;
+	}
+	prev = 0;
+	for (i = 0; i < n; i++)
+	{
+		int64		x = (int64) U64FromFullTransactionId(DatumGetFullTransactionId(v[E_TXID][i]));
+
+		put_varint(&s, zigzag(x - prev));
+		prev = x;
+	}
+	for (c = E_CLASS; c <= E_KIND; c++)
+		for (i = 0; i < n; i++)
+			put_text(&s, VARDATA_ANY(v[c][i]), VARSIZE_ANY_EXHDR(v[c][i]));
+	for (c = E_SV; c <= E_OV; c++)
+		for (i = 0; i < n; i++)
+			put_varint(&s, zigzag(DatumGetInt32(v[c][i])));
+	for (c = E_SOURCE; c <= E_IDEM; c++)
+		for (i = 0; i < n; i++)
+			put_text(&s, VARDATA_ANY(v[c][i]), VARSIZE_ANY_EXHDR(v[c][i]));
+	for (i = 0; i < n; i++)
+		put_varint(&s, zigzag(DatumGetTimestampTz(v[E_LOGGED][i]) - DatumGetTimestampTz(v[E_OCC][i])));
+	for (i = 0; i < n; i++)
+	{
+		char	   *txt = DatumGetCString(DirectFunctionCall1(jsonb_out, v[E_PAYLOAD][i]));
+
+		put_text(&s, txt, strlen(txt));
+	}
+
+	clen = compressBound(s.len);
+	out = palloc(VARHDRSZ + COLD_HEADER + clen);
+	if (compress2((Bytef *) VARDATA(out) + COLD_HEADER, &clen,
+				  (const Bytef *) s.data, s.len, Z_BEST_COMPRESSION) != Z_OK)
+		elog(ERROR, "zlib compress2 failed");
+	memcpy(VARDATA(out), EV_MAGIC, 4);
+	{
+		uint32		u = (uint32) n;
+		uint32		l = (uint32) s.len;
+
+		memcpy(VARDATA(out) + 4, &u, 4);
+		memcpy(VARDATA(out) + 8, &l, 4);
+	}
+	SET_VARSIZE(out, VARHDRSZ + COLD_HEADER + clen);
+	PG_RETURN_BYTEA_P(out);
+}
+
+Datum
+fleet_cold_event_decode(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bytea	   *seg = PG_GETARG_BYTEA_PP(0);
+	const char *data = VARDATA_ANY(seg);
+	Size		len = VARSIZE_ANY_EXHDR(seg);
+	uint32		n;
+	uint32		rawlen;
+	uLongf		got;
+	unsigned char *raw;
+	Reader		r;
+	Datum	   *v[EV_NCOLS];
+	int			c;
+	int			i;
+	int64		acc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (len < COLD_HEADER || memcmp(data, EV_MAGIC, 4) != 0)
+		corrupt("bad header");
+	memcpy(&n, data + 4, 4);
+	memcpy(&rawlen, data + 8, 4);
+	if (n == 0 || n > 100000000 || rawlen > MaxAllocSize)
+		corrupt("bad sizes");
+	raw = palloc(rawlen + 1);
+	got = rawlen;
+	if (uncompress(raw, &got, (const Bytef *) data + COLD_HEADER, len - COLD_HEADER) != Z_OK ||
+		got != rawlen)
+		corrupt("zlib stream does not inflate to the recorded length");
+	r.p = raw;
+	r.end = raw + rawlen;
+	for (c = 0; c < EV_NCOLS; c++)
+		v[c] = palloc0(sizeof(Datum) * n);
+
+	acc = 0;
+	for (i = 0; i < (int) n; i++)
+		v[E_ID][i] = Int64GetDatum(acc += unzigzag(get_varint(&r)));
+	acc = 0;
+	for (i = 0; i < (int) n; i++)
+		v[E_LOGGED][i] = TimestampTzGetDatum(acc += unzigzag(get_varint(&r)));
+	acc = 0;
+	for (i = 0; i < (int) n; i++)
+	{
+		acc += unzigzag(get_varint(&r));
+		v[E_TXID][i] = FullTransactionIdGetDatum(FullTransactionIdFromU64((uint64) acc));
+	}
+	for (c = E_CLASS; c <= E_KIND; c++)
+		for (i = 0; i < (int) n; i++)
+			v[c][i] = CStringGetTextDatum(get_text(&r, "truncated text"));
+	for (c = E_SV; c <= E_OV; c++)
+		for (i = 0; i < (int) n; i++)
+			v[c][i] = Int32GetDatum((int32) unzigzag(get_varint(&r)));
+	for (c = E_SOURCE; c <= E_IDEM; c++)
+		for (i = 0; i < (int) n; i++)
+			v[c][i] = CStringGetTextDatum(get_text(&r, "truncated text"));
+	for (i = 0; i < (int) n; i++)
+		v[E_OCC][i] = TimestampTzGetDatum(DatumGetTimestampTz(v[E_LOGGED][i]) - unzigzag(get_varint(&r)));
+	for (i = 0; i < (int) n; i++)
+		v[E_PAYLOAD][i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(get_text(&r, "truncated payload")));
+	if (r.p != r.end)
+		corrupt("trailing bytes");
+
+	for (i = 0; i < (int) n; i++)
+	{
+		Datum		row[EV_NCOLS];
+		bool		rn[EV_NCOLS] = {0};
+
+		for (c = 0; c < EV_NCOLS; c++)
+			row[c] = v[c][i];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rn);
 	}
 	return (Datum) 0;

@@ -42,6 +42,7 @@ _PG_init(void)
 
 	FleetViewsInit();			/* fleet views: settings, the refresh worker */
 	FleetTierInit();			/* tiering: fleet.tier_nice for maintenance */
+	FleetTierGuardInit();		/* legal hold: object access hook on column drops */
 
 	MarkGUCPrefixReserved("fleet");
 }

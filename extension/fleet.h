@@ -22,12 +22,14 @@ extern int64 FleetCurrentTenant(void);
 /* guard.c: utility hook around DDL on fleet itself */
 extern void FleetGuardInit(void);
 
-/* tier.c: tier maintenance helpers (fleet.tier_nice) */
+/* tier.c: tier maintenance helpers (fleet.tier_nice, fleet.tier_duty) */
 extern void FleetTierInit(void);
+extern double fleet_tier_duty;
 
 /* tier_guard.c: legal hold refusals of DDL (called from guard.c's hook) */
 struct Node;
 extern void FleetTierGuard(struct Node *parsetree);
+extern void FleetTierGuardInit(void);
 
 /* owner.c: running internal SQL as the extension owner */
 extern Oid	FleetExtensionOwner(void);

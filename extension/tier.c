@@ -11,7 +11,8 @@
  * process cannot raise its priority again, so the backend stays at that
  * niceness until it exits: pg_cron runs each maintenance call in a
  * connection of its own.  The swap, which holds the parent's lock, is
- * short and not CPU-bound.
+ * short and not CPU-bound.  fleet.tier_duty bounds the share of time the
+ * warm copy runs (extension/warm_fill.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -28,9 +29,10 @@
 PG_FUNCTION_INFO_V1(fleet_tier_background);
 
 static int	fleet_tier_nice = 10;
+double		fleet_tier_duty = 1.0;
 
 /*
- * Register fleet.tier_nice.
+ * Register fleet.tier_nice and fleet.tier_duty.
  */
 void
 FleetTierInit(void)
@@ -42,6 +44,13 @@ FleetTierInit(void)
 							10, 0, 19,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomRealVariable("fleet.tier_duty",
+							 "Share of the time the warm copy of a partition may run (warm_fill.c sleeps the rest).",
+							 "1 runs it flat out; fleet.tier_maintenance() sets its p_duty here for each step.",
+							 &fleet_tier_duty,
+							 1.0, 0.01, 1.0,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 }
 
 /*

@@ -1,8 +1,16 @@
--- 30_partitions: daily range partitions for fleet's time-partitioned tables.
+-- 30_partitions: range partitions for fleet's time-partitioned tables.
 --
 -- fleet.position (by fix time), fleet.event_log (by log time) and
--- fleet.event_key (by first-seen time) are RANGE partitioned by day, in UTC.
--- Partitions are named <table>_pYYYYMMDD, created ahead of time by
+-- fleet.event_key (by first-seen time) are RANGE partitioned by time, in UTC,
+-- one partition per day unless a tier policy (fleet.tier_policy,
+-- 70_tier.sql) sets another partition interval: a whole number of hours
+-- dividing 24, a whole number of days (aligned on Mondays, so 7 days are ISO
+-- weeks) or one month.  A changed interval applies to partitions created
+-- from then on: existing partitions keep their bounds, and a new period that
+-- overlaps them gets partitions for the uncovered parts only.  Partitions
+-- are known by their bounds (fleet.time_partitions()), and named
+-- <table>_pYYYYMM (a month), _pYYYYMMDD (starting at midnight) or
+-- _pYYYYMMDD_HH (starting within a day).  They are created ahead of time by
 -- fleet.run_maintenance() (scheduled with pg_cron) and expired by dropping
 -- whole partitions, never by DELETE, so expiry leaves no dead tuples.  There
 -- is no default partition: a row for a day that has no partition is refused
@@ -28,14 +36,205 @@ $$;
 COMMENT ON FUNCTION fleet.partition_name(regclass, date) IS
 	'Name of the daily partition of a fleet table for a day (UTC): <table>_pYYYYMMDD';
 
-CREATE FUNCTION fleet.create_daily_partitions(parent regclass, first_day date, last_day date) RETURNS integer
+-- The partition interval of a table: its tier policy's, else one day.
+-- (plpgsql: fleet.tier_policy is created later in the install script)
+CREATE FUNCTION fleet.partition_interval(parent regclass) RETURNS interval
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v interval;
+BEGIN
+	IF pg_catalog.to_regclass('fleet.tier_policy') IS NOT NULL THEN
+		EXECUTE 'SELECT t.partition_interval FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) $1'
+			INTO v USING parent;
+	END IF;
+	RETURN COALESCE(v, '1 day'::interval);
+END
+$$;
+COMMENT ON FUNCTION fleet.partition_interval(regclass) IS
+	'The partition interval of a time-partitioned table: its tier policy''s partition_interval, else 1 day';
+
+CREATE FUNCTION fleet.check_partition_interval(p interval) RETURNS interval
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- (OPERATOR() forms all bind alike, left to right: hence the parentheses)
+	v_months numeric := (pg_catalog.date_part('year', p)::numeric OPERATOR(pg_catalog.*) 12)
+	                    OPERATOR(pg_catalog.+) pg_catalog.date_part('month', p)::numeric;
+	v_days numeric := pg_catalog.date_part('day', p)::numeric;
+	v_secs numeric := (pg_catalog.date_part('hour', p)::numeric OPERATOR(pg_catalog.*) 3600)
+	                  OPERATOR(pg_catalog.+) (pg_catalog.date_part('minute', p)::numeric OPERATOR(pg_catalog.*) 60)
+	                  OPERATOR(pg_catalog.+) pg_catalog.date_part('second', p)::numeric;
+BEGIN
+	IF p IS NULL THEN
+		RAISE EXCEPTION 'a partition interval is required' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF (v_months OPERATOR(pg_catalog.=) 1 AND v_days OPERATOR(pg_catalog.=) 0 AND v_secs OPERATOR(pg_catalog.=) 0)
+	   OR (v_months OPERATOR(pg_catalog.=) 0 AND v_secs OPERATOR(pg_catalog.=) 0
+	       AND v_days OPERATOR(pg_catalog.>=) 1 AND v_days OPERATOR(pg_catalog.<=) 31)
+	   OR (v_months OPERATOR(pg_catalog.=) 0 AND v_days OPERATOR(pg_catalog.=) 0 AND v_secs OPERATOR(pg_catalog.>) 0
+	       AND (v_secs OPERATOR(pg_catalog.%) 3600) OPERATOR(pg_catalog.=) 0
+	       AND (86400 OPERATOR(pg_catalog.%) v_secs) OPERATOR(pg_catalog.=) 0) THEN
+		RETURN p;
+	END IF;
+	RAISE EXCEPTION 'partition interval "%" is not supported', p
+		USING ERRCODE = 'invalid_parameter_value',
+		      DETAIL = 'A partition interval is a whole number of hours dividing 24 (1, 2, 3, 4, 6, 8, 12 or 24 hours), a whole number of days from 1 to 31, or 1 month.',
+		      HINT = 'Partitions start at whole hours, at midnight UTC every n days counted from Monday 1970-01-05 (7 days: ISO weeks), or on the first of the month.';
+END
+$$;
+COMMENT ON FUNCTION fleet.check_partition_interval(interval) IS
+	'The interval if fleet supports it as a partition interval (whole hours dividing 24, 1 to 31 whole days, 1 month); otherwise an error saying what is allowed';
+
+-- The start (UTC) of the aligned period of the interval that contains ts.
+CREATE FUNCTION fleet.partition_start(ts timestamptz, p interval) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE
+		WHEN pg_catalog.date_part('month', p) OPERATOR(pg_catalog.<>) 0 OR pg_catalog.date_part('year', p) OPERATOR(pg_catalog.<>) 0
+		THEN pg_catalog.date_trunc('month', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+		WHEN pg_catalog.date_part('day', p) OPERATOR(pg_catalog.>) 0
+		THEN ((ts AT TIME ZONE 'UTC')::date OPERATOR(pg_catalog.-)
+		      ((((ts AT TIME ZONE 'UTC')::date OPERATOR(pg_catalog.-) '1970-01-05'::date)
+		        OPERATOR(pg_catalog.%) pg_catalog.date_part('day', p)::integer
+		        OPERATOR(pg_catalog.+) pg_catalog.date_part('day', p)::integer)
+		       OPERATOR(pg_catalog.%) pg_catalog.date_part('day', p)::integer))::timestamp AT TIME ZONE 'UTC'
+		ELSE pg_catalog.date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+		     OPERATOR(pg_catalog.-) pg_catalog.make_interval(hours => (pg_catalog.date_part('hour', ts AT TIME ZONE 'UTC')::integer
+		                                                               OPERATOR(pg_catalog.%) pg_catalog.date_part('hour', p)::integer))
+	END
+$$;
+COMMENT ON FUNCTION fleet.partition_start(timestamptz, interval) IS
+	'Start (UTC) of the partition period of a supported interval that contains a time: the whole hour, midnight every n days counted from Monday 1970-01-05, or the first of the month';
+
+-- Partitions are known by their bounds, read in UTC.
+CREATE FUNCTION fleet.time_partitions(parent regclass)
+RETURNS TABLE (partition regclass, lo timestamptz, hi timestamptz)
+LANGUAGE sql STABLE STRICT ROWS 20
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+AS $$
+	SELECT b.partition, b.m[1]::timestamptz, b.m[2]::timestamptz
+	  FROM (SELECT i.inhrelid::pg_catalog.regclass AS partition,
+	               pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+	                                       '^FOR VALUES FROM \(''([^'']*)''\) TO \(''([^'']*)''\)$') AS m
+	          FROM pg_catalog.pg_inherits i
+	          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+	         WHERE i.inhparent OPERATOR(pg_catalog.=) parent) b
+	 WHERE b.m IS NOT NULL
+	 ORDER BY 2
+$$;
+COMMENT ON FUNCTION fleet.time_partitions(regclass) IS
+	'The range partitions of a time-partitioned table with the time range [lo, hi) each one holds (UTC), from their bounds';
+
+-- The name of a partition starting at lo: _pYYYYMM (a whole month),
+-- _pYYYYMMDD (starting at midnight), _pYYYYMMDD_HH (within a day).
+CREATE FUNCTION fleet.range_partition_name(parent regclass, lo timestamptz, hi timestamptz) RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) parent)
+	       OPERATOR(pg_catalog.||) '_p' OPERATOR(pg_catalog.||) pg_catalog.to_char(lo AT TIME ZONE 'UTC',
+	           CASE WHEN pg_catalog.date_trunc('month', lo AT TIME ZONE 'UTC') OPERATOR(pg_catalog.=) (lo AT TIME ZONE 'UTC')
+	                 AND hi OPERATOR(pg_catalog.=) (((lo AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) '1 month'::interval) AT TIME ZONE 'UTC')
+	                THEN 'YYYYMM'
+	                WHEN pg_catalog.date_trunc('day', lo AT TIME ZONE 'UTC') OPERATOR(pg_catalog.=) (lo AT TIME ZONE 'UTC')
+	                THEN 'YYYYMMDD'
+	                ELSE 'YYYYMMDD"_"HH24' END)
+$$;
+COMMENT ON FUNCTION fleet.range_partition_name(regclass, timestamptz, timestamptz) IS
+	'Name of the partition of a fleet table for [lo, hi) (UTC): <table>_pYYYYMM for a whole month, _pYYYYMMDD from midnight, _pYYYYMMDD_HH from within a day';
+
+-- One partition for exactly [lo, hi); nothing if one with that name exists.
+CREATE FUNCTION fleet.create_range_partition(parent regclass, lo timestamptz, hi timestamptz) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- in the parent's schema
+	v_name text := pg_catalog.format('%I.%I',
+		(SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+		  WHERE c.oid OPERATOR(pg_catalog.=) parent), fleet.range_partition_name(parent, lo, hi));
+BEGIN
+	IF pg_catalog.to_regclass(v_name) IS NOT NULL THEN
+		RETURN 0;
+	END IF;
+	BEGIN
+		EXECUTE pg_catalog.format('CREATE TABLE %s PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+		                          v_name, parent, lo, hi);
+		EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_name,
+			pg_catalog.format('Partition of %s for %s to %s (UTC); dropped as a whole when it expires', parent,
+			                  pg_catalog.to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+			                  pg_catalog.to_char(hi AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')));
+		RETURN 1;
+	EXCEPTION WHEN duplicate_table THEN
+		RETURN 0;	-- created concurrently: fine
+	END;
+END
+$$;
+COMMENT ON FUNCTION fleet.create_range_partition(regclass, timestamptz, timestamptz) IS
+	'Create the partition of a fleet-managed table for exactly [lo, hi) (UTC), in the table''s schema, unless it exists; returns 1 if created';
+
+CREATE FUNCTION fleet.create_partitions(parent regclass, p_from timestamptz, p_to timestamptz) RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	d date;
-	v_name text;
+	v_iv interval := fleet.partition_interval(parent);
+	v_start timestamptz;
+	v_end timestamptz;
+	v_cur timestamptz;
+	p record;
 	n integer := 0;
+	v_count integer := 0;
+BEGIN
+	IF p_from IS NULL OR p_to IS NULL OR p_to OPERATOR(pg_catalog.<=) p_from THEN
+		RAISE EXCEPTION 'invalid time range % .. %', p_from, p_to USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM fleet.check_partition_interval(v_iv);
+	-- count first: a range too long for the interval is refused before anything is created
+	v_start := fleet.partition_start(p_from, v_iv);
+	WHILE v_start OPERATOR(pg_catalog.<) p_to LOOP
+		v_count := v_count OPERATOR(pg_catalog.+) 1;
+		IF v_count OPERATOR(pg_catalog.>) 5000 THEN
+			RAISE EXCEPTION 'time range % .. % would need more than 5000 partitions of %', p_from, p_to, v_iv
+				USING ERRCODE = 'program_limit_exceeded',
+				      HINT = 'Create the partitions in shorter ranges, or use a longer partition interval.';
+		END IF;
+		v_start := ((v_start AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) v_iv) AT TIME ZONE 'UTC';
+	END LOOP;
+	v_start := fleet.partition_start(p_from, v_iv);
+	WHILE v_start OPERATOR(pg_catalog.<) p_to LOOP
+		v_end := ((v_start AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) v_iv) AT TIME ZONE 'UTC';
+		-- the parts of [v_start, v_end) no existing partition covers (a changed
+		-- interval applies to new partitions only: old ones keep their bounds)
+		v_cur := v_start;
+		FOR p IN SELECT t.lo, t.hi FROM fleet.time_partitions(parent) t
+		          WHERE t.lo OPERATOR(pg_catalog.<) v_end AND t.hi OPERATOR(pg_catalog.>) v_start ORDER BY t.lo LOOP
+			IF p.lo OPERATOR(pg_catalog.>) v_cur THEN
+				n := n OPERATOR(pg_catalog.+) fleet.create_range_partition(parent, v_cur, p.lo);
+			END IF;
+			v_cur := GREATEST(v_cur, p.hi);
+		END LOOP;
+		IF v_cur OPERATOR(pg_catalog.<) v_end THEN
+			n := n OPERATOR(pg_catalog.+) fleet.create_range_partition(parent, v_cur, v_end);
+		END IF;
+		v_start := v_end;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION fleet.create_partitions(regclass, timestamptz, timestamptz) IS
+	'Create the missing partitions of a time-partitioned fleet table covering [from, to) at its partition interval (fleet.partition_interval), aligned (fleet.partition_start); where existing partitions cover part of a period, only the rest gets partitions. Returns how many were created. Safe to run concurrently.';
+
+CREATE FUNCTION fleet.create_daily_partitions(parent regclass, first_day date, last_day date) RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
 	IF first_day IS NULL OR last_day IS NULL OR last_day OPERATOR(pg_catalog.<) first_day THEN
 		RAISE EXCEPTION 'invalid day range % .. %', first_day, last_day
@@ -50,48 +249,30 @@ BEGIN
 			USING ERRCODE = 'wrong_object_type',
 			      HINT = 'See fleet.partitioned_table for the tables fleet partitions by day.';
 	END IF;
-	d := first_day;
-	WHILE d OPERATOR(pg_catalog.<=) last_day LOOP
-		v_name := fleet.partition_name(parent, d);
-		IF pg_catalog.to_regclass(pg_catalog.quote_ident('fleet') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(v_name)) IS NULL THEN
-			BEGIN
-				EXECUTE pg_catalog.format(
-					'CREATE TABLE fleet.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-					v_name, parent,
-					(d::timestamp OPERATOR(pg_catalog.||) '+00'),
-					((d OPERATOR(pg_catalog.+) 1)::timestamp OPERATOR(pg_catalog.||) '+00'));
-				EXECUTE pg_catalog.format('COMMENT ON TABLE fleet.%I IS %L', v_name,
-					pg_catalog.format('Daily partition of %s for %s (UTC); dropped as a whole when it expires', parent, d));
-				n := n OPERATOR(pg_catalog.+) 1;
-			EXCEPTION WHEN duplicate_table THEN
-				NULL;	-- created concurrently: fine
-			END;
-		END IF;
-		d := d OPERATOR(pg_catalog.+) 1;
-	END LOOP;
-	RETURN n;
+	RETURN fleet.create_partitions(parent, first_day::timestamp AT TIME ZONE 'UTC',
+	                               (last_day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC');
 END
 $$;
 COMMENT ON FUNCTION fleet.create_daily_partitions(regclass, date, date) IS
-	'Create the missing daily partitions of a fleet table for first_day .. last_day (UTC); returns how many were created. Safe to run concurrently.';
+	'Create the missing partitions of a fleet table covering the days first_day .. last_day (UTC) at its partition interval (one per day unless its tier policy says otherwise); returns how many were created. Safe to run concurrently.';
 
 CREATE FUNCTION fleet.daily_partitions(parent regclass)
 RETURNS TABLE (partition regclass, day date)
 LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT i.inhrelid::pg_catalog.regclass,
-	       pg_catalog.to_date(pg_catalog.substring(c.relname, '_p([0-9]{8})$'), 'YYYYMMDD')
-	  FROM pg_catalog.pg_inherits i
-	  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
-	 WHERE i.inhparent OPERATOR(pg_catalog.=) parent
-	   AND c.relname OPERATOR(pg_catalog.~) '_p[0-9]{8}$'
+	SELECT t.partition, (t.lo AT TIME ZONE 'UTC')::date
+	  FROM fleet.time_partitions(parent) t
+	 WHERE t.hi OPERATOR(pg_catalog.=) (((t.lo AT TIME ZONE 'UTC')::date OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC')
+	   AND pg_catalog.date_trunc('day', t.lo AT TIME ZONE 'UTC') OPERATOR(pg_catalog.=) (t.lo AT TIME ZONE 'UTC')
 	 ORDER BY 2
 $$;
-COMMENT ON FUNCTION fleet.daily_partitions(regclass) IS 'The daily partitions of a fleet table with the day (UTC) each one holds';
+COMMENT ON FUNCTION fleet.daily_partitions(regclass) IS 'The partitions of a fleet table that hold exactly one day (UTC), with that day (fleet.time_partitions() lists every partition)';
 
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
 	('fleet_admin',   'TABLE', 'fleet.partitioned_table', 'SELECT'),
 	('fleet_analyst', 'TABLE', 'fleet.partitioned_table', 'SELECT'),
 	('fleet_admin',   'FUNCTION', 'fleet.daily_partitions(regclass)', 'EXECUTE'),
-	('fleet_analyst', 'FUNCTION', 'fleet.daily_partitions(regclass)', 'EXECUTE');
+	('fleet_analyst', 'FUNCTION', 'fleet.daily_partitions(regclass)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.time_partitions(regclass)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.time_partitions(regclass)', 'EXECUTE');

@@ -14,6 +14,23 @@
 -- unschedules it, see extension/guard.c).  A partition with rows a legal
 -- hold covers is never dropped (fleet.relation_held, 70_tier.sql).
 
+-- How far ahead a tier policy wants partitions (NULL: no policy or no ahead).
+-- (plpgsql: fleet.tier_policy is created later in the install script)
+CREATE FUNCTION fleet.tier_ahead(p_rel regclass) RETURNS interval
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v interval;
+BEGIN
+	IF pg_catalog.to_regclass('fleet.tier_policy') IS NOT NULL THEN
+		EXECUTE 'SELECT t.ahead FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) $1' INTO v USING p_rel;
+	END IF;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION fleet.tier_ahead(regclass) IS 'The ahead of a table''s tier policy: how far into the future fleet.run_maintenance() keeps its partitions (NULL: none set)';
+
 CREATE FUNCTION fleet.run_maintenance()
 RETURNS TABLE (relation regclass, created integer, dropped integer)
 LANGUAGE plpgsql VOLATILE
@@ -31,8 +48,11 @@ DECLARE
 BEGIN
 	FOR t IN SELECT * FROM fleet.partitioned_table ORDER BY partitioned_table.relation::text LOOP
 		relation := t.relation;
-		created := fleet.create_daily_partitions(t.relation, v_today OPERATOR(pg_catalog.-) t.days_back,
-		                                         v_today OPERATOR(pg_catalog.+) t.days_ahead);
+		-- at the table's partition interval (daily unless its tier policy says otherwise)
+		created := fleet.create_partitions(t.relation,
+			(v_today OPERATOR(pg_catalog.-) t.days_back)::timestamp AT TIME ZONE 'UTC',
+			GREATEST((v_today OPERATOR(pg_catalog.+) t.days_ahead OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC',
+			         pg_catalog.now() OPERATOR(pg_catalog.+) COALESCE(fleet.tier_ahead(t.relation), '0'::interval)));
 		dropped := 0;
 		IF t.retention IS NOT NULL THEN
 			v_keep := t.retention;
@@ -40,12 +60,11 @@ BEGIN
 			   AND v_keep OPERATOR(pg_catalog.<) v_floor THEN
 				v_keep := v_floor;
 			END IF;
-			FOR p IN SELECT * FROM fleet.daily_partitions(t.relation) d
-			          WHERE ((d.day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC')
-			                OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) v_keep) LOOP
+			FOR p IN SELECT * FROM fleet.time_partitions(t.relation) d
+			          WHERE d.hi OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) v_keep) LOOP
 				IF t.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass THEN
-					v_lo := p.day::timestamp AT TIME ZONE 'UTC';
-					v_hi := (p.day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC';
+					v_lo := p.lo;
+					v_hi := p.hi;
 					EXECUTE pg_catalog.format(
 						'SELECT EXISTS (SELECT 1 FROM %s e JOIN fleet.consumer_cursor c ON c.class OPERATOR(pg_catalog.=) e.class'
 						'                WHERE NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.lo))', p.partition)
@@ -64,10 +83,21 @@ BEGIN
 		END IF;
 		RETURN NEXT;
 	END LOOP;
+	-- tiered tables fleet does not list in fleet.partitioned_table (a user's
+	-- own): partitions from now to their policy's ahead, if it sets one
+	FOR t IN SELECT tp.relation, tp.ahead FROM fleet.tier_policy tp
+	          WHERE tp.ahead IS NOT NULL
+	            AND NOT EXISTS (SELECT 1 FROM fleet.partitioned_table pt WHERE pt.relation OPERATOR(pg_catalog.=) tp.relation)
+	          ORDER BY tp.relation::text LOOP
+		relation := t.relation;
+		created := fleet.create_partitions(t.relation, pg_catalog.now(), pg_catalog.now() OPERATOR(pg_catalog.+) t.ahead);
+		dropped := 0;
+		RETURN NEXT;
+	END LOOP;
 END
 $$;
 COMMENT ON FUNCTION fleet.run_maintenance() IS
-	'Create the daily partitions ahead of time and drop expired ones (keys and log kept at least fleet.replay_window, log partitions only once fully consumed); run by pg_cron as fleet.maintenance';
+	'Create the partitions ahead of time at each table''s partition interval (fleet.partitioned_table''s days, or a tier policy''s ahead) and drop expired ones (keys and log kept at least fleet.replay_window, log partitions only once fully consumed); run by pg_cron as fleet.maintenance';
 
 -- The job calls fleet.tier_maintenance() (sql/parts/74_tier_maint.sql),
 -- which runs fleet.run_maintenance() first and then the due tier steps.

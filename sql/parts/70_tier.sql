@@ -1,12 +1,14 @@
 -- 70_tier: tier policies, the quarantine, the lifecycle ledger and legal holds.
 --
 -- A time-partitioned table (fleet.position, or a user's table with a
--- tenant_id and a time column, daily partitions made by
--- fleet.create_daily_partitions) is put under a tier policy in
--- fleet.tier_policy: partitions are hot (default tablespace, btree) for
+-- tenant_id and a timestamptz partition key) is put under a tier policy in
+-- fleet.tier_policy: its partition interval (hours dividing 24, whole days
+-- or a month, 30_partitions.sql; partitions created `ahead` by
+-- fleet.run_maintenance()); partitions are hot (default tablespace, btree) for
 -- hot_for, then warm (warm tablespace, re-sorted per vehicle over time, BRIN
 -- on time, frozen) until cold_after, then packed into the cold format
--- (fleet.cold_segment, extension/coldcodec.c), and purged once the data's
+-- (fleet.cold_segment for positions, fleet.cold_event_segment for the event
+-- log; extension/coldcodec.c), and purged once the data's
 -- newest timestamp is older than retention -- unless a legal hold covers it.
 -- Every lifecycle step is written to fleet.tier_ledger, an append-only,
 -- hash-chained log (fleet.verify_ledger()).  Held data cannot be removed by a
@@ -125,8 +127,8 @@ COMMENT ON TRIGGER ledger_no_truncate ON fleet.tier_ledger IS 'The ledger is app
 CREATE TABLE fleet.tier_policy (
 	relation           regclass PRIMARY KEY,
 	time_column        name NOT NULL,
-	partition_interval interval NOT NULL DEFAULT '1 day'
-	                   CHECK (partition_interval OPERATOR(pg_catalog.=) '1 day'::interval),
+	partition_interval interval NOT NULL DEFAULT '1 day',
+	ahead              interval CHECK (ahead OPERATOR(pg_catalog.>) '0'::interval),
 	hot_for            interval NOT NULL DEFAULT '2 days'
 	                   CHECK (hot_for OPERATOR(pg_catalog.>=) '0'::interval),
 	cold_after         interval CHECK (cold_after OPERATOR(pg_catalog.>) '0'::interval),
@@ -137,20 +139,21 @@ CREATE TABLE fleet.tier_policy (
 	CHECK (retention IS NULL OR cold_after IS NULL OR retention OPERATOR(pg_catalog.>=) cold_after)
 );
 COMMENT ON TABLE fleet.tier_policy IS
-	'Tier policy per time-partitioned table: hot for hot_for after a partition''s day ends, then warm (warm_tablespace, NULL: pg_default; re-sorted by sort_columns then time, BRIN, frozen); packed cold after cold_after (NULL: never; fleet.position only); purged once the newest row is older than retention (NULL: kept) unless a legal hold covers it';
+	'Tier policy per time-partitioned table: partitions of partition_interval (whole hours dividing 24, 1 to 31 days, or 1 month; a change applies to partitions created afterwards), created by fleet.run_maintenance() up to ahead into the future (NULL: fleet.partitioned_table''s days_ahead, or none); hot for hot_for after a partition''s range ends, then warm (warm_tablespace, NULL: pg_default; re-sorted by sort_columns then time, BRIN, frozen); packed cold after cold_after (NULL: never; fleet.position and fleet.event_log only); purged once the newest row is older than retention (NULL: kept) unless a legal hold covers it';
 
 CREATE TABLE fleet.tier_state (
 	relation  regclass NOT NULL,
-	day       date NOT NULL,
+	lo        timestamptz NOT NULL,
+	hi        timestamptz NOT NULL CHECK (hi OPERATOR(pg_catalog.>) lo),
 	tier      text NOT NULL CHECK (tier OPERATOR(pg_catalog.=) ANY (ARRAY['warming', 'copied', 'warm', 'cooling', 'cold', 'restoring'])),
 	work      text,
 	lock_ms   double precision,
 	progress  bigint,
 	since     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	PRIMARY KEY (relation, day)
+	PRIMARY KEY (relation, lo)
 );
 COMMENT ON TABLE fleet.tier_state IS
-	'Tier of each partition that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run; lock_ms: how long the warm swap held the parent''s lock; progress: next block of a slice-by-slice copy';
+	'Tier of each partition (by its range [lo, hi), UTC) that is not plainly hot, and the in-progress step of fleet.tier_maintenance() (warming, copied, cooling, restoring) with the name of its work table, so a killed step is finished by the next run; lock_ms: how long the warm swap held the parent''s lock; progress: rows the warm copy wrote';
 
 -- ---------------------------------------------------------------- quarantine
 
@@ -181,13 +184,13 @@ CREATE FUNCTION fleet.quarantine_replay() RETURNS TABLE (replayed bigint, remain
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	v_days date[];
 BEGIN
-	SELECT pg_catalog.array_agg(d.day) INTO v_days FROM fleet.daily_partitions('fleet.position') d;
-	WITH moved AS (
+	WITH parts AS (
+		SELECT t.lo, t.hi FROM fleet.time_partitions('fleet.position') t
+	), moved AS (
 		DELETE FROM fleet.position_quarantine q
-		 WHERE (q.fix_time AT TIME ZONE 'UTC')::date OPERATOR(pg_catalog.=) ANY (v_days)
+		 WHERE EXISTS (SELECT 1 FROM parts WHERE q.fix_time OPERATOR(pg_catalog.>=) parts.lo
+		                                     AND q.fix_time OPERATOR(pg_catalog.<) parts.hi)
 		RETURNING q.*
 	), ins AS (
 		INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading,
@@ -209,7 +212,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fleet.quarantine_replay() IS
-	'Move quarantined fixes whose day now has a partition into fleet.position (a fix already stored is dropped from the quarantine as a duplicate); returns how many moved and how many remain';
+	'Move quarantined fixes whose time now has a partition into fleet.position (a fix already stored is dropped from the quarantine as a duplicate); returns how many moved and how many remain';
 
 -- ---------------------------------------------------------------- legal hold
 
@@ -322,6 +325,7 @@ COMMENT ON FUNCTION fleet.release_hold(bigint, bigint) IS 'Release an active leg
 CREATE TABLE fleet.cold_segment (
 	tenant_id  bigint NOT NULL,
 	segment_id bigint GENERATED ALWAYS AS IDENTITY,
+	part_lo    timestamptz NOT NULL,
 	day        date NOT NULL,
 	device_id  bigint NOT NULL,
 	vehicle_id bigint,
@@ -333,11 +337,30 @@ CREATE TABLE fleet.cold_segment (
 	PRIMARY KEY (tenant_id, segment_id)
 );
 COMMENT ON TABLE fleet.cold_segment IS
-	'Cold tier of fleet.position: one segment per (day, tenant, device, vehicle) holding the fixes lo..hi in fleet''s cold format (delta-encoded columns, zlib; extension/coldcodec.c); read through fleet.position_range() and fleet.position_all, restored by fleet.cold_restore()';
+	'Cold tier of fleet.position: per packed partition (part_lo: its start), one segment per (tenant, device, vehicle, UTC day) -- a partition longer than a day is split per day, so a short query decodes at most a day per device -- holding the fixes lo..hi in fleet''s cold format (delta-encoded columns, zlib; extension/coldcodec.c); read through fleet.position_range() and fleet.position_all, restored by fleet.cold_restore()';
 ALTER TABLE fleet.cold_segment ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE INDEX cold_segment_time ON fleet.cold_segment (lo, hi);
-CREATE INDEX cold_segment_day ON fleet.cold_segment (day);
+CREATE INDEX cold_segment_part ON fleet.cold_segment (part_lo);
 SELECT fleet.enable_tenant_rls('fleet.cold_segment');
+
+CREATE TABLE fleet.cold_event_segment (
+	tenant_id  bigint NOT NULL,
+	segment_id bigint GENERATED ALWAYS AS IDENTITY,
+	part_lo    timestamptz NOT NULL,
+	day        date NOT NULL,
+	lo         timestamptz NOT NULL,
+	hi         timestamptz NOT NULL,
+	nrows      integer NOT NULL CHECK (nrows OPERATOR(pg_catalog.>) 0),
+	data       bytea NOT NULL,
+	packed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (tenant_id, segment_id)
+);
+COMMENT ON TABLE fleet.cold_event_segment IS
+	'Cold tier of fleet.event_log: per packed partition (part_lo: its start), one segment per (tenant, UTC day) holding the events logged lo..hi in fleet''s cold event format (delta-encoded ids, times and transaction ids, text and jsonb columns, zlib; extension/coldcodec.c); read through fleet.event_log_range() and fleet.event_log_all, restored by fleet.event_cold_restore()';
+ALTER TABLE fleet.cold_event_segment ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX cold_event_segment_time ON fleet.cold_event_segment (lo, hi);
+CREATE INDEX cold_event_segment_part ON fleet.cold_event_segment (part_lo);
+SELECT fleet.enable_tenant_rls('fleet.cold_event_segment');
 
 CREATE FUNCTION fleet.tier_time_column(rel regclass) RETURNS name
 LANGUAGE sql STABLE STRICT
@@ -360,9 +383,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT CASE WHEN rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
 	            THEN 'fleet.position'::pg_catalog.regclass
+	            WHEN rel OPERATOR(pg_catalog.=) 'fleet.cold_event_segment'::pg_catalog.regclass
+	            THEN 'fleet.event_log'::pg_catalog.regclass
 	            ELSE pg_catalog.pg_partition_root(rel) END
 $$;
-COMMENT ON FUNCTION fleet.tier_root(regclass) IS 'The tiered table a relation holds data of: the root of its partition tree (cold segments: fleet.position)';
+COMMENT ON FUNCTION fleet.tier_root(regclass) IS 'The tiered table a relation holds data of: the root of its partition tree (cold segments: fleet.position; cold event segments: fleet.event_log)';
 
 -- SECURITY DEFINER: holds and held rows of every tenant must be seen
 -- whatever the caller's tenant context (forced RLS would hide them).
@@ -382,9 +407,20 @@ $$;
 COMMENT ON FUNCTION fleet.row_held(regclass, bigint, bigint, timestamptz, timestamptz) IS
 	'Does an active legal hold cover data of this tiered table, tenant (NULL: any), vehicle (NULL: any) with times in [lo, hi]?';
 
+-- How a hold is named in refusals.
+CREATE FUNCTION fleet.hold_name(h fleet.legal_hold) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.format('legal hold %s of tenant %s%s (%s, placed by %s)', h.hold_id, h.tenant_id,
+	                         CASE WHEN h.vehicle_id IS NULL THEN '' ELSE pg_catalog.format(', vehicle %s', h.vehicle_id) END,
+	                         pg_catalog.quote_literal(h.reason), h.placed_by)
+$$;
+COMMENT ON FUNCTION fleet.hold_name(fleet.legal_hold) IS 'A legal hold as refusals name it: id, tenant, vehicle, reason, who placed it';
+
 -- SECURITY DEFINER: reads every tenant's rows of the relation to see
 -- whether a hold covers data that is actually there (forced RLS).
-CREATE FUNCTION fleet.relation_held(rel regclass) RETURNS boolean
+CREATE FUNCTION fleet.relation_hold(rel regclass) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -392,72 +428,119 @@ DECLARE
 	v_root regclass := fleet.tier_root(rel);
 	v_col name;
 	v_has_vehicle boolean;
-	h record;
+	h fleet.legal_hold;
 	v_found boolean;
 BEGIN
 	IF v_root IS NULL THEN
-		RETURN false;
-	END IF;
-	IF rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass THEN
-		RETURN EXISTS (SELECT 1 FROM fleet.cold_segment s
-		                WHERE fleet.row_held(v_root, s.tenant_id, s.vehicle_id, s.lo, s.hi));
+		RETURN NULL;
 	END IF;
 	v_col := fleet.tier_time_column(v_root);
-	IF v_col IS NULL THEN
-		RETURN false;			-- not a tiered table: holds do not reach it
-	END IF;
-	IF rel OPERATOR(pg_catalog.=) v_root AND EXISTS (
-		SELECT 1 FROM fleet.cold_segment s
-		 WHERE v_root OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
-		   AND fleet.row_held(v_root, s.tenant_id, s.vehicle_id, s.lo, s.hi)) THEN
-		RETURN true;			-- dropping the table takes its cold data with it
+	IF v_col IS NULL AND rel OPERATOR(pg_catalog.<>) ALL (ARRAY['fleet.cold_segment', 'fleet.cold_event_segment']::pg_catalog.regclass[]) THEN
+		RETURN NULL;			-- not a tiered table: holds do not reach it
 	END IF;
 	v_has_vehicle := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
 	                          WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attname OPERATOR(pg_catalog.=) 'vehicle_id'
 	                            AND NOT a.attisdropped);
 	FOR h IN SELECT * FROM fleet.legal_hold l
-	          WHERE l.released_at IS NULL AND (l.scope IS NULL OR l.scope OPERATOR(pg_catalog.=) v_root) LOOP
-		EXECUTE pg_catalog.format(
-			'SELECT EXISTS (SELECT 1 FROM %s x WHERE x.tenant_id OPERATOR(pg_catalog.=) $1'
-			' AND x.%I OPERATOR(pg_catalog.>=) $2 AND x.%I OPERATOR(pg_catalog.<) $3 %s)',
-			rel, v_col, v_col,
-			CASE WHEN v_has_vehicle AND h.vehicle_id IS NOT NULL
-			     THEN 'AND x.vehicle_id OPERATOR(pg_catalog.=) $4' ELSE '' END)
-			INTO v_found USING h.tenant_id, h.lo, h.hi, h.vehicle_id;
-		IF v_found THEN
-			RETURN true;
+	          WHERE l.released_at IS NULL AND (l.scope IS NULL OR l.scope OPERATOR(pg_catalog.=) v_root)
+	          ORDER BY l.placed_at, l.tenant_id, l.hold_id LOOP
+		-- cold data of the table (dropping fleet.position takes its cold data with it)
+		IF (rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
+		    OR rel OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass)
+		   AND EXISTS (SELECT 1 FROM fleet.cold_segment s
+		                WHERE s.tenant_id OPERATOR(pg_catalog.=) h.tenant_id
+		                  AND (h.vehicle_id IS NULL OR s.vehicle_id IS NULL OR s.vehicle_id OPERATOR(pg_catalog.=) h.vehicle_id)
+		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
+			RETURN fleet.hold_name(h);
+		END IF;
+		-- cold events (dropping fleet.event_log takes them with it)
+		IF (rel OPERATOR(pg_catalog.=) 'fleet.cold_event_segment'::pg_catalog.regclass
+		    OR rel OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass)
+		   AND EXISTS (SELECT 1 FROM fleet.cold_event_segment s
+		                WHERE s.tenant_id OPERATOR(pg_catalog.=) h.tenant_id
+		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
+			RETURN fleet.hold_name(h);
+		END IF;
+		IF rel OPERATOR(pg_catalog.<>) ALL (ARRAY['fleet.cold_segment', 'fleet.cold_event_segment']::pg_catalog.regclass[]) THEN
+			EXECUTE pg_catalog.format(
+				'SELECT EXISTS (SELECT 1 FROM %s x WHERE x.tenant_id OPERATOR(pg_catalog.=) $1'
+				' AND x.%I OPERATOR(pg_catalog.>=) $2 AND x.%I OPERATOR(pg_catalog.<) $3 %s)',
+				rel, v_col, v_col,
+				CASE WHEN v_has_vehicle AND h.vehicle_id IS NOT NULL
+				     THEN 'AND x.vehicle_id OPERATOR(pg_catalog.=) $4' ELSE '' END)
+				INTO v_found USING h.tenant_id, h.lo, h.hi, h.vehicle_id;
+			IF v_found THEN
+				RETURN fleet.hold_name(h);
+			END IF;
 		END IF;
 	END LOOP;
-	RETURN false;
+	RETURN NULL;
 END
 $$;
+COMMENT ON FUNCTION fleet.relation_hold(regclass) IS
+	'The first active legal hold covering rows of the relation (a tiered table, one of its partitions, or the cold segments), named; NULL if none. Used by the DDL guard (extension/tier_guard.c)';
+
+-- SECURITY DEFINER: as fleet.relation_hold, but answers only yes or no, so
+-- the roles that may ask (maintenance, triggers) learn no other tenant's
+-- hold reason.
+CREATE FUNCTION fleet.relation_held(rel regclass) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT fleet.relation_hold(rel) IS NOT NULL
+$$;
 COMMENT ON FUNCTION fleet.relation_held(regclass) IS
-	'Does the relation (a tiered table, one of its partitions, or the cold segments) hold rows an active legal hold covers? Used by the DDL guard (extension/tier_guard.c)';
+	'Does the relation (a tiered table, one of its partitions, or the cold segments) hold rows an active legal hold covers?';
 
--- SECURITY DEFINER: as fleet.relation_held, over every relation of a schema.
-CREATE FUNCTION fleet.schema_held(p_schema name) RETURNS boolean
+-- SECURITY DEFINER: as fleet.relation_hold, over every relation of a schema.
+CREATE FUNCTION fleet.schema_hold(p_schema name) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-	                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-	               WHERE n.nspname OPERATOR(pg_catalog.=) p_schema
-	                 AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
-	                 AND fleet.relation_held(c.oid))
+	SELECT pg_catalog.format('%s (in %s)', x.hold, x.rel)
+	  FROM (SELECT c.oid::pg_catalog.regclass AS rel, fleet.relation_hold(c.oid) AS hold
+	          FROM pg_catalog.pg_class c
+	          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	         WHERE n.nspname OPERATOR(pg_catalog.=) p_schema
+	           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])) x
+	 WHERE x.hold IS NOT NULL
+	 ORDER BY x.rel::text LIMIT 1
 $$;
-COMMENT ON FUNCTION fleet.schema_held(name) IS 'Does any table of the schema hold rows an active legal hold covers? (DROP SCHEMA guard)';
+COMMENT ON FUNCTION fleet.schema_hold(name) IS 'The first active legal hold covering rows of a table of the schema, named with the table; NULL if none (DROP SCHEMA guard)';
 
--- SECURITY DEFINER: as fleet.relation_held, over every table a role owns.
-CREATE FUNCTION fleet.owned_held(p_role oid) RETURNS boolean
+-- SECURITY DEFINER: as fleet.relation_hold, over every table a role owns.
+CREATE FUNCTION fleet.owned_hold(p_role oid) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-	               WHERE c.relowner OPERATOR(pg_catalog.=) p_role
-	                 AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
-	                 AND fleet.relation_held(c.oid))
+	SELECT pg_catalog.format('%s (in %s)', x.hold, x.rel)
+	  FROM (SELECT c.oid::pg_catalog.regclass AS rel, fleet.relation_hold(c.oid) AS hold
+	          FROM pg_catalog.pg_class c
+	         WHERE c.relowner OPERATOR(pg_catalog.=) p_role
+	           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])) x
+	 WHERE x.hold IS NOT NULL
+	 ORDER BY x.rel::text LIMIT 1
 $$;
-COMMENT ON FUNCTION fleet.owned_held(oid) IS 'Does a table the role owns hold rows an active legal hold covers? (DROP OWNED guard)';
+COMMENT ON FUNCTION fleet.owned_hold(oid) IS 'The first active legal hold covering rows of a table the role owns, named with the table; NULL if none (DROP OWNED guard)';
+
+-- The name of the legal-hold row trigger of a relation of a table fleet
+-- partitions or tiers: the named trigger if it runs fleet.hold_row_guard()
+-- (p_trigger NULL: any such trigger), else NULL.
+CREATE FUNCTION fleet.hold_trigger(p_rel regclass, p_trigger name) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT g.tgname::text FROM pg_catalog.pg_trigger g
+	 WHERE g.tgrelid OPERATOR(pg_catalog.=) p_rel
+	   AND (p_trigger IS NULL OR g.tgname OPERATOR(pg_catalog.=) p_trigger)
+	   AND g.tgfoid OPERATOR(pg_catalog.=) (SELECT p.oid FROM pg_catalog.pg_proc p
+	                                          WHERE p.proname OPERATOR(pg_catalog.=) 'hold_row_guard'
+	                                            AND p.pronamespace OPERATOR(pg_catalog.=) 'fleet'::pg_catalog.regnamespace)
+	   AND fleet.tier_time_column(fleet.tier_root(p_rel)) IS NOT NULL
+	 ORDER BY g.tgname LIMIT 1
+$$;
+COMMENT ON FUNCTION fleet.hold_trigger(regclass, name) IS
+	'The legal-hold row trigger (running fleet.hold_row_guard()) of a relation of a partitioned or tiered table, by name or any (NULL); NULL if none. Used by the DDL guard to refuse dropping or silencing it';
 
 CREATE FUNCTION fleet.hold_row_guard() RETURNS trigger
 LANGUAGE plpgsql
@@ -473,7 +556,7 @@ BEGIN
 		RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
 	END IF;
 	v_vehicle := (v_row OPERATOR(pg_catalog.->>) 'vehicle_id')::bigint;
-	IF TG_TABLE_NAME OPERATOR(pg_catalog.=) 'cold_segment' THEN
+	IF TG_TABLE_NAME OPERATOR(pg_catalog.=) ANY (ARRAY['cold_segment', 'cold_event_segment']) THEN
 		IF fleet.row_held(v_root, (v_row OPERATOR(pg_catalog.->>) 'tenant_id')::bigint, v_vehicle,
 		                  (v_row OPERATOR(pg_catalog.->>) 'lo')::timestamptz, (v_row OPERATOR(pg_catalog.->>) 'hi')::timestamptz) THEN
 			RAISE EXCEPTION 'legal hold: % of held cold data in % refused', TG_OP, TG_TABLE_NAME
@@ -513,6 +596,9 @@ BEGIN
 		RAISE EXCEPTION 'legal hold: shortening or removing the tier policy of % refused while a hold is active', v_rel
 			USING ERRCODE = 'insufficient_privilege';
 	END IF;
+	IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+		PERFORM fleet.check_partition_interval(NEW.partition_interval);
+	END IF;
 	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
 		IF fleet.tier_time_column(v_rel) IS NULL AND NOT EXISTS (
 			SELECT 1 FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid OPERATOR(pg_catalog.=) v_rel) THEN
@@ -532,13 +618,14 @@ BEGIN
 	END IF;
 	PERFORM fleet.ledger_append('policy', v_rel::text,
 		CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN pg_catalog.jsonb_build_object('op', 'delete')
-		     ELSE pg_catalog.jsonb_build_object('op', pg_catalog.lower(TG_OP), 'hot_for', NEW.hot_for,
+		     ELSE pg_catalog.jsonb_build_object('op', pg_catalog.lower(TG_OP), 'partition_interval', NEW.partition_interval,
+		          'ahead', NEW.ahead, 'hot_for', NEW.hot_for,
 		          'cold_after', NEW.cold_after, 'retention', NEW.retention, 'warm_tablespace', NEW.warm_tablespace) END);
 	RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
 COMMENT ON FUNCTION fleet.tier_policy_guard() IS
-	'Trigger of fleet.tier_policy: ledger every change; refuse a shortened retention or a removed policy while a legal hold is active (superusers excepted)';
+	'Trigger of fleet.tier_policy: ledger every change; refuse an unsupported partition interval (fleet.check_partition_interval); refuse a shortened retention or a removed policy while a legal hold is active (superusers excepted)';
 CREATE TRIGGER tier_policy_guard BEFORE INSERT OR UPDATE OR DELETE ON fleet.tier_policy
 	FOR EACH ROW EXECUTE FUNCTION fleet.tier_policy_guard();
 COMMENT ON TRIGGER tier_policy_guard ON fleet.tier_policy IS 'Ledger policy changes; no shortened policy under a legal hold';
@@ -549,6 +636,7 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_admin',   'FUNCTION', 'fleet.verify_ledger()', 'EXECUTE'),
 	('fleet_analyst', 'FUNCTION', 'fleet.verify_ledger()', 'EXECUTE'),
 	('fleet_admin',   'TABLE', 'fleet.tier_policy', 'SELECT, INSERT, UPDATE, DELETE'),
+	('fleet_admin',   'FUNCTION', 'fleet.check_partition_interval(interval)', 'EXECUTE'),
 	('fleet_analyst', 'TABLE', 'fleet.tier_policy', 'SELECT'),
 	('fleet_admin',   'TABLE', 'fleet.tier_state', 'SELECT'),
 	('fleet_analyst', 'TABLE', 'fleet.tier_state', 'SELECT'),
@@ -563,4 +651,7 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_admin',   'FUNCTION', 'fleet.release_hold(bigint,bigint)', 'EXECUTE'),
 	('fleet_admin',   'TABLE', 'fleet.cold_segment', 'SELECT'),
 	('fleet_app',     'TABLE', 'fleet.cold_segment', 'SELECT'),
-	('fleet_analyst', 'TABLE', 'fleet.cold_segment', 'SELECT');
+	('fleet_analyst', 'TABLE', 'fleet.cold_segment', 'SELECT'),
+	('fleet_admin',   'TABLE', 'fleet.cold_event_segment', 'SELECT'),
+	('fleet_app',     'TABLE', 'fleet.cold_event_segment', 'SELECT'),
+	('fleet_analyst', 'TABLE', 'fleet.cold_event_segment', 'SELECT');

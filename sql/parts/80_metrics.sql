@@ -332,36 +332,33 @@ CREATE FUNCTION fleet.metrics_storage()
 RETURNS TABLE (name text, labels jsonb, value double precision, type text, help text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off	-- a few catalog rows; compiling the plan would cost seconds
 AS $$
 	WITH p AS (
-		-- what fleet.daily_partitions() returns, for every table in one catalog query
-		SELECT i.inhparent AS relation, i.inhrelid AS partition,
-		       to_date(substring(c.relname, '_p([0-9]{8})$'), 'YYYYMMDD') AS day
-		  FROM fleet.partitioned_table t
-		  JOIN pg_inherits i ON i.inhparent = t.relation
-		  JOIN pg_class c ON c.oid = i.inhrelid
-		 WHERE c.relname ~ '_p[0-9]{8}$'),
+		-- every partition with its range, whatever the table's partition interval
+		SELECT t.relation, d.partition, d.lo, d.hi
+		  FROM fleet.partitioned_table t CROSS JOIN LATERAL fleet.time_partitions(t.relation) d),
 	tn AS (SELECT t.relation, c.relname::text AS rel
 	         FROM fleet.partitioned_table t JOIN pg_class c ON c.oid = t.relation),
-	today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS d)
-	-- A partition is hot unless fleet.tier_state says otherwise; cold days
-	-- have no partition left, only their row in fleet.tier_state.
+	today AS (SELECT (now() AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC' AS ts)
+	-- A partition is hot unless fleet.tier_state says otherwise; cold
+	-- partitions are detached and gone, only their row in fleet.tier_state is left.
 	SELECT 'fleet_partitions', jsonb_build_object('table', x.rel, 'tier', x.tier), count(*)::float8, 'gauge',
-	       'Daily partitions per table and storage tier (cold: days packed into fleet.cold_segment)'
+	       'Partitions per table and storage tier (cold: partitions packed into fleet.cold_segment)'
 	  FROM (SELECT tn.rel, COALESCE(s.tier, 'hot') AS tier
 	          FROM p JOIN tn ON tn.relation = p.relation
-	          LEFT JOIN fleet.tier_state s ON s.relation = p.relation AND s.day = p.day
+	          LEFT JOIN fleet.tier_state s ON s.relation = p.relation AND s.lo = p.lo
 	        UNION ALL
 	        SELECT tn.rel, s.tier FROM fleet.tier_state s JOIN tn ON tn.relation = s.relation
 	         WHERE s.tier = 'cold') x
 	 GROUP BY x.rel, x.tier
 	UNION ALL
 	SELECT 'fleet_tier_oldest_hot_seconds', jsonb_build_object('table', tn.rel),
-	       (COALESCE((SELECT today.d FROM today) - min(p.day), 0) * 86400)::float8, 'gauge',
+	       COALESCE(extract(epoch FROM (SELECT today.ts FROM today) - min(p.lo)), 0)::float8, 'gauge',
 	       'Age of the oldest day whose partition is still hot, in seconds (above the policy''s hot period: tier maintenance is behind)'
 	  FROM p JOIN tn ON tn.relation = p.relation
-	  LEFT JOIN fleet.tier_state s ON s.relation = p.relation AND s.day = p.day
-	 WHERE s.tier IS NULL AND p.day < (SELECT today.d FROM today)
+	  LEFT JOIN fleet.tier_state s ON s.relation = p.relation AND s.lo = p.lo
+	 WHERE s.tier IS NULL AND p.lo < (SELECT today.ts FROM today)
 	 GROUP BY tn.rel
 	UNION ALL
 	SELECT 'fleet_tier_swap_lock_seconds', jsonb_build_object('table', tn.rel),
@@ -378,7 +375,7 @@ AS $$
 	  FROM fleet.legal_hold h WHERE h.released_at IS NULL GROUP BY h.tenant_id
 	UNION ALL
 	SELECT 'fleet_partitions_ahead', jsonb_build_object('table', t.rel),
-	       COALESCE((SELECT max(p.day) FROM p WHERE p.relation = t.relation) - (SELECT today.d FROM today), -1)::float8,
+	       COALESCE(floor(extract(epoch FROM (SELECT max(p.hi) FROM p WHERE p.relation = t.relation) - (SELECT today.ts FROM today)) / 86400) - 1, -1)::float8,
 	       'gauge', 'Days after today (UTC) that already have a partition (0: data for tomorrow has nowhere to go)'
 	  FROM tn t
 	UNION ALL

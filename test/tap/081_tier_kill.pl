@@ -90,7 +90,7 @@ sub state_of
 {
 	return $node->safe_psql($db, q{
 		SET timezone = 'UTC';
-		SELECT string_agg((current_date - day) || ':' || tier, ' ' ORDER BY day) FROM fleet.tier_state});
+		SELECT string_agg((current_date - (lo AT TIME ZONE 'UTC')::date) || ':' || tier, ' ' ORDER BY lo) FROM fleet.tier_state});
 }
 
 # Run 1: cold_pack of the first day waits for fleet.cold_segment; kill -9.
@@ -122,7 +122,7 @@ $node->safe_psql($db, 'CALL fleet.tier_maintenance(p_duty => 1)');
 is(state_of(), '51:cold 50:cold', 'run 3 packed both days');
 is(day_hash($_), $before{$_}, "day -$_: every fix reads back identical from the cold tier") for (50, 51);
 is($node->safe_psql($db, q{SELECT count(*) FROM pg_class WHERE relnamespace = 'fleet'::regnamespace
-                            AND relname ~ '^position_p[0-9]{8}_[wc]$'}), '0', 'no shadow or work table left');
+                            AND relname ~ '^position_p[0-9]{8}_[wcd]$'}), '0', 'no shadow, delta or work table left');
 is($node->safe_psql($db, 'SELECT count(*) FROM fleet.tier_due()'), '0', 'nothing is due any more');
 is($node->safe_psql($db, q{SELECT string_agg(action, ',' ORDER BY seq) FROM fleet.tier_ledger
                             WHERE action IN ('move', 'pack')}), 'move,pack,move,pack', 'each transition ledgered once');

@@ -15,6 +15,25 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE || ' ' || regexp_replace(regexp_replace(SQLERRM, '[0-9]{8}', 'YYYYMMDD', 'g'),
 	                                         '[0-9]{4}-[0-9]{2}-[0-9]{2}', 'YYYY-MM-DD', 'g');
 END $$;
+-- The same with the detail and hint of the error (ids masked as N), for the
+-- legal-hold refusals, whose detail names the hold.
+CREATE FUNCTION pg_temp.mask(s text) RETURNS text LANGUAGE sql AS $$
+	SELECT regexp_replace(regexp_replace(s, '[0-9]{8}', 'YYYYMMDD', 'g'), 'placed by [^)]*', 'placed by U', 'g')
+$$;
+CREATE FUNCTION pg_temp.refused(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	v_detail text;
+	v_hint text;
+BEGIN
+	EXECUTE stmt;
+	RETURN pg_temp.mask(stmt) || E'\n  done';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+	RETURN pg_temp.mask(stmt) || E'\n  ' || SQLSTATE || ' ' || regexp_replace(regexp_replace(SQLERRM, '[0-9]{8}', 'YYYYMMDD', 'g'),
+	                                         '[0-9]{4}-[0-9]{2}-[0-9]{2}', 'YYYY-MM-DD', 'g')
+	       || E'\n  DETAIL: ' || regexp_replace(pg_temp.mask(coalesce(v_detail, '')), '(hold|tenant|vehicle) [0-9]+', '\1 N', 'g')
+	       || E'\n  HINT: ' || coalesce(v_hint, '');
+END $$;
 
 -- Fixture: a tenant with two vehicles and their devices.
 SELECT fleet.create_tenant('Tier Logistics') AS t \gset
@@ -78,11 +97,23 @@ RESET ROLE;
 -- (updates and deletes of that day wait for the move)
 SELECT pg_temp.try(format('DELETE FROM fleet.position WHERE tenant_id = %s AND fix_time = %L', :t, :'d40'::timestamptz + interval '23 hours'));
 SELECT fleet.warm_copy('fleet.position', :'d40') AS copied;
+-- the copy was written frozen: every page all-visible and all-frozen, no vacuum needed
+CREATE EXTENSION pg_visibility;
+SELECT format('fleet.%I', work) AS shadow FROM fleet.tier_state WHERE lo = :'d40' \gset
+SELECT pg_relation_size(:'shadow') / current_setting('block_size')::int AS pages, all_visible, all_frozen
+  FROM pg_visibility_map_summary(:'shadow');
+SELECT count(*) AS unfrozen_tuples_on_frozen_pages FROM pg_check_frozen(:'shadow');
 SET ROLE fleet_ingest;
 SELECT status FROM fleet.ingest_positions(ARRAY['TIER-TV-2'], ARRAY[:'d40'::timestamptz + interval '23 hours 1 minute'],
 	ARRAY[52.95], ARRAY[13.95]::float8[], NULL, NULL, NULL, NULL, NULL, NULL);
 RESET ROLE;
 SELECT fleet.warm_swap('fleet.position', :'d40') >= 0 AS swapped;
+-- the fix written during the copy came through the delta table: the swap
+-- added it (not frozen); every other page stays all-frozen
+SELECT detail->'late_rows' AS late_rows FROM fleet.tier_ledger WHERE action = 'move' ORDER BY seq DESC LIMIT 1;
+SELECT pg_relation_size(fleet.tier_partition('fleet.position', :'d40')) / current_setting('block_size')::int - all_frozen AS pages_not_frozen
+  FROM pg_visibility_map_summary(fleet.tier_partition('fleet.position', :'d40'));
+SELECT count(*) AS delta_left FROM pg_class WHERE relname ~ '^position_p[0-9]{8}_[wd]$';
 SELECT tier, tablespace, rows FROM fleet.tier_status WHERE relation = 'fleet.position'::regclass AND day = :'d40';
 SELECT am.amname, count(*) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam
  WHERE x.indrelid = fleet.tier_partition('fleet.position', :'d40') GROUP BY 1 ORDER BY 1;
@@ -165,6 +196,35 @@ SELECT * FROM fleet.cold_decode('\x4643443101000000ff00000000');
 SELECT * FROM fleet.cold_decode(overlay(fleet.cold_encode(ARRAY[now()], ARRAY[1.5]::float8[], ARRAY[2.5]::float8[], ARRAY[1::real],
 	ARRAY[1::real], ARRAY[1::real], ARRAY[1::real], ARRAY[1::bigint], ARRAY[NULL::jsonb], ARRAY[now()]) placing '\xffff' from 14));
 
+-- 5b. The frozen fill itself: frozen only into a table created in the same
+-- transaction (else unfrozen, with a NOTICE); no indexes or triggers on the target.
+CREATE TABLE public.fill_src (id integer NOT NULL, v text);
+INSERT INTO public.fill_src SELECT g, repeat('x', g % 50) FROM generate_series(1, 3000) g;
+BEGIN;
+CREATE TABLE public.fill_dst (id integer NOT NULL, v text);
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id DESC') AS filled;
+COMMIT;
+SELECT all_visible > 0 AND all_visible = all_frozen
+       AND all_frozen = pg_relation_size('public.fill_dst') / current_setting('block_size')::int AS all_pages_frozen
+  FROM pg_visibility_map_summary('public.fill_dst');
+SELECT (SELECT id FROM public.fill_dst WHERE ctid = '(0,1)') AS first_row, count(*) FILTER (WHERE v IS DISTINCT FROM repeat('x', id % 50)) AS wrong
+  FROM public.fill_dst;
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id') AS filled_again;
+SELECT all_frozen = pg_relation_size('public.fill_dst') / current_setting('block_size')::int AS still_all_frozen
+  FROM pg_visibility_map_summary('public.fill_dst');
+-- an index on the target is maintained as the rows go in
+CREATE INDEX ON public.fill_dst (id);
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id') AS filled_with_index;
+SET enable_seqscan = off;
+SELECT count(*) AS found_by_index FROM public.fill_dst WHERE id = 1500;
+RESET enable_seqscan;
+DROP INDEX public.fill_dst_id_idx;
+CREATE TRIGGER t BEFORE INSERT ON public.fill_dst FOR EACH ROW EXECUTE FUNCTION fleet.hold_row_guard();
+SELECT fleet.warm_fill('public.fill_src', 'public.fill_dst', NULL, 'id');
+SELECT fleet.warm_fill('public.fill_src', 'fleet.position', NULL, 'id');
+SELECT fleet.warm_fill(NULL, 'public.fill_dst', NULL, 'id');
+DROP TABLE public.fill_src, public.fill_dst;
+
 -- 6. Legal hold: a tenant's own time-partitioned table under a policy,
 -- owned by a non-superuser who could otherwise destroy it in every way.
 CREATE ROLE tier_owner LOGIN;
@@ -179,6 +239,10 @@ CREATE TABLE tier_test.:"e40" PARTITION OF tier_test.evidence FOR VALUES FROM (:
 INSERT INTO tier_test.evidence VALUES (:t, 1, :'d41'::timestamptz + interval '1 hour', :v1, 'crash'),
 	(:t, 2, :'d41'::timestamptz + interval '2 hours', :v1 + 1, 'other vehicle'),
 	(:t, 3, :'d40'::timestamptz + interval '1 hour', :v1, 'next day');
+CREATE TYPE tier_test.mood AS ENUM ('calm', 'angry');
+ALTER TABLE tier_test.evidence ADD COLUMN mood tier_test.mood;
+CREATE FUNCTION tier_test.let_through() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$;
+CREATE TRIGGER other_trigger BEFORE DELETE ON tier_test.evidence FOR EACH ROW EXECUTE FUNCTION tier_test.let_through();
 INSERT INTO fleet.tier_policy (relation, time_column, hot_for, retention) VALUES ('tier_test.evidence', 'at', '1 day', '100 days');
 SELECT fleet.place_hold(:t, :'d41'::timestamptz, :'d41'::timestamptz + interval '12 hours', 'claim 4711: collision', :v1) AS hold \gset
 SELECT fleet.place_hold(:t, :'d40'::timestamptz, :'d40'::timestamptz + interval '1 day', 'audit 2026', NULL, 'fleet.position') AS hold2 \gset
@@ -194,6 +258,33 @@ SELECT pg_temp.try(format('DROP TABLE tier_test.evidence CASCADE')) AS "DROP TAB
 SELECT pg_temp.try(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I', :'e41')) AS "ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.:";
 SELECT pg_temp.try(format('DROP SCHEMA tier_test CASCADE')) AS "DROP SCHEMA tier_test CASCADE";
 SELECT pg_temp.try('DROP OWNED BY tier_owner') AS "DROP OWNED BY tier_owner";
+-- ALTER TABLE that drops or rewrites held data, or silences the hold trigger
+\pset format unaligned
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DROP COLUMN note');
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.%I DROP COLUMN note', :'e41'));
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence ALTER COLUMN note TYPE varchar(2) USING left(note, 2)');
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence ALTER COLUMN ev_id TYPE integer');
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.%I SET UNLOGGED', :'e41'));
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I CONCURRENTLY', :'e41'));
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I FINALIZE', :'e41'));
+SELECT pg_temp.refused('DROP TYPE tier_test.mood CASCADE');
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DISABLE TRIGGER hold_row_guard');
+SELECT pg_temp.refused(format('ALTER TABLE tier_test.%I DISABLE TRIGGER hold_row_guard', :'e41'));
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DISABLE TRIGGER ALL');
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DISABLE TRIGGER USER');
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence ENABLE REPLICA TRIGGER hold_row_guard');
+SELECT pg_temp.refused('DROP TRIGGER hold_row_guard ON tier_test.evidence');
+SELECT pg_temp.refused('CREATE OR REPLACE TRIGGER hold_row_guard BEFORE UPDATE OR DELETE ON tier_test.evidence FOR EACH ROW EXECUTE FUNCTION tier_test.let_through()');
+-- a renamed hold trigger is still the hold trigger
+ALTER TRIGGER hold_row_guard ON tier_test.evidence RENAME TO renamed_guard;
+SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DISABLE TRIGGER renamed_guard');
+SELECT pg_temp.refused('DROP TRIGGER renamed_guard ON tier_test.evidence');
+ALTER TRIGGER renamed_guard ON tier_test.evidence RENAME TO hold_row_guard;
+\pset format aligned
+-- what leaves held data alone still works
+ALTER TABLE tier_test.evidence ADD COLUMN extra integer;
+ALTER TABLE tier_test.evidence ALTER COLUMN note SET STORAGE EXTERNAL;
+ALTER TABLE tier_test.evidence DISABLE TRIGGER other_trigger;
 SELECT pg_temp.try(format('UPDATE fleet.tier_policy SET retention = ''1 day'' WHERE relation = ''tier_test.evidence''::regclass')) AS "UPDATE fleet.tier_policy SET retention = '1 day' WHERE relat";
 SELECT pg_temp.try(format('DELETE FROM fleet.tier_policy WHERE relation = ''tier_test.evidence''::regclass')) AS "DELETE FROM fleet.tier_policy WHERE relation = 'tier_test.ev";
 SELECT pg_temp.try(format('DELETE FROM fleet.legal_hold')) AS "DELETE FROM fleet.legal_hold";
@@ -218,7 +309,7 @@ SELECT (SELECT tablename FROM pg_tables WHERE tablename = 'position_quarantine')
 RESET ROLE;
 -- maintenance keeps held data: retention would purge both days
 UPDATE fleet.tier_policy SET retention = '2 days', hot_for = '1 day' WHERE relation = 'tier_test.evidence'::regclass;
-SELECT relation, day - :'d41'::date AS day, action FROM fleet.tier_due() WHERE relation = 'tier_test.evidence'::regclass ORDER BY 2, 3;
+SELECT relation, (lo AT TIME ZONE 'UTC')::date - :'d41'::date AS day, action FROM fleet.tier_due() WHERE relation = 'tier_test.evidence'::regclass ORDER BY 2, 3;
 SELECT fleet.tier_purge('tier_test.evidence', :'d41');
 SELECT fleet.tier_purge('tier_test.evidence', :'d40');
 SELECT count(*) AS evidence_left FROM tier_test.evidence;
@@ -229,7 +320,16 @@ SELECT fleet.release_hold(:t, :hold);
 SELECT fleet.release_hold(:t, :hold);
 \set VERBOSITY terse
 DROP TABLE tier_test.:"e41";
+-- no hold left: the owner may change the table again, but not remove the
+-- hold trigger while the table is tiered (a hold placed later needs it)
+ALTER TABLE tier_test.evidence DROP COLUMN extra;
+DROP TYPE tier_test.mood CASCADE;
+ALTER TABLE tier_test.evidence ALTER COLUMN note TYPE varchar(20);
+\pset format unaligned
+SELECT pg_temp.refused('DROP TRIGGER hold_row_guard ON tier_test.evidence');
+\pset format aligned
 DELETE FROM fleet.tier_policy WHERE relation = 'tier_test.evidence'::regclass;
+DROP TRIGGER hold_row_guard ON tier_test.evidence;
 DROP SCHEMA tier_test CASCADE;
 RESET ROLE;
 -- hold errors
@@ -262,7 +362,7 @@ ALTER TABLE fleet.tier_ledger ENABLE TRIGGER ledger_append_only;
 
 -- 8. Maintenance: one call does the due work, one step per transaction.
 UPDATE fleet.tier_policy SET warm_tablespace = NULL, hot_for = '39 days', cold_after = '39 days' WHERE relation = 'fleet.position'::regclass;
-SELECT relation, day - :'d41'::date AS day, action FROM fleet.tier_due() ORDER BY 1, 2, 3;
+SELECT relation, (lo AT TIME ZONE 'UTC')::date - :'d41'::date AS day, action FROM fleet.tier_due() ORDER BY 1, 2, 3;
 -- (an empty day packs to no segment)
 SET client_min_messages = warning;
 CALL fleet.tier_maintenance(p_duty => 1);
@@ -285,6 +385,7 @@ REVOKE ALL ON fleet.position, fleet.cold_segment FROM tier_owner;
 DROP OWNED BY tier_owner;
 DROP ROLE tier_owner;
 DROP TABLESPACE fleet_warm_test;
+DROP EXTENSION pg_visibility;
 SELECT fleet.tier_step('fleet.position', :'d40', 'nonsense');
 UPDATE fleet.tier_policy SET cold_after = NULL, hot_for = '2 days' WHERE relation = 'fleet.position'::regclass;
 SELECT cron.alter_job(jobid, active := true) FROM cron.job WHERE jobname = 'fleet.maintenance';
