@@ -151,13 +151,23 @@ prepare_plans(void)
 	{
 		Oid			t[4] = {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID};
 
+		/*
+		 * One index look-up per key, whatever the statistics: the plan is
+		 * generic and kept for the backend's life, usually made while the
+		 * day's key partition is still empty.  As a plain join it was then
+		 * planned as a materialized scan of all the tenant's keys (index
+		 * condition on tenant_id only) filtered per key, which made every
+		 * call O(tenant's keys of the day).  The LATERAL subquery (OFFSET 0
+		 * keeps it from being flattened) puts the three columns into the
+		 * index condition as restriction clauses, so no plan can drop them.
+		 */
 		probe_plan = FleetKeepPlan(
 			"SELECT k.n, e.payload_hash, e.event_id"
 			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS k(n, s, i)"
-			"  JOIN fleet.event_key e"
-			"    ON e.tenant_id OPERATOR(pg_catalog.=) $4"
-			"   AND e.source OPERATOR(pg_catalog.=) k.s"
-			"   AND e.idem_key OPERATOR(pg_catalog.=) k.i", 4, t, true);
+			"  CROSS JOIN LATERAL (SELECT x.payload_hash, x.event_id FROM fleet.event_key x"
+			"                       WHERE x.tenant_id OPERATOR(pg_catalog.=) $4"
+			"                         AND x.source OPERATOR(pg_catalog.=) k.s"
+			"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i OFFSET 0) e", 4, t, true);
 	}
 	if (log_plan == NULL)
 	{
