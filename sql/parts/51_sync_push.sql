@@ -8,7 +8,7 @@
 -- next.  Deciding a mutation locks its entity, compares what the device saw
 -- (base_version, and for lww_hlc its clock) with the server, and applies the
 -- workflow's merge rule (fleet.sync_workflow).  Each decision becomes one
--- trail event through fleet.ingest_event() (source "sync", idempotency key
+-- trail event through fleet.ingest_events() (source "sync", idempotency key
 -- "<client>:<mutation id>"), so replay and audits see it, and every conflict
 -- a fleet.sync_conflict record.  A mutation that fails for a permanent
 -- reason is rejected with the reason and still counts as processed, so one
@@ -310,8 +310,11 @@ BEGIN
 		'rule', w.rule, 'decision', v_decision, 'conflict', v_kind, 'driver_id', driver_id,
 		'client_time', client_time, 'effect', CASE WHEN v_changed THEN v_value END);
 	v_occurred := LEAST(COALESCE(client_time, pg_catalog.now()), pg_catalog.now());
-	SELECT * INTO v_ev FROM fleet.ingest_event('sync', client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) mutation_id::text,
-	                                           v_ekind, v_epayload, v_occurred);
+	-- fleet.ingest_events() directly: the fleet.ingest_event() wrapper is a
+	-- SQL function that is parsed again on every call
+	SELECT e.status, e.reason, e.event_id INTO v_ev
+	  FROM fleet.ingest_events(ARRAY['sync'], ARRAY[client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) mutation_id::text],
+	                           ARRAY[v_ekind], ARRAY[NULL::integer], ARRAY[v_occurred], ARRAY[v_epayload]) e;
 	IF v_ev.status OPERATOR(pg_catalog.<>) ALL (ARRAY['accepted', 'duplicate']) THEN
 		RAISE EXCEPTION 'the trail event of mutation % of client % was refused: % %', mutation_id, client_id,
 			v_ev.status, COALESCE(v_ev.reason, '')
@@ -542,11 +545,13 @@ BEGIN
 		END;
 		IF r.event_id IS NULL THEN
 			-- rejected: the trail still records what was received and why
-			SELECT * INTO v_ev FROM fleet.ingest_event('sync', client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) m.id::text, 'sync.mutation',
-				pg_catalog.jsonb_build_object('client', client_id::text, 'mutation_id', m.id, 'workflow', m.workflow,
+			SELECT e.status, e.reason, e.event_id INTO v_ev
+			  FROM fleet.ingest_events(ARRAY['sync'], ARRAY[client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) m.id::text],
+				ARRAY['sync.mutation'], ARRAY[NULL::integer],
+				ARRAY[LEAST(COALESCE(m.client_time, pg_catalog.now()), pg_catalog.now())],
+				ARRAY[pg_catalog.jsonb_build_object('client', client_id::text, 'mutation_id', m.id, 'workflow', m.workflow,
 				    'result', r.result, 'rule', r.rule, 'reason', r.reason, 'args', m.args, 'driver_id', c.driver_id,
-				    'client_time', m.client_time),
-				LEAST(COALESCE(m.client_time, pg_catalog.now()), pg_catalog.now()));
+				    'client_time', m.client_time)]) e;
 			IF v_ev.status OPERATOR(pg_catalog.<>) ALL (ARRAY['accepted', 'duplicate']) THEN
 				RAISE EXCEPTION 'the trail event of mutation % of client % was refused: % %', m.id, client_id,
 					v_ev.status, COALESCE(v_ev.reason, '')
