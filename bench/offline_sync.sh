@@ -5,7 +5,8 @@
 #      day (STOPS stops x en_route, arrived, proof of delivery, completed) in
 #      pages of PAGE mutations, one push per transaction, vs INSERTing the
 #      same mutations, in the same pages, into a plain table     [>= 0.5]
-#      and the push rate of tenants of SCALE_DRIVERS apps, same run [report]
+#      and the push rate for SCALE_DRIVERS apps too, each on a throwaway
+#      cluster of its own like the main run                      [report]
 #   2. fleet.sync_pull of PULL_STOPS x 4 changes (>= 10k change-log rows)
 #      for one driver vs a plain indexed range query over the same change
 #      log rows joined to the stops they name                    [report]
@@ -14,6 +15,8 @@
 #
 # Writes the section "## offline sync" of bench/results.md and prints it.
 #   DRIVERS=200 SCALE_DRIVERS="20 100" STOPS=25 PAGE=50 PULL_STOPS=2500 VEHICLES=5000 bench/offline_sync.sh
+# PUSH_ONLY=1 measures the push and the baseline only and prints
+# "<push mutations/s> <insert rows/s>" (used for SCALE_DRIVERS).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -27,23 +30,22 @@ FIXES=${FIXES:-288}
 
 bench_cluster "fleet.pipeline_enabled = off" "fleet.views_enabled = off" ${BENCH_CONF:+"$BENCH_CONF"}
 
-# --- fixture: a tenant of N drivers with a job of STOPS stops each, and
-# every driver's day as pages of mutations (tenant_fixture NAME N)
-tenant_fixture() {
-	q <<SQL >/dev/null
-SELECT fleet.create_tenant('$1') AS t \gset
+# --- fixture: one tenant, DRIVERS drivers with a job of STOPS stops each
+q <<SQL >/dev/null
+SELECT fleet.create_tenant('Bench') AS t \gset
 SELECT fleet.set_tenant(:t);
-INSERT INTO fleet.driver (tenant_id, code, name) SELECT :t, 'd' || g, 'Driver ' || g FROM generate_series(1, $2) g;
-INSERT INTO fleet.vehicle (tenant_id, code) SELECT :t, 'V' || g FROM generate_series(1, $2) g;
+INSERT INTO fleet.driver (tenant_id, code, name) SELECT :t, 'd' || g, 'Driver ' || g FROM generate_series(1, $DRIVERS) g;
+INSERT INTO fleet.vehicle (tenant_id, code) SELECT :t, 'V' || g FROM generate_series(1, $DRIVERS) g;
 INSERT INTO fleet.job (tenant_id, code, driver_id, vehicle_id, status)
 SELECT :t, 'J' || substr(d.code, 2), d.driver_id, v.vehicle_id, 'assigned'
-  FROM fleet.driver d JOIN fleet.vehicle v ON v.tenant_id = d.tenant_id AND v.code = 'V' || substr(d.code, 2)
- WHERE d.tenant_id = :t;
+  FROM fleet.driver d JOIN fleet.vehicle v ON v.tenant_id = d.tenant_id AND v.code = 'V' || substr(d.code, 2);
 INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id, address)
-SELECT :t, j.job_id, g, j.driver_id, 'Street ' || g FROM fleet.job j, generate_series(1, $STOPS) g WHERE j.tenant_id = :t;
-SELECT count(fleet.sync_register_client(md5(:t || 'client' || driver_id)::uuid, driver_id)) FROM fleet.driver WHERE tenant_id = :t;
-INSERT INTO bench_mutation
-SELECT :t, md5(:t || 'client' || s.driver_id)::uuid AS client, (s.seq - 1) * 4 + k AS id,
+SELECT :t, j.job_id, g, j.driver_id, 'Street ' || g FROM fleet.job j, generate_series(1, $STOPS) g;
+SELECT count(fleet.sync_register_client(md5('client' || driver_id)::uuid, driver_id)) FROM fleet.driver;
+
+-- every driver's day as pages of mutations
+CREATE TABLE bench_mutation AS
+SELECT md5('client' || s.driver_id)::uuid AS client, (s.seq - 1) * 4 + k AS id,
        jsonb_build_object('id', (s.seq - 1) * 4 + k,
            'workflow', CASE k WHEN 3 THEN 'proof_of_delivery' ELSE 'stop_status' END,
            'args', CASE k WHEN 1 THEN jsonb_build_object('stop_id', s.stop_id, 'status', 'en_route')
@@ -53,26 +55,16 @@ SELECT :t, md5(:t || 'client' || s.driver_id)::uuid AS client, (s.seq - 1) * 4 +
                           ELSE jsonb_build_object('stop_id', s.stop_id, 'status', 'completed') END,
            'client_time', to_char(timestamptz '2026-01-05 08:00Z' + (s.seq * 4 + k) * interval '3 minutes', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
            'base_version', CASE k WHEN 1 THEN 1 WHEN 2 THEN 2 WHEN 3 THEN 3 ELSE 3 END) AS m
-  FROM fleet.stop s, generate_series(1, 4) k WHERE s.tenant_id = :t;
-INSERT INTO bench_page
-SELECT :t, client, (id - 1) / $PAGE AS page, jsonb_agg(m ORDER BY id) AS body, count(*) AS n
-  FROM bench_mutation WHERE tenant = :t GROUP BY client, (id - 1) / $PAGE;
-SQL
-}
-# push_ms TENANT: milliseconds for all of a tenant's pages, one push per transaction
-push_ms() {
-	q -c "SELECT fleet.set_tenant($1)" -c '\timing on' -c "CALL bench_push($1)" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1
-}
-
-q <<SQL >/dev/null
-CREATE TABLE bench_mutation (tenant bigint, client uuid, id bigint, m jsonb);
-CREATE TABLE bench_page (tenant bigint, client uuid, page bigint, body jsonb, n bigint);
+  FROM fleet.stop s, generate_series(1, 4) k;
+CREATE TABLE bench_page AS
+SELECT client, (id - 1) / $PAGE AS page, jsonb_agg(m ORDER BY id) AS body, count(*) AS n
+  FROM bench_mutation GROUP BY client, (id - 1) / $PAGE;
 CREATE TABLE plain_mutation (client uuid, mutation_id bigint, workflow text, args jsonb,
                              client_time timestamptz, base_version integer, PRIMARY KEY (client, mutation_id));
-CREATE PROCEDURE bench_push(t bigint) LANGUAGE plpgsql AS \$\$
+CREATE PROCEDURE bench_push() LANGUAGE plpgsql AS \$\$
 DECLARE r record;
 BEGIN
-	FOR r IN SELECT client, body FROM bench_page WHERE tenant = t ORDER BY page, client LOOP
+	FOR r IN SELECT client, body FROM bench_page ORDER BY page, client LOOP
 		PERFORM fleet.sync_push(r.client, r.body);
 		COMMIT;
 	END LOOP;
@@ -80,7 +72,7 @@ END \$\$;
 CREATE PROCEDURE bench_insert() LANGUAGE plpgsql AS \$\$
 DECLARE r record;
 BEGIN
-	FOR r IN SELECT client, body FROM bench_page WHERE tenant = 1 ORDER BY page, client LOOP
+	FOR r IN SELECT client, body FROM bench_page ORDER BY page, client LOOP
 		INSERT INTO plain_mutation
 		SELECT r.client, (e->>'id')::bigint, e->>'workflow', e->'args', (e->>'client_time')::timestamptz, (e->>'base_version')::int
 		  FROM jsonb_array_elements(r.body) e;
@@ -88,25 +80,27 @@ BEGIN
 	END LOOP;
 END \$\$;
 SQL
-tenant_fixture Bench "$DRIVERS"		# tenant 1: the measured one
-n_mut=$(q -c "SELECT count(*) FROM bench_mutation WHERE tenant = 1")
+n_mut=$(q -c "SELECT count(*) FROM bench_mutation")
 q -c "VACUUM ANALYZE" >/dev/null
-t_insert=$(ms "CALL bench_insert()")
-t_push=$(push_ms 1)
-results=$(q -c "SELECT string_agg(result || ' ' || n, ', ' ORDER BY result) FROM (SELECT result, count(*) n FROM fleet.sync_mutation WHERE tenant_id = 1 GROUP BY result) x")
-stored=$(q -c "SELECT count(*) FROM fleet.sync_mutation WHERE tenant_id = 1")
-
-# --- the same push for smaller tenants (SCALE_DRIVERS), one tenant each, in
-# the same run: the push rate must not fall as the tenant grows
-scale=""
-for n in $SCALE_DRIVERS; do
-	[ "$n" = "$DRIVERS" ] && continue
-	tenant_fixture "Scale $n" "$n"
-	t=$(q -c "SELECT tenant_id FROM fleet.tenant WHERE name = 'Scale $n'")
-	q -c "VACUUM ANALYZE" >/dev/null
-	scale="$scale$n apps: $(rate $((n * STOPS * 4)) "$(push_ms "$t")")/s, "
-done
-scale="$scale$DRIVERS apps: $(rate "$n_mut" "$t_push")/s"
+# timed STATEMENT: "<wall ms> <CPU ms of the backend>" (the CPU time, from
+# /proc/<pid>/sched, is "n/a" where the kernel does not expose it; it is far
+# less sensitive than the wall time to other work on the machine)
+cpu_sql="SELECT 'cpu:' || COALESCE((regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/sched', 0, 65536, true),
+                                                'se\.sum_exec_runtime\s*:\s*([0-9.]+)'))[1], 'n/a')"
+timed() {
+	q -c "SELECT fleet.set_tenant(1)" -c "$cpu_sql" -c '\timing on' -c "$1" -c '\timing off' -c "$cpu_sql" |
+		awk '/^Time: / { t = $2 } /^cpu:/ { sub("cpu:", ""); c[n++] = $0 }
+		     END { if (c[0] == "n/a" || c[1] == "n/a") print t, "n/a"; else printf "%s %.1f\n", t, c[1] - c[0] }'
+}
+read -r t_insert c_insert < <(timed "CALL bench_insert()")
+read -r t_push c_push < <(timed "CALL bench_push()")
+cpu_rate() { if [ "$2" = n/a ]; then echo n/a; else rate "$1" "$2"; fi; }
+results=$(q -c "SELECT string_agg(result || ' ' || n, ', ' ORDER BY result) FROM (SELECT result, count(*) n FROM fleet.sync_mutation GROUP BY result) x")
+stored=$(q -c "SELECT count(*) FROM fleet.sync_mutation")
+if [ -n "${PUSH_ONLY:-}" ]; then
+	echo "$(rate "$n_mut" "$t_push") $(rate "$n_mut" "$t_insert") $(cpu_rate "$n_mut" "$c_push") $(cpu_rate "$n_mut" "$c_insert")"
+	exit 0
+fi
 
 # --- pull: one driver with PULL_STOPS stops, its copy synced, then 4 rounds of changes
 q <<SQL >/dev/null
@@ -168,6 +162,19 @@ t_rec=$(q -c "SELECT fleet.set_tenant(1)" -c '\timing on' -c "SELECT count(*) FR
 scanned=$(q -c "SELECT scanned::text || ', findings ' || findings FROM fleet.sync_reconcile_run ORDER BY run_id DESC LIMIT 1")
 
 r_push=$(rate "$n_mut" "$t_push"); r_insert=$(rate "$n_mut" "$t_insert")
+rc_push=$(cpu_rate "$n_mut" "$c_push"); rc_insert=$(cpu_rate "$n_mut" "$c_insert")
+
+# --- the push for smaller tenants, each on a fresh cluster (so its session
+# plans its statements against an empty day, as the main run does): the rate
+# must not fall as the tenant grows
+scale=""
+for n in $SCALE_DRIVERS; do
+	[ "$n" = "$DRIVERS" ] && continue
+	read -r r_n i_n rc_n ic_n < <(PUSH_ONLY=1 DRIVERS=$n "$BENCH_HERE/offline_sync.sh")
+	scale="$scale| $n | $r_n | $i_n | $rc_n | $ic_n |
+"
+done
+scale="$scale| $DRIVERS | $r_push | $r_insert | $rc_push | $rc_insert |"
 section=$(cat <<MD
 ## offline sync
 
@@ -180,7 +187,14 @@ PostgreSQL defaults (fsync and synchronous_commit on) plus shared_buffers=256MB;
 | fleet.sync_pull of $logrows change-log rows for one driver ($pulled), ms | $t_pull | indexed range query over those rows joined to their stops: $t_range ms | $(ratio "$t_range" "$t_pull") | report |
 | fleet.reconcile of one day, $VEHICLES vehicles, $fixes fixes, ms | $t_rec | | | report |
 
-Push rate by tenant size, same run, one tenant each (same mutations per app): $scale.
+Push rate by tenant size (same $((STOPS * 4)) mutations per app, each size on a fresh cluster, same run);
+per CPU-second of the pushing (or inserting) backend as well, which the machine's load disturbs much less:
+
+| apps | push mutations/s | plain INSERT rows/s | push per CPU-second | plain INSERT per CPU-second |
+| --- | --- | --- | --- | --- |
+$scale
+
+Push vs plain INSERT per CPU-second of their backends: $(ratio "$rc_push" "$rc_insert") (the table's ratio is by wall time).
 Push results stored: $results (of $stored; $n_mut sent).
 Rows scanned by the reconciliation: $scanned.
 The machine is shared with other work (two cores, load average above): rates swing by up to 1.5x between runs.
@@ -190,7 +204,9 @@ runs on a generic plan kept for the backend's life, usually made while the day's
 still empty; as a plain join it came out as a materialized scan of all the tenant's keys of the day
 (index condition on tenant_id only) filtered per key, so every trail event read every key the tenant
 had logged that day (auto_explain: 9,999 rows removed by the join filter for one key; 4.2 of 5.9 ms
-per mutation at 100 apps). Before the fix: 943 mutations/s with 20 apps, 345 with 100, 186 with 200.
+per mutation at 100 apps). Before the fix, in earlier runs of this script on this machine: 943
+mutations/s with 20 apps, 345 with 100, 186 with 200; the unfixed code run with this version of the
+script at 2026-11-29T07:17Z (load average 9): 251, 156 and 102.
 The probe is now a LATERAL look-up per key whose three key columns are restriction clauses, so any
 plan puts them into the index condition. Also removed: two SQL functions executed (not inlined) per
 status mutation (the status ranks, kept from inlining by a SET clause) and the fleet.ingest_event()
