@@ -197,7 +197,8 @@ $scale
 Push vs plain INSERT per CPU-second of their backends: $(ratio "$rc_push" "$rc_insert") (the table's ratio is by wall time).
 Push results stored: $results (of $stored; $n_mut sent).
 Rows scanned by the reconciliation: $scanned.
-The machine is shared with other work (two cores, load average above): rates swing by up to 1.5x between runs.
+The machine is shared with other work (two cores, load average above): wall rates swing by several times between
+and within runs, the short baseline most; the CPU-second figures are steadier.
 
 Why the push fell with the tenant's size (fixed): the idempotency-key probe of fleet.ingest_events()
 runs on a generic plan kept for the backend's life, usually made while the day's key partition is
@@ -217,7 +218,7 @@ because it depends on the effect of the previous one (the same stop goes en rout
 completed in one page), inside a subtransaction of its own (a failing mutation is rejected alone),
 and costs about 20 SQL statements: the decision reads, the trail event (key lock, probe, log and key
 inserts inside the ingest), the status history, the stop update (version trigger, change-log trigger,
-foreign-key checks), the proof of delivery, the stored result. That is about 0.5 ms of CPU per mutation
+foreign-key checks), the proof of delivery, the stored result. That is 0.4 to 0.55 ms of CPU per mutation
 where the baseline inserts 50 rows with one statement. The ingest is about a third of it; one ingest
 call per page would need fleet.ingest_events() to accept event ids reserved beforehand, because each
 effect names its trail event. Reaching 0.5 needs a set-based push (decisions per page in C), not
