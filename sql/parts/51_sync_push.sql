@@ -65,6 +65,7 @@ DECLARE
 	v_tenant bigint := sync_apply.tenant_id;
 	v_id bigint;
 	v_kind text;				-- conflict kind, NULL when there is none
+	v_kind0 text;
 	v_decision text;			-- client, server, merge, kept_evidence
 	v_value jsonb;				-- what the client asks for (or the custom merge)
 	v_server jsonb;
@@ -155,16 +156,7 @@ BEGIN
 		v_kind := 'stale_base';
 	END IF;
 
-	SELECT ARRAY[k.hlc_ms, k.hlc_counter] INTO v_clock FROM fleet.sync_clock k
-	 WHERE k.tenant_id OPERATOR(pg_catalog.=) v_tenant AND k.entity OPERATOR(pg_catalog.=) w.entity AND k.entity_id OPERATOR(pg_catalog.=) v_id;
-	IF v_clock IS NULL THEN
-		v_clock := ARRAY[(EXTRACT(epoch FROM cur.updated_at) OPERATOR(pg_catalog.*) 1000)::bigint, 0];
-	END IF;
-	v_server := pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(cur)) OPERATOR(pg_catalog.-) 'in_scope'
-	            OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('hlc', v_clock[1]::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) v_clock[2]::text);
-	v_client := pg_catalog.jsonb_build_object('args', args, 'base_version', base_version, 'hlc', hlc,
-	                                          'client_time', client_time, 'driver_id', driver_id,
-	                                          'conflict', v_kind);
+	v_kind0 := v_kind;		-- the conflict as the client side records it
 
 	-- what is asked, validated
 	IF w.action OPERATOR(pg_catalog.=) 'status' THEN
@@ -204,6 +196,23 @@ BEGIN
 			result := 'rejected'; reason := pg_catalog.format('invalid_field: %s', v_field);
 			RETURN;
 		END IF;
+	END IF;
+
+	-- both sides, for a custom merge, the clock rule and the conflict record:
+	-- only those use them (a conflict arises later only under those two
+	-- rules), so a plain applied mutation skips the clock read and the JSON;
+	-- nothing above wrote anything, so they are what they were at the lock
+	IF v_kind IS NOT NULL OR w.rule OPERATOR(pg_catalog.=) ANY (ARRAY['custom', 'lww_hlc']) THEN
+		SELECT ARRAY[k.hlc_ms, k.hlc_counter] INTO v_clock FROM fleet.sync_clock k
+		 WHERE k.tenant_id OPERATOR(pg_catalog.=) v_tenant AND k.entity OPERATOR(pg_catalog.=) w.entity AND k.entity_id OPERATOR(pg_catalog.=) v_id;
+		IF v_clock IS NULL THEN
+			v_clock := ARRAY[(EXTRACT(epoch FROM cur.updated_at) OPERATOR(pg_catalog.*) 1000)::bigint, 0];
+		END IF;
+		v_server := pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(cur)) OPERATOR(pg_catalog.-) 'in_scope'
+		            OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('hlc', v_clock[1]::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) v_clock[2]::text);
+		v_client := pg_catalog.jsonb_build_object('args', args, 'base_version', base_version, 'hlc', hlc,
+		                                          'client_time', client_time, 'driver_id', driver_id,
+		                                          'conflict', v_kind0);
 	END IF;
 
 	-- the decision
@@ -529,8 +538,9 @@ BEGIN
 		-- the next one: decide and apply it in a subtransaction, so a
 		-- permanent failure rejects this mutation only
 		BEGIN
-			SELECT * INTO r FROM fleet.sync_apply(v_tenant, client_id, c.driver_id, m.id, m.workflow, m.args,
-			                                      m.client_time, m.base_version, m.hlc);
+			-- an assignment, not SELECT ... FROM: evaluated without an executor
+			r := fleet.sync_apply(v_tenant, client_id, c.driver_id, m.id, m.workflow, m.args,
+			                      m.client_time, m.base_version, m.hlc);
 		EXCEPTION
 			WHEN transaction_rollback OR insufficient_resources OR program_limit_exceeded OR lock_not_available
 			     OR operator_intervention OR system_error OR internal_error OR query_canceled THEN
