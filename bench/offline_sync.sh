@@ -218,7 +218,7 @@ because it depends on the effect of the previous one (the same stop goes en rout
 completed in one page), inside a subtransaction of its own (a failing mutation is rejected alone),
 and costs about 20 SQL statements: the decision reads, the trail event (key lock, probe, log and key
 inserts inside the ingest), the status history, the stop update (version trigger, change-log trigger,
-foreign-key checks), the proof of delivery, the stored result. That is 0.4 to 0.55 ms of CPU per mutation
+foreign-key checks), the proof of delivery, the stored result. That is 0.35 to 0.6 ms of CPU per mutation
 where the baseline inserts 50 rows with one statement. The ingest is about a third of it; one ingest
 call per page would need fleet.ingest_events() to accept event ids reserved beforehand, because each
 effect names its trail event. Reaching 0.5 needs a set-based push (decisions per page in C), not
