@@ -45,21 +45,27 @@ CREATE INDEX status_change_event ON fleet.status_change (tenant_id, event_id);
 COMMENT ON INDEX fleet.status_change_event IS 'Replay finds the changes made by the events it re-applies';
 SELECT fleet.enable_tenant_rls('fleet.status_change');
 
+-- The two rank functions have no SET clause so that the planner inlines
+-- them (a SET clause made every call a full SQL function execution, about
+-- 30 us, three per pushed status mutation); every operator is
+-- schema-qualified, so the inlined body means the same under any
+-- search_path.
 CREATE FUNCTION fleet.job_status_rank(status text) RETURNS integer
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-	SELECT CASE status WHEN 'planned' THEN 0 WHEN 'assigned' THEN 1 WHEN 'en_route' THEN 2
-	                   WHEN 'in_progress' THEN 3 WHEN 'completed' THEN 4 WHEN 'cancelled' THEN 4 END
+	SELECT CASE WHEN status OPERATOR(pg_catalog.=) 'planned' THEN 0 WHEN status OPERATOR(pg_catalog.=) 'assigned' THEN 1
+	            WHEN status OPERATOR(pg_catalog.=) 'en_route' THEN 2 WHEN status OPERATOR(pg_catalog.=) 'in_progress' THEN 3
+	            WHEN status OPERATOR(pg_catalog.=) 'completed' THEN 4 WHEN status OPERATOR(pg_catalog.=) 'cancelled' THEN 4 END
 $$;
 COMMENT ON FUNCTION fleet.job_status_rank(text) IS 'Order of job statuses: a job''s status only moves to a higher rank (NULL: not a job status)';
 
 CREATE FUNCTION fleet.stop_status_rank(status text) RETURNS integer
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-	SELECT CASE status WHEN 'planned' THEN 0 WHEN 'assigned' THEN 1 WHEN 'en_route' THEN 2
-	                   WHEN 'arrived' THEN 3 WHEN 'completed' THEN 4 WHEN 'failed' THEN 4 WHEN 'cancelled' THEN 4 END
+	SELECT CASE WHEN status OPERATOR(pg_catalog.=) 'planned' THEN 0 WHEN status OPERATOR(pg_catalog.=) 'assigned' THEN 1
+	            WHEN status OPERATOR(pg_catalog.=) 'en_route' THEN 2 WHEN status OPERATOR(pg_catalog.=) 'arrived' THEN 3
+	            WHEN status OPERATOR(pg_catalog.=) 'completed' THEN 4 WHEN status OPERATOR(pg_catalog.=) 'failed' THEN 4
+	            WHEN status OPERATOR(pg_catalog.=) 'cancelled' THEN 4 END
 $$;
 COMMENT ON FUNCTION fleet.stop_status_rank(text) IS 'Order of stop statuses: a stop''s status only moves to a higher rank (NULL: not a stop status)';
 

@@ -379,11 +379,20 @@ DECLARE
 BEGIN
 	IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN v_tenant := OLD.tenant_id; ELSE v_tenant := NEW.tenant_id; END IF;
 	-- the stop itself, for its old and new driver
-	INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)
-	SELECT DISTINCT v_tenant, d, 'stop', x
-	  FROM (VALUES (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.driver_id END, CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.stop_id END),
-	               (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.driver_id END, CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.stop_id END)) v (d, x)
-	 WHERE d IS NOT NULL;
+	IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.driver_id IS NOT DISTINCT FROM NEW.driver_id
+	   AND OLD.stop_id OPERATOR(pg_catalog.=) NEW.stop_id THEN
+		-- the common case (a status or field change): one row, no DISTINCT
+		IF NEW.driver_id IS NOT NULL THEN
+			INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)
+			VALUES (v_tenant, NEW.driver_id, 'stop', NEW.stop_id);
+		END IF;
+	ELSE
+		INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)
+		SELECT DISTINCT v_tenant, d, 'stop', x
+		  FROM (VALUES (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.driver_id END, CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.stop_id END),
+		               (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.driver_id END, CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.stop_id END)) v (d, x)
+		 WHERE d IS NOT NULL;
+	END IF;
 	-- a stop entering or leaving a driver's scope moves its job and the
 	-- job's vehicle with it
 	IF TG_OP OPERATOR(pg_catalog.<>) 'UPDATE' OR OLD.driver_id IS DISTINCT FROM NEW.driver_id OR OLD.job_id IS DISTINCT FROM NEW.job_id THEN

@@ -8,7 +8,7 @@
 -- next.  Deciding a mutation locks its entity, compares what the device saw
 -- (base_version, and for lww_hlc its clock) with the server, and applies the
 -- workflow's merge rule (fleet.sync_workflow).  Each decision becomes one
--- trail event through fleet.ingest_event() (source "sync", idempotency key
+-- trail event through fleet.ingest_events() (source "sync", idempotency key
 -- "<client>:<mutation id>"), so replay and audits see it, and every conflict
 -- a fleet.sync_conflict record.  A mutation that fails for a permanent
 -- reason is rejected with the reason and still counts as processed, so one
@@ -65,6 +65,7 @@ DECLARE
 	v_tenant bigint := sync_apply.tenant_id;
 	v_id bigint;
 	v_kind text;				-- conflict kind, NULL when there is none
+	v_kind0 text;
 	v_decision text;			-- client, server, merge, kept_evidence
 	v_value jsonb;				-- what the client asks for (or the custom merge)
 	v_server jsonb;
@@ -155,16 +156,7 @@ BEGIN
 		v_kind := 'stale_base';
 	END IF;
 
-	SELECT ARRAY[k.hlc_ms, k.hlc_counter] INTO v_clock FROM fleet.sync_clock k
-	 WHERE k.tenant_id OPERATOR(pg_catalog.=) v_tenant AND k.entity OPERATOR(pg_catalog.=) w.entity AND k.entity_id OPERATOR(pg_catalog.=) v_id;
-	IF v_clock IS NULL THEN
-		v_clock := ARRAY[(EXTRACT(epoch FROM cur.updated_at) OPERATOR(pg_catalog.*) 1000)::bigint, 0];
-	END IF;
-	v_server := pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(cur)) OPERATOR(pg_catalog.-) 'in_scope'
-	            OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('hlc', v_clock[1]::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) v_clock[2]::text);
-	v_client := pg_catalog.jsonb_build_object('args', args, 'base_version', base_version, 'hlc', hlc,
-	                                          'client_time', client_time, 'driver_id', driver_id,
-	                                          'conflict', v_kind);
+	v_kind0 := v_kind;		-- the conflict as the client side records it
 
 	-- what is asked, validated
 	IF w.action OPERATOR(pg_catalog.=) 'status' THEN
@@ -204,6 +196,23 @@ BEGIN
 			result := 'rejected'; reason := pg_catalog.format('invalid_field: %s', v_field);
 			RETURN;
 		END IF;
+	END IF;
+
+	-- both sides, for a custom merge, the clock rule and the conflict record:
+	-- only those use them (a conflict arises later only under those two
+	-- rules), so a plain applied mutation skips the clock read and the JSON;
+	-- nothing above wrote anything, so they are what they were at the lock
+	IF v_kind IS NOT NULL OR w.rule OPERATOR(pg_catalog.=) ANY (ARRAY['custom', 'lww_hlc']) THEN
+		SELECT ARRAY[k.hlc_ms, k.hlc_counter] INTO v_clock FROM fleet.sync_clock k
+		 WHERE k.tenant_id OPERATOR(pg_catalog.=) v_tenant AND k.entity OPERATOR(pg_catalog.=) w.entity AND k.entity_id OPERATOR(pg_catalog.=) v_id;
+		IF v_clock IS NULL THEN
+			v_clock := ARRAY[(EXTRACT(epoch FROM cur.updated_at) OPERATOR(pg_catalog.*) 1000)::bigint, 0];
+		END IF;
+		v_server := pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(cur)) OPERATOR(pg_catalog.-) 'in_scope'
+		            OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('hlc', v_clock[1]::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) v_clock[2]::text);
+		v_client := pg_catalog.jsonb_build_object('args', args, 'base_version', base_version, 'hlc', hlc,
+		                                          'client_time', client_time, 'driver_id', driver_id,
+		                                          'conflict', v_kind0);
 	END IF;
 
 	-- the decision
@@ -310,8 +319,11 @@ BEGIN
 		'rule', w.rule, 'decision', v_decision, 'conflict', v_kind, 'driver_id', driver_id,
 		'client_time', client_time, 'effect', CASE WHEN v_changed THEN v_value END);
 	v_occurred := LEAST(COALESCE(client_time, pg_catalog.now()), pg_catalog.now());
-	SELECT * INTO v_ev FROM fleet.ingest_event('sync', client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) mutation_id::text,
-	                                           v_ekind, v_epayload, v_occurred);
+	-- fleet.ingest_events() directly: the fleet.ingest_event() wrapper is a
+	-- SQL function that is parsed again on every call
+	SELECT e.status, e.reason, e.event_id INTO v_ev
+	  FROM fleet.ingest_events(ARRAY['sync'], ARRAY[client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) mutation_id::text],
+	                           ARRAY[v_ekind], ARRAY[NULL::integer], ARRAY[v_occurred], ARRAY[v_epayload]) e;
 	IF v_ev.status OPERATOR(pg_catalog.<>) ALL (ARRAY['accepted', 'duplicate']) THEN
 		RAISE EXCEPTION 'the trail event of mutation % of client % was refused: % %', mutation_id, client_id,
 			v_ev.status, COALESCE(v_ev.reason, '')
@@ -526,8 +538,9 @@ BEGIN
 		-- the next one: decide and apply it in a subtransaction, so a
 		-- permanent failure rejects this mutation only
 		BEGIN
-			SELECT * INTO r FROM fleet.sync_apply(v_tenant, client_id, c.driver_id, m.id, m.workflow, m.args,
-			                                      m.client_time, m.base_version, m.hlc);
+			-- an assignment, not SELECT ... FROM: evaluated without an executor
+			r := fleet.sync_apply(v_tenant, client_id, c.driver_id, m.id, m.workflow, m.args,
+			                      m.client_time, m.base_version, m.hlc);
 		EXCEPTION
 			WHEN transaction_rollback OR insufficient_resources OR program_limit_exceeded OR lock_not_available
 			     OR operator_intervention OR system_error OR internal_error OR query_canceled THEN
@@ -542,11 +555,13 @@ BEGIN
 		END;
 		IF r.event_id IS NULL THEN
 			-- rejected: the trail still records what was received and why
-			SELECT * INTO v_ev FROM fleet.ingest_event('sync', client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) m.id::text, 'sync.mutation',
-				pg_catalog.jsonb_build_object('client', client_id::text, 'mutation_id', m.id, 'workflow', m.workflow,
+			SELECT e.status, e.reason, e.event_id INTO v_ev
+			  FROM fleet.ingest_events(ARRAY['sync'], ARRAY[client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) m.id::text],
+				ARRAY['sync.mutation'], ARRAY[NULL::integer],
+				ARRAY[LEAST(COALESCE(m.client_time, pg_catalog.now()), pg_catalog.now())],
+				ARRAY[pg_catalog.jsonb_build_object('client', client_id::text, 'mutation_id', m.id, 'workflow', m.workflow,
 				    'result', r.result, 'rule', r.rule, 'reason', r.reason, 'args', m.args, 'driver_id', c.driver_id,
-				    'client_time', m.client_time),
-				LEAST(COALESCE(m.client_time, pg_catalog.now()), pg_catalog.now()));
+				    'client_time', m.client_time)]) e;
 			IF v_ev.status OPERATOR(pg_catalog.<>) ALL (ARRAY['accepted', 'duplicate']) THEN
 				RAISE EXCEPTION 'the trail event of mutation % of client % was refused: % %', m.id, client_id,
 					v_ev.status, COALESCE(v_ev.reason, '')
