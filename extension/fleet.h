@@ -56,7 +56,11 @@ extern void FleetLockKeys(uint16 lockspace, uint64 *keys, int n);
 extern void FleetAsOwner(Oid *saved_uid, int *saved_ctx);
 extern void FleetAsCaller(Oid saved_uid, int saved_ctx);
 extern ArrayType *FleetMakeArray(Datum *values, bool *nulls, int n, Oid elemtype);
-extern SPIPlanPtr FleetKeepPlan(const char *sql, int nargs, Oid *argtypes, bool generic);
+/* plan modes of FleetKeepPlan (see ingest.c) */
+#define FLEET_PLAN_AUTO		0
+#define FLEET_PLAN_GENERIC	1
+#define FLEET_PLAN_CUSTOM	2
+extern SPIPlanPtr FleetKeepPlan(const char *sql, int nargs, Oid *argtypes, int mode);
 
 /* tenant.c: SQL-callable, used to enter a tenant context for handlers */
 extern Datum fleet_set_tenant(PG_FUNCTION_ARGS);

@@ -234,20 +234,29 @@ FleetMakeArray(Datum *values, bool *nulls, int n, Oid elemtype)
 /*
  * Prepare a statement once per backend and keep its plan.
  *
- * With generic, the plan cache is told to use the generic plan from the
- * first execution on.  The hot per-call statements of the ingest and
- * pipeline paths are probes by key and inserts from arrays, whose best plan
- * does not depend on the parameter values (partitions are pruned at
- * executor start either way); left to itself the plan cache keeps choosing
- * custom plans for statements over partitioned tables and replans them on
- * every call, which measured as 40% of a single-event ingest.
+ * FLEET_PLAN_GENERIC: the plan cache uses the generic plan from the first
+ * execution on.  The hot per-call statements of the ingest and pipeline
+ * paths are probes by key and inserts from arrays, whose best plan does not
+ * depend on the parameter values (partitions are pruned at executor start
+ * either way); left to itself the plan cache keeps choosing custom plans
+ * for statements over partitioned tables and replans them on every call,
+ * which measured as 40% of a single-event ingest.
+ *
+ * FLEET_PLAN_CUSTOM: planned for every call with its values and the
+ * current statistics, never a generic plan.  For a statement over a whole
+ * batch (10,000 rows) whose best plan depends on how full today's partition
+ * is: a generic plan made while it was empty reads it by sequential scan.
+ *
+ * FLEET_PLAN_AUTO: the plan cache's own choice.
  */
 SPIPlanPtr
-FleetKeepPlan(const char *sql, int nargs, Oid *argtypes, bool generic)
+FleetKeepPlan(const char *sql, int nargs, Oid *argtypes, int mode)
 {
 	SPIPlanPtr	plan;
+	int			opts = mode == FLEET_PLAN_GENERIC ? CURSOR_OPT_GENERIC_PLAN :
+		mode == FLEET_PLAN_CUSTOM ? CURSOR_OPT_CUSTOM_PLAN : 0;
 
-	plan = SPI_prepare_cursor(sql, nargs, argtypes, generic ? CURSOR_OPT_GENERIC_PLAN : 0);
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, opts);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)

@@ -140,12 +140,12 @@ prepare_plans(void)
 
 		kind_plan = FleetKeepPlan(
 			"SELECT k.kind, k.class, k.schema_version, k.required FROM fleet.event_kind k"
-			" WHERE k.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t, true);
+			" WHERE k.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t, FLEET_PLAN_GENERIC);
 		upcaster_plan = FleetKeepPlan(
 			"SELECT u.kind, u.from_version, u.upcaster::pg_catalog.oid, p.proowner"
 			"  FROM fleet.event_upcaster u"
 			"  LEFT JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) u.upcaster::pg_catalog.oid"
-			" WHERE u.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t, true);
+			" WHERE u.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t, FLEET_PLAN_GENERIC);
 	}
 	if (probe_plan == NULL)
 	{
@@ -167,7 +167,7 @@ prepare_plans(void)
 			"  CROSS JOIN LATERAL (SELECT x.payload_hash, x.event_id FROM fleet.event_key x"
 			"                       WHERE x.tenant_id OPERATOR(pg_catalog.=) $4"
 			"                         AND x.source OPERATOR(pg_catalog.=) k.s"
-			"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i OFFSET 0) e", 4, t, true);
+			"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i OFFSET 0) e", 4, t, FLEET_PLAN_GENERIC);
 	}
 	if (log_plan == NULL)
 	{
@@ -179,7 +179,7 @@ prepare_plans(void)
 			"                             original_version, source, idem_key, occurred_at, payload)"
 			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t, true);
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t, FLEET_PLAN_GENERIC);
 	}
 	if (key_plan == NULL)
 	{
@@ -188,7 +188,7 @@ prepare_plans(void)
 		key_plan = FleetKeepPlan(
 			"INSERT INTO fleet.event_key (tenant_id, source, idem_key, payload_hash, event_id)"
 			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u", 5, t, true);
+			"   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u", 5, t, FLEET_PLAN_GENERIC);
 	}
 	if (conflict_plan == NULL)
 	{
@@ -200,7 +200,7 @@ prepare_plans(void)
 			"                                  occurred_at, payload, payload_hash, original_hash)"
 			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t, true);
+			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t, FLEET_PLAN_GENERIC);
 	}
 }
 

@@ -154,8 +154,7 @@ static bool same_value(Datum a, bool an, Datum b, bool bn, Oid type);
 static int	cmp_vehicle(const void *a, const void *b);
 
 /*
- * Prepare the statements of the positions ingest path (once per backend;
- * custom plans: the look-up by device and time range prunes partitions).
+ * Prepare the statements of the positions ingest path (once per backend).
  */
 static void
 prepare_plans(void)
@@ -167,14 +166,21 @@ prepare_plans(void)
 		route_plan = FleetKeepPlan(
 			"SELECT r.identifier, r.tenant_id, r.device_id, r.vehicle_id, r.active"
 			"  FROM fleet.device_route r"
-			" WHERE r.identifier OPERATOR(pg_catalog.=) ANY ($1)", 1, t, false);
+			" WHERE r.identifier OPERATOR(pg_catalog.=) ANY ($1)", 1, t, FLEET_PLAN_AUTO);
 	}
 	if (lookup_plan == NULL)
 	{
 		Oid			t[6] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
 		TIMESTAMPTZOID, TIMESTAMPTZOID};
 
-		/* one primary-key range scan per device of the batch, not one probe per fix */
+		/*
+		 * One primary-key range scan per device of the batch, not one probe
+		 * per fix.  Always a custom plan: the plan cache may otherwise settle
+		 * on a generic plan made while today's partition was empty, which
+		 * reads the partition by sequential scan (the fault the event key
+		 * probe had, see ingest_events.c); planning once per batch costs
+		 * little next to the batch.
+		 */
 		lookup_plan = FleetKeepPlan(
 			"SELECT p.tenant_id, p.device_id, p.fix_time,"
 			"       p.lat, p.lon, p.speed, p.heading, p.altitude, p.accuracy, p.seq, p.attrs"
@@ -186,7 +192,7 @@ prepare_plans(void)
 			"   AND p.fix_time OPERATOR(pg_catalog.>=) k.lo"
 			"   AND p.fix_time OPERATOR(pg_catalog.<=) k.hi"
 			" WHERE p.fix_time OPERATOR(pg_catalog.>=) $5"
-			"   AND p.fix_time OPERATOR(pg_catalog.<=) $6", 6, t, false);
+			"   AND p.fix_time OPERATOR(pg_catalog.<=) $6", 6, t, FLEET_PLAN_CUSTOM);
 	}
 	if (insert_plan == NULL)
 	{
@@ -200,7 +206,7 @@ prepare_plans(void)
 			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
 			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-			"   pg_catalog.unnest($12))", 12, t, false);
+			"   pg_catalog.unnest($12))", 12, t, FLEET_PLAN_AUTO);
 	}
 	if (state_plan == NULL)
 	{
@@ -220,7 +226,7 @@ prepare_plans(void)
 			"       lat = EXCLUDED.lat, lon = EXCLUDED.lon, speed = EXCLUDED.speed,"
 			"       heading = EXCLUDED.heading, altitude = EXCLUDED.altitude,"
 			"       updated_at = pg_catalog.now()"
-			" WHERE s.fix_time IS NULL OR s.fix_time OPERATOR(pg_catalog.<) EXCLUDED.fix_time", 9, t, false);
+			" WHERE s.fix_time IS NULL OR s.fix_time OPERATOR(pg_catalog.<) EXCLUDED.fix_time", 9, t, FLEET_PLAN_AUTO);
 	}
 	if (quarantine_plan == NULL)
 	{
@@ -234,7 +240,7 @@ prepare_plans(void)
 			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
 			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-			"   pg_catalog.unnest($12), pg_catalog.unnest($13))", 13, t, false);
+			"   pg_catalog.unnest($12), pg_catalog.unnest($13))", 13, t, FLEET_PLAN_AUTO);
 	}
 }
 

@@ -125,19 +125,19 @@ prepare_plans(void)
 		"SELECT c.lo::pg_catalog.text, c.hi::pg_catalog.text, c.pos_txid::pg_catalog.text, c.pos_event,"
 		"       k.max_attempts, k.batch_size"
 		"  FROM fleet.consumer_cursor c JOIN fleet.event_class k ON k.class OPERATOR(pg_catalog.=) c.class"
-		" WHERE c.class OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c", 1, t1, true);
+		" WHERE c.class OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c", 1, t1, FLEET_PLAN_GENERIC);
 	kinds_plan = FleetKeepPlan(
 		"SELECT k.kind, k.handler::pg_catalog.oid, p.proowner FROM fleet.event_kind k"
 		"  LEFT JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) k.handler::pg_catalog.oid"
-		" WHERE $1 IS NULL OR k.class OPERATOR(pg_catalog.=) $1", 1, t1, true);
+		" WHERE $1 IS NULL OR k.class OPERATOR(pg_catalog.=) $1", 1, t1, FLEET_PLAN_GENERIC);
 	retries_plan = FleetKeepPlan(
 		"SELECT r.tenant_id, r.event_id, r.logged_at, e.kind, e.payload, e.occurred_at"
 		"  FROM fleet.event_retry r"
 		"  JOIN fleet.event_log e ON e.tenant_id OPERATOR(pg_catalog.=) r.tenant_id"
 		"   AND e.event_id OPERATOR(pg_catalog.=) r.event_id AND e.logged_at OPERATOR(pg_catalog.=) r.logged_at"
 		" WHERE r.class OPERATOR(pg_catalog.=) $1 AND r.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()"
-		" ORDER BY r.next_attempt_at, r.event_id LIMIT $2", 2, t2, true);
-	snapshot_plan = FleetKeepPlan("SELECT pg_catalog.pg_current_snapshot()::pg_catalog.text", 0, NULL, true);
+		" ORDER BY r.next_attempt_at, r.event_id LIMIT $2", 2, t2, FLEET_PLAN_GENERIC);
+	snapshot_plan = FleetKeepPlan("SELECT pg_catalog.pg_current_snapshot()::pg_catalog.text", 0, NULL, FLEET_PLAN_GENERIC);
 	/*
 	 * The lower bound is one row comparison: the resume position, or the
 	 * start of the batch (xmin of lo) when the position lies before it.  A
@@ -158,7 +158,7 @@ prepare_plans(void)
 		"   AND pg_catalog.pg_visible_in_snapshot(e.txid, $3::pg_catalog.pg_snapshot)"
 		"   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, $2::pg_catalog.pg_snapshot)"
 		" ORDER BY e.txid, e.event_id LIMIT $6", 6,
-		(Oid[]) {TEXTOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, TEXTOID, INT8OID, INT4OID}, true);
+		(Oid[]) {TEXTOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, TEXTOID, INT8OID, INT4OID}, FLEET_PLAN_GENERIC);
 	fail_plan = FleetKeepPlan(
 		"INSERT INTO fleet.event_retry AS r (tenant_id, event_id, logged_at, class, kind, attempts,"
 		"                                     next_attempt_at, last_error, last_sqlstate, history)"
@@ -181,7 +181,7 @@ prepare_plans(void)
 		"       history = r.history OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object("
 		"         'attempt', r.attempts OPERATOR(pg_catalog.+) 1, 'at', pg_catalog.clock_timestamp(),"
 		"         'error', EXCLUDED.last_error, 'sqlstate', EXCLUDED.last_sqlstate))"
-		" RETURNING r.attempts", 7, tf, true);
+		" RETURNING r.attempts", 7, tf, FLEET_PLAN_GENERIC);
 	bury_plan = FleetKeepPlan(
 		"WITH gone AS (DELETE FROM fleet.event_retry r"
 		"               WHERE r.tenant_id OPERATOR(pg_catalog.=) $1 AND r.event_id OPERATOR(pg_catalog.=) $2"
@@ -191,10 +191,10 @@ prepare_plans(void)
 		" SELECT g.tenant_id, g.event_id, g.logged_at, g.class, g.kind, g.attempts, g.last_error, g.last_sqlstate,"
 		"        g.history, e.payload"
 		"   FROM gone g LEFT JOIN fleet.event_log e ON e.tenant_id OPERATOR(pg_catalog.=) g.tenant_id"
-		"    AND e.event_id OPERATOR(pg_catalog.=) g.event_id AND e.logged_at OPERATOR(pg_catalog.=) g.logged_at", 2, td, true);
+		"    AND e.event_id OPERATOR(pg_catalog.=) g.event_id AND e.logged_at OPERATOR(pg_catalog.=) g.logged_at", 2, td, FLEET_PLAN_GENERIC);
 	done_retry_plan = FleetKeepPlan(
 		"DELETE FROM fleet.event_retry r"
-		" WHERE r.tenant_id OPERATOR(pg_catalog.=) $1 AND r.event_id OPERATOR(pg_catalog.=) $2", 2, td, true);
+		" WHERE r.tenant_id OPERATOR(pg_catalog.=) $1 AND r.event_id OPERATOR(pg_catalog.=) $2", 2, td, FLEET_PLAN_GENERIC);
 	/*
 	 * Counters and the lag ring for fleet.metrics(): the pass knows the log
 	 * times of its first and last new event, so no look-up is needed.
@@ -211,14 +211,14 @@ prepare_plans(void)
 		"   FROM s"
 		" ON CONFLICT (class, slot) DO UPDATE"
 		"   SET sampled_at = EXCLUDED.sampled_at, lag_first = EXCLUDED.lag_first, lag_last = EXCLUDED.lag_last",
-		3, (Oid[]) {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}, true);
+		3, (Oid[]) {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}, FLEET_PLAN_GENERIC);
 	move_plan = FleetKeepPlan(
 		"UPDATE fleet.consumer_cursor c"
 		"   SET lo = $2::pg_catalog.pg_snapshot, hi = $3::pg_catalog.pg_snapshot, pos_txid = $4::pg_catalog.xid8,"
 		"       pos_event = $5, events = c.events OPERATOR(pg_catalog.+) $6,"
 		"       batches = c.batches OPERATOR(pg_catalog.+) CASE WHEN $7 THEN 1 ELSE 0 END,"
 		"       updated_at = pg_catalog.now()"
-		" WHERE c.class OPERATOR(pg_catalog.=) $1", 7, tm, true);
+		" WHERE c.class OPERATOR(pg_catalog.=) $1", 7, tm, FLEET_PLAN_GENERIC);
 }
 
 /*
