@@ -753,7 +753,11 @@ batcher_stop(batcher *b)
 bool
 batcher_db_ready(batcher *b)
 {
-	return b->lanes[0].db_ready;
+	/* up only when every writer lane is: one lane that lost the database journals */
+	for (int i = 0; i < b->nlanes; i++)
+		if (!b->lanes[i].db_ready)
+			return false;
+	return true;
 }
 
 uint64_t

@@ -59,6 +59,7 @@ batcher *batcher_start(const batcher_config *cfg, char *err, size_t errlen);
 void batcher_submit(batcher *b, const gw_record *recs, int n, gw_done_fn cb, void *ctx);
 /* Drain what is queued, then stop the thread (pending submissions are answered). */
 void batcher_stop(batcher *b);
+/* Is every writer lane connected to the database? */
 bool batcher_db_ready(batcher *b);
 uint64_t batcher_journal_depth(batcher *b);
 /* Can data still be acknowledged into the journal (below 90% of its bound)? */

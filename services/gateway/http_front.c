@@ -30,7 +30,7 @@ http_front_init(void)
 	m_http_latency = metrics_histogram("fleet_gateway_http_request_duration_seconds",
 									   "HTTP request latency until the answer, by route.",
 									   metrics_latency_bounds, metrics_latency_nbounds);
-	m_ready = metrics_gauge("fleet_gateway_database_connected", "1 when the gateway's database connection is up.");
+	m_ready = metrics_gauge("fleet_gateway_database_connected", "1 when every writer lane of the gateway is connected to the database.");
 	m_corrupt_http = metrics_counter("fleet_gateway_corrupt_requests_total",
 									 "OsmAnd requests refused as malformed, by reason.");
 }
