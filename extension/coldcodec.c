@@ -134,6 +134,73 @@ get_byte(Reader *r)
 	return *r->p++;
 }
 
+/* a length-prefixed string */
+static void
+put_text(StringInfo s, const char *p, size_t len)
+{
+	put_varint(s, len);
+	appendBinaryStringInfo(s, p, len);
+}
+
+static char *
+get_text(Reader *r, const char *what)
+{
+	uint64		l = get_varint(r);
+	char	   *out;
+
+	if (l > (uint64) (r->end - r->p))
+		corrupt(what);
+	out = pnstrdup((const char *) r->p, l);
+	r->p += l;
+	return out;
+}
+
+/* ---------- segment envelope: magic, row count, raw length, zlib ---------- */
+
+static bytea *
+seal_segment(StringInfo s, const char *magic, uint32 n)
+{
+	uLongf		clen = compressBound(s->len);
+	bytea	   *out = palloc(VARHDRSZ + COLD_HEADER + clen);
+	uint32		l = (uint32) s->len;
+
+	if (compress2((Bytef *) VARDATA(out) + COLD_HEADER, &clen,
+				  (const Bytef *) s->data, s->len, Z_BEST_COMPRESSION) != Z_OK)
+		elog(ERROR, "zlib compress2 failed");
+	memcpy(VARDATA(out), magic, 4);
+	memcpy(VARDATA(out) + 4, &n, 4);
+	memcpy(VARDATA(out) + 8, &l, 4);
+	SET_VARSIZE(out, VARHDRSZ + COLD_HEADER + clen);
+	return out;
+}
+
+/* check the envelope, inflate the body into *r; returns the row count */
+static uint32
+open_segment(bytea *seg, const char *magic, Reader *r)
+{
+	const char *data = VARDATA_ANY(seg);
+	Size		len = VARSIZE_ANY_EXHDR(seg);
+	uint32		n;
+	uint32		rawlen;
+	uLongf		got;
+	unsigned char *raw;
+
+	if (len < COLD_HEADER || memcmp(data, magic, 4) != 0)
+		corrupt("bad header");
+	memcpy(&n, data + 4, 4);
+	memcpy(&rawlen, data + 8, 4);
+	if (n == 0 || n > 100000000 || rawlen > MaxAllocSize)
+		corrupt("bad sizes");
+	raw = palloc(rawlen + 1);
+	got = rawlen;
+	if (uncompress(raw, &got, (const Bytef *) data + COLD_HEADER, len - COLD_HEADER) != Z_OK ||
+		got != rawlen)
+		corrupt("zlib stream does not inflate to the recorded length");
+	r->p = raw;
+	r->end = raw + rawlen;
+	return n;
+}
+
 /* ---------- null maps ---------- */
 
 static void
@@ -441,8 +508,6 @@ fleet_cold_encode(PG_FUNCTION_ARGS)
 	int			c;
 	int			i;
 	StringInfoData s;
-	uLongf		clen;
-	bytea	   *out;
 	int64		prev_t = 0;
 	int64		prev_d = 0;
 	int64		prev_seq = 0;
@@ -496,33 +561,16 @@ fleet_cold_encode(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 	{
 		char	   *txt;
-		size_t		len;
 
 		if (nl[C_ATTRS][i])
 			continue;
 		txt = DatumGetCString(DirectFunctionCall1(jsonb_out, v[C_ATTRS][i]));
-		len = strlen(txt);
-		put_varint(&s, len);
-		appendBinaryStringInfo(&s, txt, len);
+		put_text(&s, txt, strlen(txt));
 	}
 	for (i = 0; i < n; i++)
 		put_varint(&s, zigzag(DatumGetTimestampTz(v[C_RECV][i]) - DatumGetTimestampTz(v[C_FIX][i])));
 
-	clen = compressBound(s.len);
-	out = palloc(VARHDRSZ + COLD_HEADER + clen);
-	if (compress2((Bytef *) VARDATA(out) + COLD_HEADER, &clen,
-				  (const Bytef *) s.data, s.len, Z_BEST_COMPRESSION) != Z_OK)
-		elog(ERROR, "zlib compress2 failed");
-	memcpy(VARDATA(out), COLD_MAGIC, 4);
-	{
-		uint32		u = (uint32) n;
-		uint32		l = (uint32) s.len;
-
-		memcpy(VARDATA(out) + 4, &u, 4);
-		memcpy(VARDATA(out) + 8, &l, 4);
-	}
-	SET_VARSIZE(out, VARHDRSZ + COLD_HEADER + clen);
-	PG_RETURN_BYTEA_P(out);
+	PG_RETURN_BYTEA_P(seal_segment(&s, COLD_MAGIC, (uint32) n));
 }
 
 /*
@@ -534,12 +582,7 @@ fleet_cold_decode(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bytea	   *seg = PG_GETARG_BYTEA_PP(0);
-	const char *data = VARDATA_ANY(seg);
-	Size		len = VARSIZE_ANY_EXHDR(seg);
 	uint32		n;
-	uint32		rawlen;
-	uLongf		got;
-	unsigned char *raw;
 	Reader		r;
 	Datum	   *v[NCOLS];
 	bool	   *nl[NCOLS];
@@ -550,19 +593,7 @@ fleet_cold_decode(PG_FUNCTION_ARGS)
 	int64		seq = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (len < COLD_HEADER || memcmp(data, COLD_MAGIC, 4) != 0)
-		corrupt("bad header");
-	memcpy(&n, data + 4, 4);
-	memcpy(&rawlen, data + 8, 4);
-	if (n == 0 || n > 100000000 || rawlen > MaxAllocSize)
-		corrupt("bad sizes");
-	raw = palloc(rawlen + 1);
-	got = rawlen;
-	if (uncompress(raw, &got, (const Bytef *) data + COLD_HEADER, len - COLD_HEADER) != Z_OK ||
-		got != rawlen)
-		corrupt("zlib stream does not inflate to the recorded length");
-	r.p = raw;
-	r.end = raw + rawlen;
+	n = open_segment(seg, COLD_MAGIC, &r);
 
 	for (c = 0; c < NCOLS; c++)
 	{
@@ -597,17 +628,9 @@ fleet_cold_decode(PG_FUNCTION_ARGS)
 	get_nulls(&r, nl[C_ATTRS], n);
 	for (i = 0; i < (int) n; i++)
 	{
-		uint64		l;
-		char	   *txt;
-
 		if (nl[C_ATTRS][i])
 			continue;
-		l = get_varint(&r);
-		if (l > (uint64) (r.end - r.p))
-			corrupt("truncated attrs");
-		txt = pnstrdup((const char *) r.p, l);
-		r.p += l;
-		v[C_ATTRS][i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(txt));
+		v[C_ATTRS][i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(get_text(&r, "truncated attrs")));
 	}
 	for (i = 0; i < (int) n; i++)
 		v[C_RECV][i] = TimestampTzGetDatum(DatumGetTimestampTz(v[C_FIX][i]) + unzigzag(get_varint(&r)));
@@ -666,26 +689,6 @@ static const char *const ev_names[EV_NCOLS] = {
 	"original_version", "source", "idem_key", "occurred_at", "payload"
 };
 
-static void
-put_text(StringInfo s, const char *p, size_t len)
-{
-	put_varint(s, len);
-	appendBinaryStringInfo(s, p, len);
-}
-
-static char *
-get_text(Reader *r, const char *what)
-{
-	uint64		l = get_varint(r);
-	char	   *out;
-
-	if (l > (uint64) (r->end - r->p))
-		corrupt(what);
-	out = pnstrdup((const char *) r->p, l);
-	r->p += l;
-	return out;
-}
-
 PG_FUNCTION_INFO_V1(fleet_cold_event_encode);
 PG_FUNCTION_INFO_V1(fleet_cold_event_decode);
 
@@ -698,8 +701,6 @@ fleet_cold_event_encode(PG_FUNCTION_ARGS)
 	int			c;
 	int			i;
 	StringInfoData s;
-	uLongf		clen;
-	bytea	   *out;
 	int64		prev;
 
 	for (c = 0; c < EV_NCOLS; c++)
@@ -782,21 +783,7 @@ fleet_cold_event_encode(PG_FUNCTION_ARGS)
 		put_text(&s, txt, strlen(txt));
 	}
 
-	clen = compressBound(s.len);
-	out = palloc(VARHDRSZ + COLD_HEADER + clen);
-	if (compress2((Bytef *) VARDATA(out) + COLD_HEADER, &clen,
-				  (const Bytef *) s.data, s.len, Z_BEST_COMPRESSION) != Z_OK)
-		elog(ERROR, "zlib compress2 failed");
-	memcpy(VARDATA(out), EV_MAGIC, 4);
-	{
-		uint32		u = (uint32) n;
-		uint32		l = (uint32) s.len;
-
-		memcpy(VARDATA(out) + 4, &u, 4);
-		memcpy(VARDATA(out) + 8, &l, 4);
-	}
-	SET_VARSIZE(out, VARHDRSZ + COLD_HEADER + clen);
-	PG_RETURN_BYTEA_P(out);
+	PG_RETURN_BYTEA_P(seal_segment(&s, EV_MAGIC, (uint32) n));
 }
 
 Datum
@@ -804,12 +791,7 @@ fleet_cold_event_decode(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bytea	   *seg = PG_GETARG_BYTEA_PP(0);
-	const char *data = VARDATA_ANY(seg);
-	Size		len = VARSIZE_ANY_EXHDR(seg);
 	uint32		n;
-	uint32		rawlen;
-	uLongf		got;
-	unsigned char *raw;
 	Reader		r;
 	Datum	   *v[EV_NCOLS];
 	int			c;
@@ -817,19 +799,7 @@ fleet_cold_event_decode(PG_FUNCTION_ARGS)
 	int64		acc;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (len < COLD_HEADER || memcmp(data, EV_MAGIC, 4) != 0)
-		corrupt("bad header");
-	memcpy(&n, data + 4, 4);
-	memcpy(&rawlen, data + 8, 4);
-	if (n == 0 || n > 100000000 || rawlen > MaxAllocSize)
-		corrupt("bad sizes");
-	raw = palloc(rawlen + 1);
-	got = rawlen;
-	if (uncompress(raw, &got, (const Bytef *) data + COLD_HEADER, len - COLD_HEADER) != Z_OK ||
-		got != rawlen)
-		corrupt("zlib stream does not inflate to the recorded length");
-	r.p = raw;
-	r.end = raw + rawlen;
+	n = open_segment(seg, EV_MAGIC, &r);
 	for (c = 0; c < EV_NCOLS; c++)
 		v[c] = palloc0(sizeof(Datum) * n);
 
