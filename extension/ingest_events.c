@@ -58,6 +58,7 @@
 #include "fleet.h"
 
 PG_FUNCTION_INFO_V1(fleet_ingest_events);
+PG_FUNCTION_INFO_V1(fleet_ingest_events_reserved);
 
 #define MAX_SOURCE		64
 #define MAX_KEY			255
@@ -127,6 +128,7 @@ static char *check_payload(Jsonb *required, Jsonb *payload);
 static Jsonb *upcast_step(Oid fn, Oid fnowner, Jsonb *payload, char **error);
 static Jsonb *upcast(KindEntry *k, int version, Jsonb *payload, char **error);
 static uint64 event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload);
+static Datum ingest_events(FunctionCallInfo fcinfo, bool reserved);
 
 /*
  * Prepare the statements of the event ingest path (once per backend).
@@ -420,6 +422,32 @@ event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload)
 Datum
 fleet_ingest_events(PG_FUNCTION_ARGS)
 {
+	return ingest_events(fcinfo, false);
+}
+
+/*
+ * fleet.ingest_events_reserved(source text[], idem_key text[], kind text[],
+ *		schema_version int[], occurred_at timestamptz[], payload jsonb[],
+ *		event_id bigint[])
+ *	RETURNS TABLE (idx int, status text, reason text, event_id bigint)
+ *
+ * The same, except that an accepted event takes the id given for it, taken
+ * by the caller from fleet.event_id_seq beforehand.  Internal (owner only):
+ * fleet.sync_push() decides a page of mutations, writing each one's effect
+ * with the id of the trail event it will log, and then logs the page's
+ * trail in one call instead of one call per mutation.  A duplicate or
+ * conflicting key keeps its original event, as in fleet.ingest_events();
+ * the caller must check that every row was accepted.
+ */
+Datum
+fleet_ingest_events_reserved(PG_FUNCTION_ARGS)
+{
+	return ingest_events(fcinfo, true);
+}
+
+static Datum
+ingest_events(FunctionCallInfo fcinfo, bool reserved)
+{
 	static const char *const argnames[NARGS] = {
 		"source", "idem_key", "kind", "schema_version", "occurred_at", "payload"
 	};
@@ -446,6 +474,8 @@ fleet_ingest_events(PG_FUNCTION_ARGS)
 	int			nconf = 0;
 	Oid			saved_uid;
 	int			saved_ctx;
+	Datum	   *ids = NULL;
+	bool	   *idnulls = NULL;
 
 	FleetIngestCheckIsolation("fleet.ingest_events()");
 	tenant = FleetCurrentTenant();
@@ -456,6 +486,15 @@ fleet_ingest_events(PG_FUNCTION_ARGS)
 		FleetBatchArg(fcinfo, a, argnames[a], elemtypes[a],
 					  a == A_SOURCE || a == A_KEY || a == A_KIND || a == A_PAYLOAD,
 					  &n, &av[a], &an[a]);
+	if (reserved)
+	{
+		FleetBatchArg(fcinfo, NARGS, "event_id", INT8OID, true, &n, &ids, &idnulls);
+		for (i = 0; i < n; i++)
+			if (idnulls[i] || DatumGetInt64(ids[i]) < 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("reserved event id %d of the batch is not a positive number", i + 1)));
+	}
 	if (n == 0)
 		return (Datum) 0;
 
@@ -642,7 +681,8 @@ fleet_ingest_events(PG_FUNCTION_ARGS)
 
 	/* 5. classify; new events get their ids */
 	{
-		Oid			seq = RangeVarGetRelid(makeRangeVar("fleet", "event_id_seq", -1), NoLock, false);
+		Oid			seq = reserved ? InvalidOid :
+			RangeVarGetRelid(makeRangeVar("fleet", "event_id_seq", -1), NoLock, false);
 
 		for (i = 0; i < n; i++)
 		{
@@ -665,7 +705,7 @@ fleet_ingest_events(PG_FUNCTION_ARGS)
 			else
 			{
 				r->status = ST_ACCEPTED;
-				r->event_id = nextval_internal(seq, false);
+				r->event_id = reserved ? DatumGetInt64(ids[i]) : nextval_internal(seq, false);
 				nnew++;
 			}
 			if (r->status == ST_CONFLICT)

@@ -268,6 +268,15 @@ RETURNS TABLE (idx integer, status text, reason text, event_id bigint)
 COMMENT ON FUNCTION fleet.ingest_events(text[], text[], text[], integer[], timestamptz[], jsonb[]) IS
 	'Log a batch of events for the current tenant in one transaction; returns per element accepted, duplicate (key seen with the same event), conflict (key seen with a different event: recorded in fleet.event_conflict) or rejected with a reason (bad_key, unknown_kind, unsupported_version, upcast_failed, invalid_payload, future_occurred_at); event_id is the new or original event. schema_version NULL means current, occurred_at NULL means now. Must run at READ COMMITTED.';
 
+CREATE FUNCTION fleet.ingest_events_reserved(source text[], idem_key text[], kind text[], schema_version integer[],
+	occurred_at timestamptz[], payload jsonb[], event_id bigint[])
+RETURNS TABLE (idx integer, status text, reason text, event_id bigint)
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'fleet_ingest_events_reserved';
+COMMENT ON FUNCTION fleet.ingest_events_reserved(text[], text[], text[], integer[], timestamptz[], jsonb[], bigint[]) IS
+	'Internal to fleet.sync_push(): fleet.ingest_events() where an accepted event takes the id given for it (taken from fleet.event_id_seq by the caller before it wrote the effects that name the event), so a page of trail events is logged in one call; duplicates and conflicts keep their original event as usual';
+REVOKE ALL ON FUNCTION fleet.ingest_events_reserved(text[], text[], text[], integer[], timestamptz[], jsonb[], bigint[]) FROM PUBLIC;
+
 CREATE FUNCTION fleet.ingest_event(source text, idem_key text, kind text, payload jsonb,
 	occurred_at timestamptz DEFAULT NULL, schema_version integer DEFAULT NULL)
 RETURNS TABLE (status text, reason text, event_id bigint)

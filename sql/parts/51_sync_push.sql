@@ -55,7 +55,8 @@ SELECT fleet.register_event_kind('sync.mutation', 'audit', 1,
 CREATE FUNCTION fleet.sync_apply(tenant_id bigint, client_id uuid, driver_id bigint, mutation_id bigint,
 	workflow text, args jsonb, client_time timestamptz, base_version bigint, hlc text,
 	OUT result text, OUT rule text, OUT reason text, OUT entity text, OUT entity_id bigint,
-	OUT conflict_id bigint, OUT event_id bigint, OUT version bigint)
+	OUT conflict_id bigint, OUT event_id bigint, OUT version bigint,
+	OUT trail_kind text, OUT trail_payload jsonb, OUT trail_occurred timestamptz)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -78,7 +79,6 @@ DECLARE
 	v_ekind text;
 	v_epayload jsonb;
 	v_changed boolean := false;
-	v_ev record;
 	v_pod bigint;
 	v_field text;
 	v_occurred timestamptz;
@@ -319,17 +319,10 @@ BEGIN
 		'rule', w.rule, 'decision', v_decision, 'conflict', v_kind, 'driver_id', driver_id,
 		'client_time', client_time, 'effect', CASE WHEN v_changed THEN v_value END);
 	v_occurred := LEAST(COALESCE(client_time, pg_catalog.now()), pg_catalog.now());
-	-- fleet.ingest_events() directly: the fleet.ingest_event() wrapper is a
-	-- SQL function that is parsed again on every call
-	SELECT e.status, e.reason, e.event_id INTO v_ev
-	  FROM fleet.ingest_events(ARRAY['sync'], ARRAY[client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) mutation_id::text],
-	                           ARRAY[v_ekind], ARRAY[NULL::integer], ARRAY[v_occurred], ARRAY[v_epayload]) e;
-	IF v_ev.status OPERATOR(pg_catalog.<>) ALL (ARRAY['accepted', 'duplicate']) THEN
-		RAISE EXCEPTION 'the trail event of mutation % of client % was refused: % %', mutation_id, client_id,
-			v_ev.status, COALESCE(v_ev.reason, '')
-			USING ERRCODE = 'internal_error';
-	END IF;
-	event_id := v_ev.event_id;
+	-- the trail event's id, taken now so the effect can name it; the caller
+	-- logs the page's trail events in one fleet.ingest_events_reserved()
+	event_id := pg_catalog.nextval('fleet.event_id_seq'::pg_catalog.regclass);
+	trail_kind := v_ekind; trail_payload := v_epayload; trail_occurred := v_occurred;
 
 	-- the effect
 	IF v_changed AND w.action OPERATOR(pg_catalog.=) 'status' THEN
@@ -424,8 +417,17 @@ DECLARE
 	v_last bigint;
 	v_max integer;
 	v_stored jsonb;
-	v_ev record;
 	v_reconciled timestamptz;
+	-- the page's trail events, logged in one call after the loop
+	t_key text[] := '{}';
+	t_kind text[] := '{}';
+	t_occurred timestamptz[] := '{}';
+	t_payload jsonb[] := '{}';
+	t_id bigint[] := '{}';
+	v_bad record;
+	-- the page's processed mutations, stored in one statement (before a
+	-- duplicate look-up and after the loop)
+	v_done fleet.sync_mutation[] := '{}';
 BEGIN
 	IF v_tenant IS NULL THEN
 		RAISE EXCEPTION 'no tenant context is set'
@@ -508,6 +510,10 @@ BEGIN
 	LOOP
 		IF m.id OPERATOR(pg_catalog.<=) v_last THEN
 			-- processed before: the same payload is a duplicate, another is an error
+			IF pg_catalog.cardinality(v_done) OPERATOR(pg_catalog.>) 0 THEN
+				INSERT INTO fleet.sync_mutation SELECT * FROM pg_catalog.unnest(v_done);
+				v_done := '{}';
+			END IF;
 			SELECT x.payload, x.result, x.rule, x.reason, x.conflict_id, x.stored INTO v_old
 			  FROM fleet.sync_mutation x
 			 WHERE x.tenant_id OPERATOR(pg_catalog.=) v_tenant AND x.client_id OPERATOR(pg_catalog.=) sync_push.client_id AND x.mutation_id OPERATOR(pg_catalog.=) m.id;
@@ -550,25 +556,24 @@ BEGIN
 				       (SELECT w.rule FROM fleet.sync_workflow w WHERE w.workflow OPERATOR(pg_catalog.=) m.workflow) AS rule,
 				       'error: ' OPERATOR(pg_catalog.||) SQLSTATE OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) SQLERRM AS reason,
 				       NULL::text AS entity, NULL::bigint AS entity_id, NULL::bigint AS conflict_id,
-				       NULL::bigint AS event_id, NULL::bigint AS version
+				       NULL::bigint AS event_id, NULL::bigint AS version,
+				       NULL::text AS trail_kind, NULL::jsonb AS trail_payload, NULL::timestamptz AS trail_occurred
 				  INTO r;
 		END;
 		IF r.event_id IS NULL THEN
 			-- rejected: the trail still records what was received and why
-			SELECT e.status, e.reason, e.event_id INTO v_ev
-			  FROM fleet.ingest_events(ARRAY['sync'], ARRAY[client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) m.id::text],
-				ARRAY['sync.mutation'], ARRAY[NULL::integer],
-				ARRAY[LEAST(COALESCE(m.client_time, pg_catalog.now()), pg_catalog.now())],
-				ARRAY[pg_catalog.jsonb_build_object('client', client_id::text, 'mutation_id', m.id, 'workflow', m.workflow,
+			r.event_id := pg_catalog.nextval('fleet.event_id_seq'::pg_catalog.regclass);
+			r.trail_kind := 'sync.mutation';
+			r.trail_occurred := LEAST(COALESCE(m.client_time, pg_catalog.now()), pg_catalog.now());
+			r.trail_payload := pg_catalog.jsonb_build_object('client', client_id::text, 'mutation_id', m.id, 'workflow', m.workflow,
 				    'result', r.result, 'rule', r.rule, 'reason', r.reason, 'args', m.args, 'driver_id', c.driver_id,
-				    'client_time', m.client_time)]) e;
-			IF v_ev.status OPERATOR(pg_catalog.<>) ALL (ARRAY['accepted', 'duplicate']) THEN
-				RAISE EXCEPTION 'the trail event of mutation % of client % was refused: % %', m.id, client_id,
-					v_ev.status, COALESCE(v_ev.reason, '')
-					USING ERRCODE = 'internal_error';
-			END IF;
-			r.event_id := v_ev.event_id;
+				    'client_time', m.client_time);
 		END IF;
+		t_key := pg_catalog.array_append(t_key, client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) m.id::text);
+		t_kind := pg_catalog.array_append(t_kind, r.trail_kind);
+		t_occurred := pg_catalog.array_append(t_occurred, r.trail_occurred);
+		t_payload := pg_catalog.array_append(t_payload, r.trail_payload);
+		t_id := pg_catalog.array_append(t_id, r.event_id);
 		v_stored := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
 			'id', m.id, 'result', r.result, 'rule', r.rule, 'reason', r.reason, 'entity', r.entity,
 			'entity_id', r.entity_id, 'version', r.version, 'conflict_id', r.conflict_id, 'event_id', r.event_id));
@@ -576,15 +581,36 @@ BEGIN
 		                      AND EXISTS (SELECT 1 FROM fleet.sync_review v
 		                                   WHERE v.tenant_id OPERATOR(pg_catalog.=) v_tenant AND v.conflict_id OPERATOR(pg_catalog.=) r.conflict_id)
 		                     THEN NULL ELSE pg_catalog.clock_timestamp() END;
-		INSERT INTO fleet.sync_mutation (tenant_id, client_id, mutation_id, workflow, payload, client_time, result, rule,
-		                                 reason, entity, entity_id, conflict_id, event_id, stored, reconciled_at)
-		VALUES (v_tenant, client_id, m.id, m.workflow, m.payload, m.client_time, r.result, r.rule, r.reason,
-		        r.entity, r.entity_id, r.conflict_id, r.event_id, v_stored, v_reconciled);
+		v_done := pg_catalog.array_append(v_done, ROW(v_tenant, client_id, m.id, m.workflow, m.payload, m.client_time,
+			r.result, r.rule, r.reason, r.entity, r.entity_id, r.conflict_id, r.event_id, v_stored, 0,
+			pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), v_reconciled)::fleet.sync_mutation);
 		v_last := m.id;
 		mutation_id := m.id; result := r.result; rule := r.rule; reason := r.reason;
 		conflict_id := r.conflict_id; stored := v_stored;
 		RETURN NEXT;
 	END LOOP;
+
+	IF pg_catalog.cardinality(v_done) OPERATOR(pg_catalog.>) 0 THEN
+		INSERT INTO fleet.sync_mutation SELECT * FROM pg_catalog.unnest(v_done);
+	END IF;
+
+	-- the trail: one event per processed mutation, under the id its effects
+	-- already name; a key taken by anything else is an inconsistency
+	IF pg_catalog.cardinality(t_id) OPERATOR(pg_catalog.>) 0 THEN
+		SELECT e.idx, e.status, e.reason, e.event_id INTO v_bad
+		  FROM fleet.ingest_events_reserved(pg_catalog.array_fill('sync'::text, ARRAY[pg_catalog.cardinality(t_id)]),
+		                                    t_key, t_kind, NULL, t_occurred, t_payload, t_id) e
+		 WHERE e.status OPERATOR(pg_catalog.<>) 'accepted'
+		 LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'the trail event of mutation % of client % was refused: %',
+				pg_catalog.split_part(t_key[v_bad.idx], ':', 2), client_id,
+				v_bad.status OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) v_bad.reason OPERATOR(pg_catalog.||) ')', '')
+				USING ERRCODE = 'internal_error',
+				      DETAIL = pg_catalog.format('Its idempotency key (source "sync", key "%s") is already taken by event %s.',
+				                                 t_key[v_bad.idx], v_bad.event_id);
+		END IF;
+	END IF;
 
 	UPDATE fleet.sync_client x
 	   SET last_mutation_id = v_last, last_push_at = pg_catalog.now(),

@@ -324,4 +324,22 @@ SET ROLE fleet_analyst;
 SELECT * FROM fleet.sync_push(:B, '[]');
 SELECT count(*) > 0 AS reads_mutations FROM fleet.sync_mutation;
 RESET ROLE;
+-- 12. The trail is logged once per page under ids its effects already name:
+-- a trail key taken by another writer fails the whole push, nothing of it stays.
+SET ROLE fleet_app;
+SELECT last_mutation_id + 1 AS next_a FROM fleet.sync_client WHERE client_id = :A \gset
+SELECT status FROM fleet.ingest_events(ARRAY['sync'], ARRAY[:A || ':' || :next_a], ARRAY['sync.mutation'], NULL, NULL,
+	ARRAY['{"client": "forged", "mutation_id": 0, "workflow": "x", "result": "applied"}'::jsonb]);
+\set VERBOSITY default
+SELECT * FROM fleet.sync_push(:A, jsonb_build_array(jsonb_build_object('id', :next_a, 'workflow', 'stop_status',
+	'args', jsonb_build_object('stop_id', :s1, 'status', 'arrived'))));
+\set VERBOSITY terse
+SELECT last_mutation_id + 1 = :next_a AS nothing_processed FROM fleet.sync_client WHERE client_id = :A;
+SELECT count(*) AS stored FROM fleet.sync_mutation WHERE client_id = :A AND mutation_id = :next_a;
+-- the reserved-id ingest is internal: not for the app, and every id must be given
+SELECT * FROM fleet.ingest_events_reserved(ARRAY['x'], ARRAY['k'], ARRAY['sync.mutation'], NULL, NULL, ARRAY['{}'::jsonb], ARRAY[1::bigint]);
+RESET ROLE;
+SELECT * FROM fleet.ingest_events_reserved(ARRAY['x'], ARRAY['k'], ARRAY['sync.mutation'], NULL, NULL, ARRAY['{}'::jsonb], ARRAY[NULL::bigint]);
+SELECT * FROM fleet.ingest_events_reserved(ARRAY['x', 'y'], ARRAY['k', 'l'], ARRAY['sync.mutation', 'sync.mutation'], NULL, NULL,
+	ARRAY['{}'::jsonb, '{}'::jsonb], ARRAY[1::bigint]);
 SELECT * FROM fleet.check_schema_rules();
