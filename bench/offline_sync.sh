@@ -61,6 +61,63 @@ SELECT client, (id - 1) / $PAGE AS page, jsonb_agg(m ORDER BY id) AS body, count
   FROM bench_mutation GROUP BY client, (id - 1) / $PAGE;
 CREATE TABLE plain_mutation (client uuid, mutation_id bigint, workflow text, args jsonb,
                              client_time timestamptz, base_version integer, PRIMARY KEY (client, mutation_id));
+-- the rows a push stores, written by plain set-based SQL per page with no
+-- decisions: tables shaped like fleet's (same columns, indexes, checks and
+-- defaults; no triggers, no foreign keys, no row security)
+CREATE TABLE w_event (LIKE fleet.event_log INCLUDING ALL);
+CREATE TABLE w_key (LIKE fleet.event_key INCLUDING ALL);
+CREATE TABLE w_mutation (LIKE fleet.sync_mutation INCLUDING ALL);
+CREATE TABLE w_status (LIKE fleet.status_change INCLUDING ALL);
+CREATE TABLE w_pod (LIKE fleet.proof_of_delivery INCLUDING ALL);
+CREATE TABLE w_change (LIKE fleet.sync_change INCLUDING ALL);
+CREATE TABLE w_stop (LIKE fleet.stop INCLUDING ALL EXCLUDING IDENTITY);
+INSERT INTO w_stop SELECT * FROM fleet.stop;
+CREATE SEQUENCE w_event_seq;
+CREATE PROCEDURE bench_writes() LANGUAGE plpgsql AS \$\$
+DECLARE r record;
+BEGIN
+	FOR r IN SELECT client, body FROM bench_page ORDER BY page, client LOOP
+		WITH m AS (
+			SELECT r.client AS client, (e->>'id')::bigint AS id, e->>'workflow' AS wf, e AS body,
+			       (e->>'client_time')::timestamptz AS ct, (e->'args'->>'stop_id')::bigint AS stop_id,
+			       e->'args'->>'status' AS status, nextval('w_event_seq') AS event_id, s.driver_id
+			  FROM jsonb_array_elements(r.body) e
+			  JOIN w_stop s ON s.tenant_id = 1 AND s.stop_id = (e->'args'->>'stop_id')::bigint),
+		ev AS (
+			INSERT INTO w_event (tenant_id, event_id, logged_at, txid, class, kind, schema_version, original_version,
+			                     source, idem_key, occurred_at, payload)
+			SELECT 1, m.event_id, now(), pg_current_xact_id(), 'operational',
+			       CASE WHEN m.status IS NULL THEN 'pod.captured' ELSE 'stop.status' END, 1, 1, 'sync',
+			       m.client || ':' || m.id, m.ct, m.body
+			  FROM m),
+		k AS (
+			INSERT INTO w_key (tenant_id, source, idem_key, first_seen, payload_hash, event_id)
+			SELECT 1, 'sync', m.client || ':' || m.id, now(), m.id, m.event_id FROM m),
+		mu AS (
+			INSERT INTO w_mutation (tenant_id, client_id, mutation_id, workflow, payload, client_time, result, rule,
+			                        entity, entity_id, event_id, stored)
+			SELECT 1, m.client, m.id, m.wf, m.body, m.ct, 'applied', 'forward_only_status', 'stop', m.stop_id, m.event_id,
+			       jsonb_build_object('id', m.id, 'result', 'applied', 'entity', 'stop', 'entity_id', m.stop_id, 'event_id', m.event_id)
+			  FROM m),
+		st AS (
+			INSERT INTO w_status (tenant_id, entity, entity_id, event_id, old_status, new_status)
+			SELECT 1, 'stop', m.stop_id, m.event_id, 'assigned', m.status FROM m WHERE m.status IS NOT NULL),
+		pd AS (
+			INSERT INTO w_pod (tenant_id, stop_id, kind, driver_id, captured_at, received_at, metadata, source_event_id)
+			SELECT 1, m.stop_id, 'signature', m.driver_id, m.ct, now(), m.body->'args'->'metadata', m.event_id
+			  FROM m WHERE m.status IS NULL),
+		ch AS (
+			INSERT INTO w_change (tenant_id, driver_id, entity, entity_id)
+			SELECT 1, m.driver_id, 'stop', m.stop_id FROM m)
+		UPDATE w_stop s
+		   SET status = x.status, status_at = x.ct, status_event_id = x.event_id, version = s.version + x.n, updated_at = now()
+		  FROM (SELECT DISTINCT ON (m.stop_id) m.stop_id, m.status, m.ct, m.event_id,
+		               count(*) OVER (PARTITION BY m.stop_id) AS n
+		          FROM m WHERE m.status IS NOT NULL ORDER BY m.stop_id, m.id DESC) x
+		 WHERE s.tenant_id = 1 AND s.stop_id = x.stop_id;
+		COMMIT;
+	END LOOP;
+END \$\$;
 CREATE PROCEDURE bench_push() LANGUAGE plpgsql AS \$\$
 DECLARE r record;
 BEGIN
@@ -94,11 +151,15 @@ timed() {
 }
 read -r t_insert c_insert < <(timed "CALL bench_insert()")
 read -r t_push c_push < <(timed "CALL bench_push()")
+read -r t_writes c_writes < <(timed "CALL bench_writes()")
+writes_check=$(q -c "SELECT (SELECT count(*) FROM w_event) || ' events, ' || (SELECT count(*) FROM w_mutation) || ' mutations, '
+                            || (SELECT count(*) FROM w_status) || ' status changes, ' || (SELECT count(*) FROM w_pod) || ' proofs, '
+                            || (SELECT count(*) FROM w_change) || ' change-log rows'")
 cpu_rate() { if [ "$2" = n/a ]; then echo n/a; else rate "$1" "$2"; fi; }
 results=$(q -c "SELECT string_agg(result || ' ' || n, ', ' ORDER BY result) FROM (SELECT result, count(*) n FROM fleet.sync_mutation GROUP BY result) x")
 stored=$(q -c "SELECT count(*) FROM fleet.sync_mutation")
 if [ -n "${PUSH_ONLY:-}" ]; then
-	echo "$(rate "$n_mut" "$t_push") $(rate "$n_mut" "$t_insert") $(cpu_rate "$n_mut" "$c_push") $(cpu_rate "$n_mut" "$c_insert")"
+	echo "$(rate "$n_mut" "$t_push") $(rate "$n_mut" "$t_insert") $(cpu_rate "$n_mut" "$c_push") $(cpu_rate "$n_mut" "$c_insert") $(rate "$n_mut" "$t_writes")"
 	exit 0
 fi
 
@@ -170,11 +231,11 @@ rc_push=$(cpu_rate "$n_mut" "$c_push"); rc_insert=$(cpu_rate "$n_mut" "$c_insert
 scale=""
 for n in $SCALE_DRIVERS; do
 	[ "$n" = "$DRIVERS" ] && continue
-	read -r r_n i_n rc_n ic_n < <(PUSH_ONLY=1 DRIVERS=$n "$BENCH_HERE/offline_sync.sh")
-	scale="$scale| $n | $r_n | $i_n | $rc_n | $ic_n |
+	read -r r_n i_n rc_n ic_n w_n < <(PUSH_ONLY=1 DRIVERS=$n "$BENCH_HERE/offline_sync.sh")
+	scale="$scale| $n | $r_n | $i_n | $w_n | $rc_n | $ic_n |
 "
 done
-scale="$scale| $DRIVERS | $r_push | $r_insert | $rc_push | $rc_insert |"
+scale="$scale| $DRIVERS | $r_push | $r_insert | $(rate "$n_mut" "$t_writes") | $rc_push | $rc_insert |"
 section=$(cat <<MD
 ## offline sync
 
@@ -184,18 +245,19 @@ PostgreSQL defaults (fsync and synchronous_commit on) plus shared_buffers=256MB;
 | measure | value | baseline (same run) | ratio | target |
 | --- | --- | --- | --- | --- |
 | fleet.sync_push, $DRIVERS apps x $((STOPS * 4)) mutations in pages of $PAGE, one push per transaction: mutations/s | $r_push | plain INSERT of the same pages: $r_insert | $(ratio "$r_push" "$r_insert") | >= 0.5 |
+| same push vs writing the rows it stores (mutation record, trail event and key, status change or proof, change-log row, stop update) with plain set-based SQL per page, no decisions: mutations/s | $r_push | same rows, plain SQL: $(rate "$n_mut" "$t_writes") | $(ratio "$r_push" "$(rate "$n_mut" "$t_writes")") | report |
 | fleet.sync_pull of $logrows change-log rows for one driver ($pulled), ms | $t_pull | indexed range query over those rows joined to their stops: $t_range ms | $(ratio "$t_range" "$t_pull") | report |
 | fleet.reconcile of one day, $VEHICLES vehicles, $fixes fixes, ms | $t_rec | | | report |
 
 Push rate by tenant size (same $((STOPS * 4)) mutations per app, each size on a fresh cluster, same run);
 per CPU-second of the pushing (or inserting) backend as well, which the machine's load disturbs much less:
 
-| apps | push mutations/s | plain INSERT rows/s | push per CPU-second | plain INSERT per CPU-second |
-| --- | --- | --- | --- | --- |
+| apps | push mutations/s | plain INSERT rows/s | same rows, plain SQL, mutations/s | push per CPU-second | plain INSERT per CPU-second |
+| --- | --- | --- | --- | --- | --- |
 $scale
 
 Push vs plain INSERT per CPU-second of their backends: $(ratio "$rc_push" "$rc_insert") (the table's ratio is by wall time).
-Push results stored: $results (of $stored; $n_mut sent).
+Push results stored: $results (of $stored; $n_mut sent). The plain-SQL comparison stored $writes_check.
 Rows scanned by the reconciliation: $scanned.
 The machine is shared with other work (two cores, load average above): wall rates swing by several times between
 and within runs, the short baseline most; the CPU-second figures are steadier.

@@ -52,6 +52,22 @@ SELECT fleet.register_event_kind('sync.mutation', 'audit', 1,
 	'{"client": "string", "mutation_id": "number", "workflow": "string", "result": "string"}', NULL,
 	'A driver app''s offline write and how it was decided (logged by fleet.sync_push); no projection');
 
+CREATE TYPE fleet.sync_outcome AS (
+	result text, rule text, reason text, entity text, entity_id bigint,
+	conflict_id bigint, event_id bigint, version bigint,
+	trail_kind text, trail_payload jsonb, trail_occurred timestamptz);
+COMMENT ON TYPE fleet.sync_outcome IS
+	'Internal to fleet.sync_push(): how one mutation was decided (result, rule, reason, the entity and its version after it, the conflict record) and its trail event (id taken, kind, payload, occurred-at) still to be logged';
+
+CREATE FUNCTION fleet.sync_apply_run(tenant_id bigint, client_id uuid, driver_id bigint, mutation_id bigint[],
+	workflow text[], args jsonb[], client_time timestamptz[], base_version bigint[], hlc text[])
+RETURNS SETOF fleet.sync_outcome
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'fleet_sync_apply_run';
+COMMENT ON FUNCTION fleet.sync_apply_run(bigint, uuid, bigint, bigint[], text[], jsonb[], timestamptz[], bigint[], text[]) IS
+	'Internal to fleet.sync_push() (extension/sync_push.c): decide the leading mutations of a run that meet no conflict (a driver''s own stops: status forward, evidence added, against the current version) in memory under one lock of their stops, write them set-based, and return their outcomes in order; stops at the first mutation that needs fleet.sync_apply()';
+REVOKE ALL ON FUNCTION fleet.sync_apply_run(bigint, uuid, bigint, bigint[], text[], jsonb[], timestamptz[], bigint[], text[]) FROM PUBLIC;
+
 CREATE FUNCTION fleet.sync_apply(tenant_id bigint, client_id uuid, driver_id bigint, mutation_id bigint,
 	workflow text, args jsonb, client_time timestamptz, base_version bigint, hlc text,
 	OUT result text, OUT rule text, OUT reason text, OUT entity text, OUT entity_id bigint,
@@ -412,7 +428,20 @@ DECLARE
 	v_tenant bigint := fleet.current_tenant();
 	c record;
 	m record;
-	r record;
+	r fleet.sync_outcome;
+	-- the batch in id order
+	a_id bigint[];
+	a_workflow text[];
+	a_args jsonb[];
+	a_client_time timestamptz[];
+	a_base_version bigint[];
+	a_hlc text[];
+	a_payload jsonb[];
+	n integer;
+	i integer;
+	j integer;
+	v_fast boolean := true;		-- runs go through fleet.sync_apply_run() until one fails
+	v_run fleet.sync_outcome[];
 	v_old record;
 	v_last bigint;
 	v_max integer;
@@ -494,21 +523,24 @@ BEGIN
 		END;
 	END LOOP;
 
-	FOR m IN
-		SELECT (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint AS id,
-		       e.elem OPERATOR(pg_catalog.->>) 'workflow' AS workflow,
-		       e.elem OPERATOR(pg_catalog.->) 'args' AS args,
-		       (e.elem OPERATOR(pg_catalog.->>) 'client_time')::timestamptz AS client_time,
-		       (e.elem OPERATOR(pg_catalog.->>) 'base_version')::numeric::bigint AS base_version,
-		       e.elem OPERATOR(pg_catalog.->>) 'hlc' AS hlc,
-		       pg_catalog.jsonb_build_object('workflow', e.elem OPERATOR(pg_catalog.->) 'workflow', 'args', e.elem OPERATOR(pg_catalog.->) 'args',
-		           'client_time', EXTRACT(epoch FROM (e.elem OPERATOR(pg_catalog.->>) 'client_time')::timestamptz),
-		           'base_version', e.elem OPERATOR(pg_catalog.->) 'base_version',
-		           'hlc', e.elem OPERATOR(pg_catalog.->) 'hlc') AS payload
-		  FROM pg_catalog.jsonb_array_elements(mutations) WITH ORDINALITY e (elem, ord)
-		 ORDER BY 1, e.ord
-	LOOP
-		IF m.id OPERATOR(pg_catalog.<=) v_last THEN
+	-- in id order (a duplicate inside the batch right after its original)
+	SELECT pg_catalog.array_agg((e.elem OPERATOR(pg_catalog.->>) 'id')::bigint ORDER BY (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint, e.ord),
+	       pg_catalog.array_agg(e.elem OPERATOR(pg_catalog.->>) 'workflow' ORDER BY (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint, e.ord),
+	       pg_catalog.array_agg(e.elem OPERATOR(pg_catalog.->) 'args' ORDER BY (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint, e.ord),
+	       pg_catalog.array_agg((e.elem OPERATOR(pg_catalog.->>) 'client_time')::timestamptz ORDER BY (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint, e.ord),
+	       pg_catalog.array_agg((e.elem OPERATOR(pg_catalog.->>) 'base_version')::numeric::bigint ORDER BY (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint, e.ord),
+	       pg_catalog.array_agg(e.elem OPERATOR(pg_catalog.->>) 'hlc' ORDER BY (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint, e.ord),
+	       pg_catalog.array_agg(pg_catalog.jsonb_build_object('workflow', e.elem OPERATOR(pg_catalog.->) 'workflow', 'args', e.elem OPERATOR(pg_catalog.->) 'args',
+	           'client_time', EXTRACT(epoch FROM (e.elem OPERATOR(pg_catalog.->>) 'client_time')::timestamptz),
+	           'base_version', e.elem OPERATOR(pg_catalog.->) 'base_version',
+	           'hlc', e.elem OPERATOR(pg_catalog.->) 'hlc') ORDER BY (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint, e.ord)
+	  INTO a_id, a_workflow, a_args, a_client_time, a_base_version, a_hlc, a_payload
+	  FROM pg_catalog.jsonb_array_elements(mutations) WITH ORDINALITY e (elem, ord);
+	n := COALESCE(pg_catalog.cardinality(a_id), 0);
+
+	i := 1;
+	WHILE i OPERATOR(pg_catalog.<=) n LOOP
+		IF a_id[i] OPERATOR(pg_catalog.<=) v_last THEN
 			-- processed before: the same payload is a duplicate, another is an error
 			IF pg_catalog.cardinality(v_done) OPERATOR(pg_catalog.>) 0 THEN
 				INSERT INTO fleet.sync_mutation SELECT * FROM pg_catalog.unnest(v_done);
@@ -516,78 +548,105 @@ BEGIN
 			END IF;
 			SELECT x.payload, x.result, x.rule, x.reason, x.conflict_id, x.stored INTO v_old
 			  FROM fleet.sync_mutation x
-			 WHERE x.tenant_id OPERATOR(pg_catalog.=) v_tenant AND x.client_id OPERATOR(pg_catalog.=) sync_push.client_id AND x.mutation_id OPERATOR(pg_catalog.=) m.id;
+			 WHERE x.tenant_id OPERATOR(pg_catalog.=) v_tenant AND x.client_id OPERATOR(pg_catalog.=) sync_push.client_id AND x.mutation_id OPERATOR(pg_catalog.=) a_id[i];
 			IF NOT FOUND THEN
-				RAISE EXCEPTION 'mutation % of client % was processed but its result is no longer kept', m.id, client_id
+				RAISE EXCEPTION 'mutation % of client % was processed but its result is no longer kept', a_id[i], client_id
 					USING ERRCODE = 'object_not_in_prerequisite_state';
 			END IF;
-			IF v_old.payload OPERATOR(pg_catalog.<>) m.payload THEN
-				RAISE EXCEPTION 'mutation % of client % was already processed with a different payload', m.id, client_id
+			IF v_old.payload OPERATOR(pg_catalog.<>) a_payload[i] THEN
+				RAISE EXCEPTION 'mutation % of client % was already processed with a different payload', a_id[i], client_id
 					USING ERRCODE = 'unique_violation',
-					      DETAIL = pg_catalog.format('Stored: %s; received: %s.', v_old.payload, m.payload),
+					      DETAIL = pg_catalog.format('Stored: %s; received: %s.', v_old.payload, a_payload[i]),
 					      HINT = 'A mutation id is used once; a reinstalled app must register as a new client.';
 			END IF;
 			UPDATE fleet.sync_mutation x SET duplicates = x.duplicates OPERATOR(pg_catalog.+) 1
-			 WHERE x.tenant_id OPERATOR(pg_catalog.=) v_tenant AND x.client_id OPERATOR(pg_catalog.=) sync_push.client_id AND x.mutation_id OPERATOR(pg_catalog.=) m.id;
-			mutation_id := m.id; result := 'duplicate'; rule := v_old.rule; reason := v_old.reason;
+			 WHERE x.tenant_id OPERATOR(pg_catalog.=) v_tenant AND x.client_id OPERATOR(pg_catalog.=) sync_push.client_id AND x.mutation_id OPERATOR(pg_catalog.=) a_id[i];
+			mutation_id := a_id[i]; result := 'duplicate'; rule := v_old.rule; reason := v_old.reason;
 			conflict_id := v_old.conflict_id; stored := v_old.stored;
 			RETURN NEXT;
+			i := i OPERATOR(pg_catalog.+) 1;
 			CONTINUE;
 		END IF;
-		IF m.id OPERATOR(pg_catalog.>) (v_last OPERATOR(pg_catalog.+) 1) THEN
-			RAISE EXCEPTION 'mutation id % of client % skips ahead', m.id, client_id
+		IF a_id[i] OPERATOR(pg_catalog.>) (v_last OPERATOR(pg_catalog.+) 1) THEN
+			RAISE EXCEPTION 'mutation id % of client % skips ahead', a_id[i], client_id
 				USING ERRCODE = 'object_not_in_prerequisite_state',
 				      DETAIL = pg_catalog.format('The next mutation id expected is %s.', v_last OPERATOR(pg_catalog.+) 1),
 				      HINT = 'Push the mutations in id order without gaps, starting from the expected id.';
 		END IF;
 
-		-- the next one: decide and apply it in a subtransaction, so a
-		-- permanent failure rejects this mutation only
-		BEGIN
-			-- an assignment, not SELECT ... FROM: evaluated without an executor
-			r := fleet.sync_apply(v_tenant, client_id, c.driver_id, m.id, m.workflow, m.args,
-			                      m.client_time, m.base_version, m.hlc);
-		EXCEPTION
-			WHEN transaction_rollback OR insufficient_resources OR program_limit_exceeded OR lock_not_available
-			     OR operator_intervention OR system_error OR internal_error OR query_canceled THEN
-				RAISE;
-			WHEN others THEN
-				SELECT 'rejected' AS result,
-				       (SELECT w.rule FROM fleet.sync_workflow w WHERE w.workflow OPERATOR(pg_catalog.=) m.workflow) AS rule,
-				       'error: ' OPERATOR(pg_catalog.||) SQLSTATE OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) SQLERRM AS reason,
-				       NULL::text AS entity, NULL::bigint AS entity_id, NULL::bigint AS conflict_id,
-				       NULL::bigint AS event_id, NULL::bigint AS version,
-				       NULL::text AS trail_kind, NULL::jsonb AS trail_payload, NULL::timestamptz AS trail_occurred
-				  INTO r;
-		END;
-		IF r.event_id IS NULL THEN
-			-- rejected: the trail still records what was received and why
-			r.event_id := pg_catalog.nextval('fleet.event_id_seq'::pg_catalog.regclass);
-			r.trail_kind := 'sync.mutation';
-			r.trail_occurred := LEAST(COALESCE(m.client_time, pg_catalog.now()), pg_catalog.now());
-			r.trail_payload := pg_catalog.jsonb_build_object('client', client_id::text, 'mutation_id', m.id, 'workflow', m.workflow,
-				    'result', r.result, 'rule', r.rule, 'reason', r.reason, 'args', m.args, 'driver_id', c.driver_id,
-				    'client_time', m.client_time);
+		-- the run of new ids from here: its plain part (no conflict, no
+		-- rejection) is decided and written at once (extension/sync_push.c);
+		-- if that fails, the rest of the push goes one mutation at a time
+		v_run := '{}';
+		IF v_fast THEN
+			j := i;
+			WHILE j OPERATOR(pg_catalog.<) n AND a_id[j OPERATOR(pg_catalog.+) 1] OPERATOR(pg_catalog.=) (a_id[j] OPERATOR(pg_catalog.+) 1) LOOP
+				j := j OPERATOR(pg_catalog.+) 1;
+			END LOOP;
+			BEGIN
+				v_run := ARRAY(SELECT f FROM fleet.sync_apply_run(v_tenant, client_id, c.driver_id, a_id[i:j], a_workflow[i:j],
+				                                                   a_args[i:j], a_client_time[i:j], a_base_version[i:j], a_hlc[i:j]) f);
+			EXCEPTION
+				WHEN transaction_rollback OR insufficient_resources OR program_limit_exceeded OR lock_not_available
+				     OR operator_intervention OR system_error OR internal_error OR query_canceled THEN
+					RAISE;
+				WHEN others THEN
+					v_fast := false;
+					v_run := '{}';
+			END;
 		END IF;
-		t_key := pg_catalog.array_append(t_key, client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) m.id::text);
-		t_kind := pg_catalog.array_append(t_kind, r.trail_kind);
-		t_occurred := pg_catalog.array_append(t_occurred, r.trail_occurred);
-		t_payload := pg_catalog.array_append(t_payload, r.trail_payload);
-		t_id := pg_catalog.array_append(t_id, r.event_id);
-		v_stored := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-			'id', m.id, 'result', r.result, 'rule', r.rule, 'reason', r.reason, 'entity', r.entity,
-			'entity_id', r.entity_id, 'version', r.version, 'conflict_id', r.conflict_id, 'event_id', r.event_id));
-		v_reconciled := CASE WHEN r.conflict_id IS NOT NULL
-		                      AND EXISTS (SELECT 1 FROM fleet.sync_review v
-		                                   WHERE v.tenant_id OPERATOR(pg_catalog.=) v_tenant AND v.conflict_id OPERATOR(pg_catalog.=) r.conflict_id)
-		                     THEN NULL ELSE pg_catalog.clock_timestamp() END;
-		v_done := pg_catalog.array_append(v_done, ROW(v_tenant, client_id, m.id, m.workflow, m.payload, m.client_time,
-			r.result, r.rule, r.reason, r.entity, r.entity_id, r.conflict_id, r.event_id, v_stored, 0,
-			pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), v_reconciled)::fleet.sync_mutation);
-		v_last := m.id;
-		mutation_id := m.id; result := r.result; rule := r.rule; reason := r.reason;
-		conflict_id := r.conflict_id; stored := v_stored;
-		RETURN NEXT;
+		IF pg_catalog.cardinality(v_run) OPERATOR(pg_catalog.=) 0 THEN
+			-- the next one alone: decided and applied in a subtransaction, so
+			-- a permanent failure rejects this mutation only
+			BEGIN
+				-- an assignment, not SELECT ... FROM: evaluated without an executor
+				r := fleet.sync_apply(v_tenant, client_id, c.driver_id, a_id[i], a_workflow[i], a_args[i],
+				                      a_client_time[i], a_base_version[i], a_hlc[i]);
+			EXCEPTION
+				WHEN transaction_rollback OR insufficient_resources OR program_limit_exceeded OR lock_not_available
+				     OR operator_intervention OR system_error OR internal_error OR query_canceled THEN
+					RAISE;
+				WHEN others THEN
+					r := ROW('rejected',
+					         (SELECT w.rule FROM fleet.sync_workflow w WHERE w.workflow OPERATOR(pg_catalog.=) a_workflow[i]),
+					         'error: ' OPERATOR(pg_catalog.||) SQLSTATE OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) SQLERRM,
+					         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::fleet.sync_outcome;
+			END;
+			v_run := ARRAY[r];
+		END IF;
+
+		FOR k IN 1 .. pg_catalog.cardinality(v_run) LOOP
+			r := v_run[k];
+			IF r.event_id IS NULL THEN
+				-- rejected: the trail still records what was received and why
+				r.event_id := pg_catalog.nextval('fleet.event_id_seq'::pg_catalog.regclass);
+				r.trail_kind := 'sync.mutation';
+				r.trail_occurred := LEAST(COALESCE(a_client_time[i], pg_catalog.now()), pg_catalog.now());
+				r.trail_payload := pg_catalog.jsonb_build_object('client', client_id::text, 'mutation_id', a_id[i], 'workflow', a_workflow[i],
+					    'result', r.result, 'rule', r.rule, 'reason', r.reason, 'args', a_args[i], 'driver_id', c.driver_id,
+					    'client_time', a_client_time[i]);
+			END IF;
+			t_key := pg_catalog.array_append(t_key, client_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a_id[i]::text);
+			t_kind := pg_catalog.array_append(t_kind, r.trail_kind);
+			t_occurred := pg_catalog.array_append(t_occurred, r.trail_occurred);
+			t_payload := pg_catalog.array_append(t_payload, r.trail_payload);
+			t_id := pg_catalog.array_append(t_id, r.event_id);
+			v_stored := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+				'id', a_id[i], 'result', r.result, 'rule', r.rule, 'reason', r.reason, 'entity', r.entity,
+				'entity_id', r.entity_id, 'version', r.version, 'conflict_id', r.conflict_id, 'event_id', r.event_id));
+			v_reconciled := CASE WHEN r.conflict_id IS NOT NULL
+			                      AND EXISTS (SELECT 1 FROM fleet.sync_review v
+			                                   WHERE v.tenant_id OPERATOR(pg_catalog.=) v_tenant AND v.conflict_id OPERATOR(pg_catalog.=) r.conflict_id)
+			                     THEN NULL ELSE pg_catalog.clock_timestamp() END;
+			v_done := pg_catalog.array_append(v_done, ROW(v_tenant, client_id, a_id[i], a_workflow[i], a_payload[i], a_client_time[i],
+				r.result, r.rule, r.reason, r.entity, r.entity_id, r.conflict_id, r.event_id, v_stored, 0,
+				pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(), v_reconciled)::fleet.sync_mutation);
+			v_last := a_id[i];
+			mutation_id := a_id[i]; result := r.result; rule := r.rule; reason := r.reason;
+			conflict_id := r.conflict_id; stored := v_stored;
+			RETURN NEXT;
+			i := i OPERATOR(pg_catalog.+) 1;
+		END LOOP;
 	END LOOP;
 
 	IF pg_catalog.cardinality(v_done) OPERATOR(pg_catalog.>) 0 THEN

@@ -342,4 +342,62 @@ RESET ROLE;
 SELECT * FROM fleet.ingest_events_reserved(ARRAY['x'], ARRAY['k'], ARRAY['sync.mutation'], NULL, NULL, ARRAY['{}'::jsonb], ARRAY[NULL::bigint]);
 SELECT * FROM fleet.ingest_events_reserved(ARRAY['x', 'y'], ARRAY['k', 'l'], ARRAY['sync.mutation', 'sync.mutation'], NULL, NULL,
 	ARRAY['{}'::jsonb, '{}'::jsonb], ARRAY[1::bigint]);
+-- 13. A run's plain part (a driver's own stops, status forward or evidence
+-- added, against the current version) is decided in memory and written
+-- set-based by fleet.sync_apply_run(); it stops at the first mutation that
+-- needs more, which the push decides alone, and goes on after it.
+INSERT INTO fleet.driver (tenant_id, code, name) VALUES (:tn, 'cat', 'Cat');
+SELECT driver_id AS cat FROM fleet.driver WHERE tenant_id = :tn AND code = 'cat' \gset
+INSERT INTO fleet.job (tenant_id, code, driver_id, status) VALUES (:tn, 'J-C', :cat, 'assigned');
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id)
+SELECT :tn, j.job_id, g, :cat FROM fleet.job j, generate_series(1, 2) g WHERE j.tenant_id = :tn AND j.code = 'J-C';
+SELECT s.stop_id AS c1 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.code = 'J-C' AND s.seq = 1 \gset
+SELECT s.stop_id AS c2 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.code = 'J-C' AND s.seq = 2 \gset
+\set C '''00000000-0000-0000-0000-0000000000c1'''
+SELECT fleet.sync_register_client(:C, :cat);
+-- the run itself (rolled back: called alone it logs no trail): three plain
+-- mutations, then a stale base version ends it
+BEGIN;
+SELECT result, rule, reason, entity, entity_id = :c1 AS c1, conflict_id, version, trail_kind,
+       trail_payload - 'client' - 'client_time' - 'driver_id' #- '{args,stop_id}' AS trail_payload, trail_occurred = '2026-02-01 08:00Z' AS occurred
+  FROM fleet.sync_apply_run(:tn, :C, :cat, ARRAY[1, 2, 3, 4],
+       ARRAY['stop_status', 'proof_of_delivery', 'stop_status', 'stop_status'],
+       ARRAY[jsonb_build_object('stop_id', :c1, 'status', 'en_route'),
+             jsonb_build_object('stop_id', :c1, 'kind', 'photo', 'metadata', jsonb_build_object('n', 1)),
+             jsonb_build_object('stop_id', :c1, 'status', 'en_route'),
+             jsonb_build_object('stop_id', :c1, 'status', 'arrived')],
+       ARRAY['2026-02-01 08:00Z', '2026-02-01 08:00Z', '2026-02-01 08:00Z', '2026-02-01 08:00Z']::timestamptz[],
+       ARRAY[1, 2, NULL, 1]::bigint[], ARRAY[NULL, NULL, '5:0', NULL]);
+SELECT status, version, status_at = '2026-02-01 08:00Z' AS status_at FROM fleet.stop WHERE stop_id = :c1;
+SELECT old_status, new_status FROM fleet.status_change WHERE entity = 'stop' AND entity_id = :c1;
+SELECT kind, metadata, captured_at = '2026-02-01 08:00Z' AS captured_at FROM fleet.proof_of_delivery WHERE stop_id = :c1;
+-- a first mutation that is not plain: no rows, nothing written
+SELECT count(*) FROM fleet.sync_apply_run(:tn, :C, :cat, ARRAY[1], ARRAY['stop_status'],
+       ARRAY[jsonb_build_object('stop_id', :c1, 'status', 'assigned')], NULL, ARRAY[2]::bigint[], NULL);
+ROLLBACK;
+SELECT * FROM fleet.sync_apply_run(NULL, :C, :cat, ARRAY[1], ARRAY['stop_status'], NULL, NULL, NULL, NULL);
+SELECT * FROM fleet.sync_apply_run(:tn, :C, :cat, ARRAY[1, 2], ARRAY['stop_status'], NULL, NULL, NULL, NULL);
+SELECT * FROM fleet.sync_apply_run(:tn, :C, :cat, ARRAY[NULL]::bigint[], ARRAY['stop_status'], NULL, NULL, NULL, NULL);
+SET ROLE fleet_app;
+SELECT * FROM fleet.sync_apply_run(:tn, :C, :cat, ARRAY[1], ARRAY['stop_status'], NULL, NULL, NULL, NULL);
+-- through the push: plain, a stale base (merged alone), plain again
+SELECT mutation_id, result, rule, reason, stored ->> 'version' AS version FROM fleet.sync_push(:C, format('[
+    {"id": 1, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "en_route"}, "base_version": 1},
+    {"id": 2, "workflow": "proof_of_delivery", "args": {"stop_id": %1$s, "kind": "signature"}, "base_version": 2},
+    {"id": 3, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "arrived"}, "base_version": 1},
+    {"id": 4, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "completed"}, "base_version": 3}]', :c1)::jsonb);
+SELECT status, version FROM fleet.stop WHERE stop_id = :c1;
+SELECT old_status, new_status FROM fleet.status_change WHERE entity = 'stop' AND entity_id = :c1 ORDER BY change_id;
+SELECT m.mutation_id, e.kind, e.idem_key = :C || ':' || m.mutation_id AS keyed
+  FROM fleet.sync_mutation m JOIN fleet.event_log e ON e.tenant_id = m.tenant_id AND e.event_id = m.event_id
+ WHERE m.client_id = :C ORDER BY m.mutation_id;
+-- a run whose writes fail (a captured_at no timestamp reads) is redone one
+-- mutation at a time: only the bad one is rejected
+SELECT mutation_id, result, reason FROM fleet.sync_push(:C, format('[
+    {"id": 5, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "en_route"}, "base_version": 1},
+    {"id": 6, "workflow": "proof_of_delivery", "args": {"stop_id": %1$s, "kind": "photo", "captured_at": "half past nine"}},
+    {"id": 7, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "arrived"}, "base_version": 2}]', :c2)::jsonb);
+SELECT status, version FROM fleet.stop WHERE stop_id = :c2;
+SELECT count(*) AS proofs FROM fleet.proof_of_delivery WHERE stop_id = :c2;
+RESET ROLE;
 SELECT * FROM fleet.check_schema_rules();

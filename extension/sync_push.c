@@ -1,0 +1,843 @@
+/*-------------------------------------------------------------------------
+ *
+ * sync_push.c
+ *	  The fast path of fleet.sync_push(): a run of a driver app's mutations
+ *	  that meet no conflict, decided in memory and written set-based.
+ *
+ * fleet.sync_push() (sql/parts/51_sync_push.sql) decides one mutation at a
+ * time with fleet.sync_apply(), about twenty statements each.  Most pushes
+ * are a driver's ordinary day: their own stops going en route, arrived,
+ * proof of delivery, completed, each written against the version the app
+ * last saw.  fleet.sync_apply_run() takes a run of consecutive new
+ * mutations, locks every stop they name in one statement (in stop id
+ * order), and walks the run in id order with the stops' state in memory.
+ * It stops at the first mutation that needs more than the plain rules: a
+ * conflict of any kind (stale base version, stop reassigned or cancelled),
+ * a rejection, a job, a field adjustment, the clock rule or a custom merge
+ * function, or anything it cannot read exactly as fleet.sync_apply() would.
+ * What it decided is written with one statement per table (the stops' final
+ * state, the status history, the proofs of delivery), and one row per
+ * decided mutation comes back with the same fields fleet.sync_apply()
+ * returns, trail event included (its id taken here, its payload built by
+ * the same expressions).  The caller decides the mutation it stopped at
+ * one at a time and calls it again for the rest.  If a write fails (a
+ * constraint, an unparsable captured_at), the caller rolls the whole run
+ * back and decides it one at a time, so a bad mutation is rejected alone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "fleet.h"
+
+PG_FUNCTION_INFO_V1(fleet_sync_apply_run);
+
+enum
+{
+	A_TENANT, A_CLIENT, A_DRIVER, A_ID, A_WORKFLOW, A_ARGS, A_CLIENT_TIME,
+	A_BASE_VERSION, A_HLC, NARGS
+};
+
+typedef enum
+{
+	ACT_STATUS, ACT_EVIDENCE, ACT_OTHER
+} Action;
+
+typedef enum
+{
+	RULE_SERVER_WINS, RULE_CLIENT_WINS, RULE_FORWARD, RULE_EVIDENCE, RULE_OTHER
+} Rule;
+
+/* a row of fleet.sync_workflow, as far as the fast path needs it */
+typedef struct Workflow
+{
+	char	   *name;
+	bool		stop;			/* entity is a stop */
+	Action		action;
+	Rule		rule;
+	char	   *rule_name;
+	char	   *evidence_kind;	/* NULL: the app names it */
+} Workflow;
+
+/* a locked stop, as the run has left it so far */
+typedef struct StopState
+{
+	int64		stop_id;
+	char	   *status;
+	int64		version;
+	bool		in_scope;
+	char	   *job_code;
+	Datum		seq;
+	bool		seq_null;
+	TimestampTz status_at;
+	bool		status_at_null;
+	int64		status_event;
+	bool		status_event_null;
+	TimestampTz arrived_at;
+	bool		arrived_null;
+	TimestampTz completed_at;
+	bool		completed_null;
+	bool		changed;
+} StopState;
+
+/* what the run decided for one mutation */
+typedef enum
+{
+	EFFECT_STATUS = 1, EFFECT_EVIDENCE = 2, EFFECT_NONE = 3
+} Effect;
+
+typedef struct Decided
+{
+	int			m;				/* index into the run */
+	Effect		effect;
+	Workflow   *w;
+	StopState  *stop;
+	int64		event_id;
+	int64		version;		/* the stop's, after the mutation */
+	TimestampTz occurred;
+	char	   *status;			/* EFFECT_STATUS: the new status */
+	char	   *old_status;		/* EFFECT_STATUS: the status history row */
+	TimestampTz old_status_at;
+	bool		old_status_at_null;
+	int64		old_event;
+	bool		old_event_null;
+	char	   *job_code;		/* for the trail payload */
+	Datum		seq;
+	bool		seq_null;
+	char	   *evidence_kind;	/* EFFECT_EVIDENCE */
+	Jsonb	   *metadata;
+	char	   *captured_at;	/* as sent, NULL if not */
+	Datum		payload;		/* built by SQL */
+	Datum		captured;		/* captured_at as stored */
+} Decided;
+
+static SPIPlanPtr workflow_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr payload_plan = NULL;
+static SPIPlanPtr stop_plan = NULL;
+static SPIPlanPtr history_plan = NULL;
+static SPIPlanPtr pod_plan = NULL;
+
+static void
+prepare_plans(void)
+{
+	if (workflow_plan == NULL)
+		workflow_plan = FleetKeepPlan(
+			"SELECT w.workflow, w.entity, w.action, w.rule, w.evidence_kind FROM fleet.sync_workflow w",
+			0, NULL, FLEET_PLAN_AUTO);
+	if (lock_plan == NULL)
+	{
+		Oid			types[3] = {INT8OID, INT8ARRAYOID, INT8OID};
+
+		lock_plan = FleetKeepPlan(
+			"SELECT s.stop_id, s.status, s.version, s.driver_id OPERATOR(pg_catalog.=) $3, j.code, s.seq,"
+			"       s.status_at, s.status_event_id, s.arrived_at, s.completed_at"
+			"  FROM fleet.stop s"
+			"  JOIN fleet.job j ON j.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND j.job_id OPERATOR(pg_catalog.=) s.job_id"
+			" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) ANY ($2)"
+			" ORDER BY s.stop_id"
+			"   FOR UPDATE OF s",
+			3, types, FLEET_PLAN_CUSTOM);
+	}
+	if (payload_plan == NULL)
+	{
+		Oid			types[14] = {TEXTOID, INT8OID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+
+		/*
+		 * The same expressions as fleet.sync_apply() for an applied mutation
+		 * without conflict (decision "client"), so the trail is the same.
+		 */
+		payload_plan = FleetKeepPlan(
+			"SELECT CASE u.effect"
+			"         WHEN 1 THEN pg_catalog.jsonb_build_object('job', u.job, 'seq', u.seq, 'status', u.status)"
+			"         WHEN 2 THEN pg_catalog.jsonb_build_object('job', u.job, 'seq', u.seq, 'kind', u.ekind, 'metadata', u.metadata)"
+			"         ELSE pg_catalog.jsonb_build_object('args', u.args) END"
+			"       OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object("
+			"         'client', $1, 'mutation_id', u.id, 'workflow', u.workflow, 'result', 'applied',"
+			"         'rule', u.rule, 'decision', 'client', 'conflict', NULL::text, 'driver_id', $2,"
+			"         'client_time', u.client_time,"
+			"         'effect', CASE u.effect"
+			"                     WHEN 1 THEN pg_catalog.jsonb_build_object('status', u.status)"
+			"                     WHEN 2 THEN pg_catalog.jsonb_build_object('kind', u.ekind, 'metadata', u.metadata,"
+			"                                                               'captured_at', pg_catalog.to_jsonb(x.captured_at)) END),"
+			"       x.captured_at"
+			"  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+			"                  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+			"                  pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+			"                  pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)) WITH ORDINALITY"
+			"       u (effect, job, seq, status, ekind, metadata, args, id, workflow, rule, captured, client_time, ord)"
+			" CROSS JOIN LATERAL (SELECT CASE WHEN u.effect OPERATOR(pg_catalog.=) 2"
+			"                             THEN COALESCE(u.captured::timestamptz, u.client_time, pg_catalog.now()) END AS captured_at) x"
+			" ORDER BY u.ord",
+			14, types, FLEET_PLAN_GENERIC);
+	}
+	if (stop_plan == NULL)
+	{
+		Oid			types[8] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+
+		stop_plan = FleetKeepPlan(
+			"UPDATE fleet.stop s"
+			"   SET status = u.status, status_at = u.status_at, status_event_id = u.event_id,"
+			"       arrived_at = u.arrived_at, completed_at = u.completed_at, version = u.version,"
+			"       updated_at = pg_catalog.now()"
+			"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+			"                  pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+			"                  pg_catalog.unnest($8))"
+			"       u (stop_id, status, status_at, event_id, arrived_at, completed_at, version)"
+			" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) u.stop_id",
+			8, types, FLEET_PLAN_CUSTOM);
+	}
+	if (history_plan == NULL)
+	{
+		Oid			types[7] = {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+		INT8ARRAYOID, TEXTARRAYOID};
+
+		history_plan = FleetKeepPlan(
+			"INSERT INTO fleet.status_change (tenant_id, entity, entity_id, event_id, old_status, old_status_at,"
+			"                                 old_event_id, new_status)"
+			"SELECT $1, 'stop', u.*"
+			"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+			"                  pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) u",
+			7, types, FLEET_PLAN_GENERIC);
+	}
+	if (pod_plan == NULL)
+	{
+		Oid			types[7] = {INT8OID, INT8OID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+		JSONBARRAYOID, INT8ARRAYOID};
+
+		pod_plan = FleetKeepPlan(
+			"INSERT INTO fleet.proof_of_delivery (tenant_id, stop_id, kind, driver_id, captured_at, metadata,"
+			"                                     source_event_id)"
+			"SELECT $1, u.stop_id, u.kind, $2, u.captured_at, u.metadata, u.event_id"
+			"  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+			"                  pg_catalog.unnest($6), pg_catalog.unnest($7))"
+			"       u (stop_id, kind, captured_at, metadata, event_id)",
+			7, types, FLEET_PLAN_GENERIC);
+	}
+}
+
+/* the rank of a stop status, as fleet.stop_status_rank(); -1: not one */
+static int
+stop_status_rank(const char *status)
+{
+	static const char *const names[] = {"planned", "assigned", "en_route", "arrived", "completed", "failed", "cancelled"};
+	static const int ranks[] = {0, 1, 2, 3, 4, 4, 4};
+	int			i;
+
+	for (i = 0; i < lengthof(names); i++)
+		if (strcmp(status, names[i]) == 0)
+			return ranks[i];
+	return -1;
+}
+
+static bool
+valid_evidence_kind(const char *kind)
+{
+	return strcmp(kind, "signature") == 0 || strcmp(kind, "photo") == 0 || strcmp(kind, "barcode") == 0 ||
+		strcmp(kind, "note") == 0 || strcmp(kind, "inspection") == 0;
+}
+
+/* "<1-15 digits>:<1-9 digits>", as fleet.sync_parse_hlc() accepts */
+static bool
+valid_hlc(const char *s)
+{
+	int			d = 0;
+
+	while (*s >= '0' && *s <= '9')
+		s++, d++;
+	if (d < 1 || d > 15 || *s++ != ':')
+		return false;
+	d = 0;
+	while (*s >= '0' && *s <= '9')
+		s++, d++;
+	return d >= 1 && d <= 9 && *s == '\0';
+}
+
+/* a key of a JSON object; false if absent */
+static bool
+jsonb_key(Jsonb *jb, const char *key, JsonbValue *out)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	if (v == NULL)
+		return false;
+	*out = *v;
+	return true;
+}
+
+/* a JSON number that (args->>key)::bigint reads without error */
+static bool
+jsonb_int64(JsonbValue *v, int64 *out)
+{
+	char	   *text;
+	char	   *p;
+
+	if (v->type != jbvNumeric)
+		return false;
+	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	p = text;
+	if (*p == '-')
+		p++;
+	if (*p == '\0' || strlen(p) > 18)
+		return false;
+	for (; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	*out = strtoi64(text, NULL, 10);
+	return true;
+}
+
+static char *
+jsonb_string(JsonbValue *v)
+{
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static StopState *
+find_stop(StopState *stops, int n, int64 id)
+{
+	int			lo = 0;
+	int			hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (stops[mid].stop_id == id)
+			return &stops[mid];
+		if (stops[mid].stop_id < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+static Workflow *
+find_workflow(Workflow *wfs, int n, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(wfs[i].name, name) == 0)
+			return &wfs[i];
+	return NULL;
+}
+
+/* the stop a mutation's args name, if its workflow is one the fast path takes */
+static bool
+mutation_stop(Workflow *w, Datum args, bool args_null, int64 *stop_id)
+{
+	Jsonb	   *jb;
+	JsonbValue	v;
+
+	if (w == NULL || !w->stop || w->action == ACT_OTHER || w->rule == RULE_OTHER || args_null)
+		return false;
+	jb = DatumGetJsonbP(args);
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		return false;
+	return jsonb_key(jb, "stop_id", &v) && jsonb_int64(&v, stop_id);
+}
+
+/*
+ * fleet.sync_apply_run(tenant_id bigint, client_id uuid, driver_id bigint,
+ *		mutation_id bigint[], workflow text[], args jsonb[],
+ *		client_time timestamptz[], base_version bigint[], hlc text[])
+ *	RETURNS SETOF fleet.sync_outcome
+ *
+ * One row per mutation of the run's leading part that has no conflict, in
+ * order; none when the first one needs fleet.sync_apply().
+ */
+Datum
+fleet_sync_apply_run(PG_FUNCTION_ARGS)
+{
+	static const char *const argnames[NARGS] = {
+		NULL, NULL, NULL, "mutation_id", "workflow", "args", "client_time", "base_version", "hlc"
+	};
+	static const Oid elemtypes[NARGS] = {
+		InvalidOid, InvalidOid, InvalidOid, INT8OID, TEXTOID, JSONBOID, TIMESTAMPTZOID, INT8OID, TEXTOID
+	};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext callcxt;
+	Datum	   *av[NARGS];
+	bool	   *an[NARGS];
+	int			n = -1;
+	int			a;
+	int			i;
+	int64		tenant;
+	int64		driver;
+	char	   *client;
+	Workflow   *wfs;
+	int			nwfs;
+	Workflow  **mw;
+	int64	   *ids;
+	int			nids = 0;
+	StopState  *stops;
+	int			nstops = 0;
+	Decided    *dec;
+	int			ndec = 0;
+	int			nstatus = 0;
+	int			npod = 0;
+	TimestampTz now;
+	Oid			seq;
+
+	if (PG_ARGISNULL(A_TENANT) || PG_ARGISNULL(A_CLIENT) || PG_ARGISNULL(A_DRIVER))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant, client and driver must not be null")));
+	tenant = PG_GETARG_INT64(A_TENANT);
+	client = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(A_CLIENT)));
+	driver = PG_GETARG_INT64(A_DRIVER);
+	InitMaterializedSRF(fcinfo, 0);
+	callcxt = CurrentMemoryContext;
+	for (a = A_ID; a < NARGS; a++)
+		FleetBatchArg(fcinfo, a, argnames[a], elemtypes[a], a == A_ID || a == A_WORKFLOW, &n, &av[a], &an[a]);
+	if (n <= 0)
+		return (Datum) 0;
+	for (i = 0; i < n; i++)
+		if (an[A_ID][i] || an[A_WORKFLOW][i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("mutation %d of the run has no id or workflow", i + 1)));
+	now = GetCurrentTransactionStartTimestamp();
+	seq = RangeVarGetRelid(makeRangeVar("fleet", "event_id_seq", -1), NoLock, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_plans();
+
+	/* 1. the workflows */
+	if (SPI_execute_plan(workflow_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "workflow look-up failed");
+	nwfs = (int) SPI_processed;
+	wfs = MemoryContextAllocZero(callcxt, sizeof(Workflow) * Max(nwfs, 1));
+	for (i = 0; i < nwfs; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(callcxt);
+		char	   *entity = SPI_getvalue(tup, desc, 2);
+		char	   *action = SPI_getvalue(tup, desc, 3);
+		char	   *rule = SPI_getvalue(tup, desc, 4);
+
+		wfs[i].name = SPI_getvalue(tup, desc, 1);
+		wfs[i].stop = strcmp(entity, "stop") == 0;
+		wfs[i].action = strcmp(action, "status") == 0 ? ACT_STATUS :
+			strcmp(action, "evidence") == 0 ? ACT_EVIDENCE : ACT_OTHER;
+		wfs[i].rule = strcmp(rule, "server_wins") == 0 ? RULE_SERVER_WINS :
+			strcmp(rule, "client_wins") == 0 ? RULE_CLIENT_WINS :
+			strcmp(rule, "forward_only_status") == 0 ? RULE_FORWARD :
+			strcmp(rule, "append_only_evidence") == 0 ? RULE_EVIDENCE : RULE_OTHER;
+		/* forward-only is about statuses: evidence under it is not plain */
+		if (wfs[i].action == ACT_EVIDENCE && wfs[i].rule == RULE_FORWARD)
+			wfs[i].rule = RULE_OTHER;
+		wfs[i].rule_name = rule;
+		wfs[i].evidence_kind = SPI_getvalue(tup, desc, 5);
+		MemoryContextSwitchTo(old);
+	}
+
+	/* 2. lock the stops the run names, in stop id order */
+	mw = palloc(sizeof(Workflow *) * n);
+	ids = palloc(sizeof(int64) * n);
+	for (i = 0; i < n; i++)
+	{
+		int64		id;
+
+		mw[i] = find_workflow(wfs, nwfs, TextDatumGetCString(av[A_WORKFLOW][i]));
+		if (mutation_stop(mw[i], av[A_ARGS] ? av[A_ARGS][i] : (Datum) 0, av[A_ARGS] == NULL || an[A_ARGS][i], &id))
+			ids[nids++] = id;
+	}
+	if (nids == 0)
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+	qsort(ids, nids, sizeof(int64), cmp_int64);
+	{
+		Datum	   *d = palloc(sizeof(Datum) * nids);
+		Datum		args[3];
+		int			m = 0;
+		uint64		j;
+
+		for (i = 0; i < nids; i++)
+			if (i == 0 || ids[i] != ids[i - 1])
+				d[m++] = Int64GetDatum(ids[i]);
+		args[0] = Int64GetDatum(tenant);
+		args[1] = PointerGetDatum(FleetMakeArray(d, NULL, m, INT8OID));
+		args[2] = Int64GetDatum(driver);
+		if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "stop look-up failed");
+		nstops = (int) SPI_processed;
+		stops = MemoryContextAllocZero(callcxt, sizeof(StopState) * Max(nstops, 1));
+		for (j = 0; j < SPI_processed; j++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[j];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			StopState  *s = &stops[j];
+			MemoryContext old = MemoryContextSwitchTo(callcxt);
+			bool		isnull;
+			Datum		v;
+
+			s->stop_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			s->status = SPI_getvalue(tup, desc, 2);
+			s->version = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+			v = SPI_getbinval(tup, desc, 4, &isnull);
+			s->in_scope = !isnull && DatumGetBool(v);
+			s->job_code = SPI_getvalue(tup, desc, 5);
+			s->seq = SPI_getbinval(tup, desc, 6, &s->seq_null);
+			s->status_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &s->status_at_null));
+			s->status_event = DatumGetInt64(SPI_getbinval(tup, desc, 8, &s->status_event_null));
+			s->arrived_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &s->arrived_null));
+			s->completed_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &s->completed_null));
+			MemoryContextSwitchTo(old);
+		}
+	}
+
+	/* 3. decide in id order, up to the first mutation that is not plain */
+	dec = palloc0(sizeof(Decided) * n);
+	for (i = 0; i < n; i++)
+	{
+		Workflow   *w = mw[i];
+		Decided    *d = &dec[ndec];
+		Jsonb	   *args;
+		JsonbValue	v;
+		int64		stop_id;
+		StopState  *s;
+		bool		bv_null = av[A_BASE_VERSION] == NULL || an[A_BASE_VERSION][i];
+		int64		bv = bv_null ? 0 : DatumGetInt64(av[A_BASE_VERSION][i]);
+		bool		ct_null = av[A_CLIENT_TIME] == NULL || an[A_CLIENT_TIME][i];
+
+		if (!mutation_stop(w, av[A_ARGS] ? av[A_ARGS][i] : (Datum) 0, av[A_ARGS] == NULL || an[A_ARGS][i], &stop_id))
+			break;
+		if (av[A_HLC] != NULL && !an[A_HLC][i] && !valid_hlc(TextDatumGetCString(av[A_HLC][i])))
+			break;
+		s = find_stop(stops, nstops, stop_id);
+		/* not found, not the driver's (now), a base version beyond the stop's */
+		if (s == NULL || !s->in_scope || (!bv_null && (bv < 1 || bv > s->version)))
+			break;
+		/* a cancelled stop, or (for a status) a stale base: conflicts */
+		if (strcmp(s->status, "cancelled") == 0 || (w->action == ACT_STATUS && !bv_null && bv < s->version))
+			break;
+		args = DatumGetJsonbP(av[A_ARGS][i]);
+		d->m = i;
+		d->w = w;
+		d->stop = s;
+		d->occurred = ct_null ? now : Min(DatumGetTimestampTz(av[A_CLIENT_TIME][i]), now);
+		d->job_code = s->job_code;
+		d->seq = s->seq;
+		d->seq_null = s->seq_null;
+		if (w->action == ACT_STATUS)
+		{
+			char	   *status;
+			int			rank;
+
+			if (!jsonb_key(args, "status", &v) || v.type != jbvString)
+				break;
+			status = jsonb_string(&v);
+			rank = stop_status_rank(status);
+			if (rank < 0)
+				break;
+			/* forward-only: a lower rank, or another status of the same rank, is refused */
+			if (w->rule == RULE_FORWARD && strcmp(status, s->status) != 0 && rank <= stop_status_rank(s->status))
+				break;
+			d->status = status;
+			if (strcmp(status, s->status) == 0)
+				d->effect = EFFECT_NONE;
+			else
+			{
+				d->effect = EFFECT_STATUS;
+				d->old_status = s->status;
+				d->old_status_at = s->status_at;
+				d->old_status_at_null = s->status_at_null;
+				d->old_event = s->status_event;
+				d->old_event_null = s->status_event_null;
+				s->status = status;
+				s->status_at = d->occurred;
+				s->status_at_null = false;
+				if (strcmp(status, "arrived") == 0)
+					s->arrived_at = d->occurred, s->arrived_null = false;
+				if (strcmp(status, "completed") == 0)
+					s->completed_at = d->occurred, s->completed_null = false;
+				s->version++;
+				s->changed = true;
+				nstatus++;
+			}
+		}
+		else
+		{
+			/* evidence */
+			if (w->evidence_kind != NULL)
+				d->evidence_kind = w->evidence_kind;
+			else
+			{
+				if (!jsonb_key(args, "kind", &v) || v.type != jbvString)
+					break;
+				d->evidence_kind = jsonb_string(&v);
+			}
+			if (!valid_evidence_kind(d->evidence_kind))
+				break;
+			if (jsonb_key(args, "metadata", &v))
+			{
+				if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+					break;
+				d->metadata = JsonbValueToJsonb(&v);
+			}
+			else
+				d->metadata = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+			if (jsonb_key(args, "captured_at", &v))
+			{
+				if (v.type != jbvString)
+					break;
+				d->captured_at = jsonb_string(&v);
+			}
+			d->effect = EFFECT_EVIDENCE;
+			npod++;
+		}
+		d->event_id = nextval_internal(seq, false);
+		if (d->effect == EFFECT_STATUS)
+			s->status_event = d->event_id, s->status_event_null = false;
+		d->version = s->version;
+		ndec++;
+	}
+	if (ndec == 0)
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+
+	/* 4. the trail payloads (and the proofs' captured_at), by SQL */
+	{
+		Datum	   *col[11];
+		bool	   *nul[11];
+		Datum		args[14];
+		static const Oid types[11] = {INT4OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
+		INT8OID, TEXTOID, TEXTOID, TEXTOID};
+		int			k;
+		uint64		j;
+
+		for (k = 0; k < 11; k++)
+		{
+			col[k] = palloc0(sizeof(Datum) * ndec);
+			nul[k] = palloc0(sizeof(bool) * ndec);
+		}
+		for (i = 0; i < ndec; i++)
+		{
+			Decided    *d = &dec[i];
+			int			m = d->m;
+
+			col[0][i] = Int32GetDatum((int32) d->effect);
+			col[1][i] = CStringGetTextDatum(d->job_code);
+			col[2][i] = d->seq;
+			nul[2][i] = d->seq_null;
+			if (d->status)
+				col[3][i] = CStringGetTextDatum(d->status);
+			else
+				nul[3][i] = true;
+			if (d->evidence_kind)
+				col[4][i] = CStringGetTextDatum(d->evidence_kind);
+			else
+				nul[4][i] = true;
+			if (d->metadata)
+				col[5][i] = JsonbPGetDatum(d->metadata);
+			else
+				nul[5][i] = true;
+			col[6][i] = av[A_ARGS][m];
+			col[7][i] = av[A_ID][m];
+			col[8][i] = av[A_WORKFLOW][m];
+			col[9][i] = CStringGetTextDatum(d->w->rule_name);
+			if (d->captured_at)
+				col[10][i] = CStringGetTextDatum(d->captured_at);
+			else
+				nul[10][i] = true;
+		}
+		args[0] = CStringGetTextDatum(client);
+		args[1] = Int64GetDatum(driver);
+		for (k = 0; k < 11; k++)
+			args[k + 2] = PointerGetDatum(FleetMakeArray(col[k], nul[k], ndec, types[k]));
+		{
+			Datum	   *ct = palloc(sizeof(Datum) * ndec);
+			bool	   *ctn = palloc(sizeof(bool) * ndec);
+
+			for (i = 0; i < ndec; i++)
+			{
+				int			m = dec[i].m;
+
+				ctn[i] = av[A_CLIENT_TIME] == NULL || an[A_CLIENT_TIME][m];
+				ct[i] = ctn[i] ? (Datum) 0 : av[A_CLIENT_TIME][m];
+			}
+			args[13] = PointerGetDatum(FleetMakeArray(ct, ctn, ndec, TIMESTAMPTZOID));
+		}
+		if (SPI_execute_plan(payload_plan, args, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != (uint64) ndec)
+			elog(ERROR, "trail payloads of the sync run failed");
+		for (j = 0; j < SPI_processed; j++)
+		{
+			bool		isnull;
+			Datum		p = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1, &isnull);
+			Datum		cap = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2, &isnull);
+			MemoryContext old = MemoryContextSwitchTo(callcxt);
+
+			dec[j].payload = datumCopy(p, false, -1);
+			dec[j].captured = isnull ? (Datum) 0 : cap;
+			MemoryContextSwitchTo(old);
+		}
+	}
+
+	/* 5. the stops' final state, the status history, the proofs */
+	if (nstatus > 0)
+	{
+		Datum	   *c[7];
+		bool	   *cn[7];
+		static const Oid types[7] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, INT8OID};
+		Datum		args[8];
+		int			m = 0;
+		int			k;
+
+		for (k = 0; k < 7; k++)
+		{
+			c[k] = palloc0(sizeof(Datum) * nstops);
+			cn[k] = palloc0(sizeof(bool) * nstops);
+		}
+		for (i = 0; i < nstops; i++)
+		{
+			StopState  *s = &stops[i];
+
+			if (!s->changed)
+				continue;
+			c[0][m] = Int64GetDatum(s->stop_id);
+			c[1][m] = CStringGetTextDatum(s->status);
+			c[2][m] = TimestampTzGetDatum(s->status_at);
+			cn[2][m] = s->status_at_null;
+			c[3][m] = Int64GetDatum(s->status_event);
+			cn[3][m] = s->status_event_null;
+			c[4][m] = TimestampTzGetDatum(s->arrived_at);
+			cn[4][m] = s->arrived_null;
+			c[5][m] = TimestampTzGetDatum(s->completed_at);
+			cn[5][m] = s->completed_null;
+			c[6][m] = Int64GetDatum(s->version);
+			m++;
+		}
+		args[0] = Int64GetDatum(tenant);
+		for (k = 0; k < 7; k++)
+			args[k + 1] = PointerGetDatum(FleetMakeArray(c[k], cn[k], m, types[k]));
+		if (SPI_execute_plan(stop_plan, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != (uint64) m)
+			elog(ERROR, "stop update of the sync run failed");
+
+		for (k = 0; k < 6; k++)
+		{
+			c[k] = palloc0(sizeof(Datum) * nstatus);
+			cn[k] = palloc0(sizeof(bool) * nstatus);
+		}
+		m = 0;
+		for (i = 0; i < ndec; i++)
+		{
+			Decided    *d = &dec[i];
+
+			if (d->effect != EFFECT_STATUS)
+				continue;
+			c[0][m] = Int64GetDatum(d->stop->stop_id);
+			c[1][m] = Int64GetDatum(d->event_id);
+			c[2][m] = CStringGetTextDatum(d->old_status);
+			c[3][m] = TimestampTzGetDatum(d->old_status_at);
+			cn[3][m] = d->old_status_at_null;
+			c[4][m] = Int64GetDatum(d->old_event);
+			cn[4][m] = d->old_event_null;
+			c[5][m] = CStringGetTextDatum(d->status);
+			m++;
+		}
+		args[0] = Int64GetDatum(tenant);
+		args[1] = PointerGetDatum(FleetMakeArray(c[0], cn[0], m, INT8OID));
+		args[2] = PointerGetDatum(FleetMakeArray(c[1], cn[1], m, INT8OID));
+		args[3] = PointerGetDatum(FleetMakeArray(c[2], cn[2], m, TEXTOID));
+		args[4] = PointerGetDatum(FleetMakeArray(c[3], cn[3], m, TIMESTAMPTZOID));
+		args[5] = PointerGetDatum(FleetMakeArray(c[4], cn[4], m, INT8OID));
+		args[6] = PointerGetDatum(FleetMakeArray(c[5], cn[5], m, TEXTOID));
+		if (SPI_execute_plan(history_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "status history of the sync run failed");
+	}
+	if (npod > 0)
+	{
+		Datum	   *c[5];
+		Datum		args[7];
+		int			m = 0;
+		int			k;
+
+		for (k = 0; k < 5; k++)
+			c[k] = palloc0(sizeof(Datum) * npod);
+		for (i = 0; i < ndec; i++)
+		{
+			Decided    *d = &dec[i];
+
+			if (d->effect != EFFECT_EVIDENCE)
+				continue;
+			c[0][m] = Int64GetDatum(d->stop->stop_id);
+			c[1][m] = CStringGetTextDatum(d->evidence_kind);
+			c[2][m] = d->captured;
+			c[3][m] = JsonbPGetDatum(d->metadata);
+			c[4][m] = Int64GetDatum(d->event_id);
+			m++;
+		}
+		args[0] = Int64GetDatum(tenant);
+		args[1] = Int64GetDatum(driver);
+		args[2] = PointerGetDatum(FleetMakeArray(c[0], NULL, m, INT8OID));
+		args[3] = PointerGetDatum(FleetMakeArray(c[1], NULL, m, TEXTOID));
+		args[4] = PointerGetDatum(FleetMakeArray(c[2], NULL, m, TIMESTAMPTZOID));
+		args[5] = PointerGetDatum(FleetMakeArray(c[3], NULL, m, JSONBOID));
+		args[6] = PointerGetDatum(FleetMakeArray(c[4], NULL, m, INT8OID));
+		if (SPI_execute_plan(pod_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "proofs of delivery of the sync run failed");
+	}
+	SPI_finish();
+
+	/* 6. one fleet.sync_outcome per decided mutation */
+	for (i = 0; i < ndec; i++)
+	{
+		Decided    *d = &dec[i];
+		Datum		values[11];
+		bool		nulls[11] = {false, false, true, false, false, true, false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum("applied");
+		values[1] = CStringGetTextDatum(d->w->rule_name);
+		values[3] = CStringGetTextDatum("stop");
+		values[4] = Int64GetDatum(d->stop->stop_id);
+		values[6] = Int64GetDatum(d->event_id);
+		values[7] = Int64GetDatum(d->version);
+		values[8] = CStringGetTextDatum(d->effect == EFFECT_STATUS ? "stop.status" :
+										d->effect == EFFECT_EVIDENCE ? "pod.captured" : "sync.mutation");
+		values[9] = d->payload;
+		values[10] = TimestampTzGetDatum(d->occurred);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
