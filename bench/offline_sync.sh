@@ -159,7 +159,7 @@ cpu_rate() { if [ "$2" = n/a ]; then echo n/a; else rate "$1" "$2"; fi; }
 results=$(q -c "SELECT string_agg(result || ' ' || n, ', ' ORDER BY result) FROM (SELECT result, count(*) n FROM fleet.sync_mutation GROUP BY result) x")
 stored=$(q -c "SELECT count(*) FROM fleet.sync_mutation")
 if [ -n "${PUSH_ONLY:-}" ]; then
-	echo "$(rate "$n_mut" "$t_push") $(rate "$n_mut" "$t_insert") $(cpu_rate "$n_mut" "$c_push") $(cpu_rate "$n_mut" "$c_insert") $(rate "$n_mut" "$t_writes")"
+	echo "$(rate "$n_mut" "$t_push") $(rate "$n_mut" "$t_insert") $(cpu_rate "$n_mut" "$c_push") $(cpu_rate "$n_mut" "$c_insert") $(rate "$n_mut" "$t_writes") $(cpu_rate "$n_mut" "$c_writes")"
 	exit 0
 fi
 
@@ -231,11 +231,11 @@ rc_push=$(cpu_rate "$n_mut" "$c_push"); rc_insert=$(cpu_rate "$n_mut" "$c_insert
 scale=""
 for n in $SCALE_DRIVERS; do
 	[ "$n" = "$DRIVERS" ] && continue
-	read -r r_n i_n rc_n ic_n w_n < <(PUSH_ONLY=1 DRIVERS=$n "$BENCH_HERE/offline_sync.sh")
-	scale="$scale| $n | $r_n | $i_n | $w_n | $rc_n | $ic_n |
+	read -r r_n i_n rc_n ic_n w_n wc_n < <(PUSH_ONLY=1 DRIVERS=$n "$BENCH_HERE/offline_sync.sh")
+	scale="$scale| $n | $r_n | $i_n | $w_n | $rc_n | $ic_n | $wc_n |
 "
 done
-scale="$scale| $DRIVERS | $r_push | $r_insert | $(rate "$n_mut" "$t_writes") | $rc_push | $rc_insert |"
+scale="$scale| $DRIVERS | $r_push | $r_insert | $(rate "$n_mut" "$t_writes") | $rc_push | $rc_insert | $(cpu_rate "$n_mut" "$c_writes") |"
 section=$(cat <<MD
 ## offline sync
 
@@ -252,11 +252,12 @@ PostgreSQL defaults (fsync and synchronous_commit on) plus shared_buffers=256MB;
 Push rate by tenant size (same $((STOPS * 4)) mutations per app, each size on a fresh cluster, same run);
 per CPU-second of the pushing (or inserting) backend as well, which the machine's load disturbs much less:
 
-| apps | push mutations/s | plain INSERT rows/s | same rows, plain SQL, mutations/s | push per CPU-second | plain INSERT per CPU-second |
-| --- | --- | --- | --- | --- | --- |
+| apps | push mutations/s | plain INSERT rows/s | same rows by plain SQL, mutations/s | push per CPU-second | plain INSERT per CPU-second | same rows by plain SQL per CPU-second |
+| --- | --- | --- | --- | --- | --- | --- |
 $scale
 
-Push vs plain INSERT per CPU-second of their backends: $(ratio "$rc_push" "$rc_insert") (the table's ratio is by wall time).
+Per CPU-second of their backends: push vs plain INSERT $(ratio "$rc_push" "$rc_insert"), push vs the same rows by plain SQL
+$(ratio "$rc_push" "$(cpu_rate "$n_mut" "$c_writes")") (the first table's ratios are by wall time).
 Push results stored: $results (of $stored; $n_mut sent). The plain-SQL comparison stored $writes_check.
 Rows scanned by the reconciliation: $scanned.
 The machine is shared with other work (two cores, load average above): wall rates swing by several times between

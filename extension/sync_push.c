@@ -524,7 +524,13 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* 3. decide in id order, up to the first mutation that is not plain */
+	/*
+	 * 3. decide in id order, up to the first mutation that is not plain.
+	 * What is decided (and the stops' state) must outlive SPI_finish(): the
+	 * outcomes are returned after it.  Every SPI call leaves the current
+	 * context at SPI's procedure context, so switch back explicitly.
+	 */
+	MemoryContextSwitchTo(callcxt);
 	dec = palloc0(sizeof(Decided) * n);
 	for (i = 0; i < n; i++)
 	{
