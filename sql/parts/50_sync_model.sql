@@ -365,68 +365,13 @@ COMMENT ON INDEX fleet.sync_change_entity IS 'Was an entity ever in a driver''s 
 SELECT fleet.enable_tenant_rls('fleet.sync_change');
 
 CREATE FUNCTION fleet.sync_log_stop() RETURNS trigger
-LANGUAGE plpgsql VOLATILE
--- SECURITY DEFINER: the change log and the clocks are written on behalf of
--- every writer of fleet.stop (dispatch apps, handlers, sync) but no role may
--- write them directly, so a pull can trust them.  Every statement names the
--- row's own tenant_id; search_path is pinned.
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_tenant bigint;
-	v_now_ms bigint;
-BEGIN
-	IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN v_tenant := OLD.tenant_id; ELSE v_tenant := NEW.tenant_id; END IF;
-	-- the stop itself, for its old and new driver
-	IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.driver_id IS NOT DISTINCT FROM NEW.driver_id
-	   AND OLD.stop_id OPERATOR(pg_catalog.=) NEW.stop_id THEN
-		-- the common case (a status or field change): one row, no DISTINCT
-		IF NEW.driver_id IS NOT NULL THEN
-			INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)
-			VALUES (v_tenant, NEW.driver_id, 'stop', NEW.stop_id);
-		END IF;
-	ELSE
-		INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)
-		SELECT DISTINCT v_tenant, d, 'stop', x
-		  FROM (VALUES (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.driver_id END, CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.stop_id END),
-		               (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.driver_id END, CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.stop_id END)) v (d, x)
-		 WHERE d IS NOT NULL;
-	END IF;
-	-- a stop entering or leaving a driver's scope moves its job and the
-	-- job's vehicle with it
-	IF TG_OP OPERATOR(pg_catalog.<>) 'UPDATE' OR OLD.driver_id IS DISTINCT FROM NEW.driver_id OR OLD.job_id IS DISTINCT FROM NEW.job_id THEN
-		INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)
-		SELECT DISTINCT v_tenant, d.d, e.entity, e.id
-		  FROM (VALUES (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.driver_id END),
-		               (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.driver_id END)) d (d)
-		 CROSS JOIN LATERAL (
-			SELECT 'job'::text AS entity, j.job_id AS id FROM fleet.job j
-			 WHERE j.tenant_id OPERATOR(pg_catalog.=) v_tenant
-			   AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY[CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.job_id END,
-			                                 CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.job_id END])
-			UNION
-			SELECT 'vehicle', j.vehicle_id FROM fleet.job j
-			 WHERE j.tenant_id OPERATOR(pg_catalog.=) v_tenant AND j.vehicle_id IS NOT NULL
-			   AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY[CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.job_id END,
-			                                 CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.job_id END])) e
-		 WHERE d.d IS NOT NULL;
-	END IF;
-	-- anyone but a winning client changing the adjustable fields advances
-	-- the stop's clock (the sync push sets the client's clock afterwards)
-	IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND (OLD.address, OLD.lat, OLD.lon, OLD.window_start, OLD.window_end)
-	      IS DISTINCT FROM (NEW.address, NEW.lat, NEW.lon, NEW.window_start, NEW.window_end) THEN
-		v_now_ms := (EXTRACT(epoch FROM pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*) 1000)::bigint;
-		INSERT INTO fleet.sync_clock AS c (tenant_id, entity, entity_id, hlc_ms, hlc_counter, origin)
-		VALUES (v_tenant, 'stop', NEW.stop_id, v_now_ms, 0, 'server')
-		ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE
-		   SET hlc_ms = GREATEST(c.hlc_ms, EXCLUDED.hlc_ms),
-		       hlc_counter = CASE WHEN EXCLUDED.hlc_ms OPERATOR(pg_catalog.>) c.hlc_ms THEN 0 ELSE c.hlc_counter OPERATOR(pg_catalog.+) 1 END,
-		       origin = 'server';
-	END IF;
-	RETURN NULL;
-END
-$$;
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'fleet_sync_log_stop';
+-- Not SECURITY DEFINER: the change log and the clocks are written on behalf
+-- of every writer of fleet.stop (dispatch apps, handlers, sync) but no role
+-- may write them directly, so a pull can trust them; extension/sync_log.c
+-- runs its statements as the extension owner (schema-qualified, naming the
+-- row's own tenant_id), as the ingest functions do.
 COMMENT ON FUNCTION fleet.sync_log_stop() IS
 	'Trigger on fleet.stop: log the stop (and, when its driver or job changes, its job and vehicle) for the old and new driver; advance the server clock when adjustable fields change';
 REVOKE ALL ON FUNCTION fleet.sync_log_stop() FROM PUBLIC;
@@ -499,19 +444,9 @@ CREATE TRIGGER sync_log_vehicle AFTER UPDATE OR DELETE ON fleet.vehicle
 COMMENT ON TRIGGER sync_log_vehicle ON fleet.vehicle IS 'Feeds fleet.sync_change (pulls of driver apps)';
 
 CREATE FUNCTION fleet.sync_log_pod() RETURNS trigger
-LANGUAGE plpgsql VOLATILE
--- SECURITY DEFINER: as fleet.sync_log_stop(); statements name the row's tenant_id.
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)
-	SELECT s.tenant_id, s.driver_id, 'stop', s.stop_id
-	  FROM fleet.stop s
-	 WHERE s.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id AND s.stop_id OPERATOR(pg_catalog.=) NEW.stop_id AND s.driver_id IS NOT NULL;
-	RETURN NULL;
-END
-$$;
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'fleet_sync_log_pod';
+-- Not SECURITY DEFINER: as fleet.sync_log_stop() (extension/sync_log.c).
 COMMENT ON FUNCTION fleet.sync_log_pod() IS 'Trigger on fleet.proof_of_delivery: new evidence changes the stop for its driver';
 REVOKE ALL ON FUNCTION fleet.sync_log_pod() FROM PUBLIC;
 CREATE TRIGGER sync_log_pod AFTER INSERT ON fleet.proof_of_delivery

@@ -400,4 +400,24 @@ SELECT mutation_id, result, reason FROM fleet.sync_push(:C, format('[
 SELECT status, version FROM fleet.stop WHERE stop_id = :c2;
 SELECT count(*) AS proofs FROM fleet.proof_of_delivery WHERE stop_id = :c2;
 RESET ROLE;
+-- 14. The change-log triggers (extension/sync_log.c): a stop handed to
+-- another driver is logged, with its job, for both; a field change moves
+-- the server clock; the trigger functions refuse any other use.
+BEGIN;
+UPDATE fleet.stop SET driver_id = :bob WHERE stop_id = :c2;
+SELECT entity, entity_id = :c2 AS c2, driver_id = :cat AS cat, driver_id = :bob AS bob
+  FROM fleet.sync_change WHERE txid = pg_current_xact_id() ORDER BY entity, driver_id;
+UPDATE fleet.stop SET lat = 48.1 WHERE stop_id = :c2;
+SELECT origin, hlc_counter FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :c2;
+UPDATE fleet.stop SET lat = 48.1 WHERE stop_id = :c2;		-- not a change: the clock stays
+SELECT origin, hlc_counter FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :c2;
+ROLLBACK;
+CREATE TABLE public.sync_log_misuse (tenant_id bigint, stop_id bigint, driver_id bigint, job_id bigint);
+CREATE TRIGGER misuse BEFORE INSERT ON public.sync_log_misuse FOR EACH ROW EXECUTE FUNCTION fleet.sync_log_stop();
+INSERT INTO public.sync_log_misuse VALUES (:tn, 1, 1, 1);
+DROP TRIGGER misuse ON public.sync_log_misuse;
+CREATE TRIGGER misuse AFTER UPDATE ON public.sync_log_misuse FOR EACH ROW EXECUTE FUNCTION fleet.sync_log_pod();
+INSERT INTO public.sync_log_misuse VALUES (:tn, 1, 1, 1);
+UPDATE public.sync_log_misuse SET driver_id = 2;
+DROP TABLE public.sync_log_misuse;
 SELECT * FROM fleet.check_schema_rules();
