@@ -139,6 +139,8 @@ CREATE TABLE fleet.sync_client (
 );
 COMMENT ON TABLE fleet.sync_client IS
 	'Installed driver apps: each bound to one tenant and driver, with the id of the last mutation it pushed that was processed (its mutations apply in id order, once) and the change-log position of its last pull (pull_txid, pull_change: the backlog is what lies beyond)';
+CREATE INDEX sync_client_driver ON fleet.sync_client (tenant_id, driver_id);
+COMMENT ON INDEX fleet.sync_client_driver IS 'The apps of a driver (backs the foreign key to fleet.driver)';
 SELECT fleet.enable_tenant_rls('fleet.sync_client');
 
 CREATE FUNCTION fleet.sync_register_client(client_id uuid, driver_id bigint) RETURNS uuid
@@ -275,6 +277,10 @@ CREATE TABLE fleet.sync_review (
 );
 COMMENT ON TABLE fleet.sync_review IS
 	'Dispatcher review queue: work a driver did offline on a stop that meanwhile was reassigned or cancelled (its evidence is kept); resolved with fleet.sync_resolve_review()';
+CREATE INDEX sync_review_stop ON fleet.sync_review (tenant_id, stop_id);
+COMMENT ON INDEX fleet.sync_review_stop IS 'The reviews of a stop (backs the foreign key to fleet.stop)';
+CREATE INDEX sync_review_driver ON fleet.sync_review (tenant_id, driver_id);
+COMMENT ON INDEX fleet.sync_review_driver IS 'The reviews of a driver''s work (backs the foreign key to fleet.driver)';
 SELECT fleet.enable_tenant_rls('fleet.sync_review');
 
 CREATE FUNCTION fleet.sync_resolve_review(review_id bigint, resolution text) RETURNS boolean
