@@ -545,67 +545,68 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = 'Element i of both arrays names one entity: (entities[i], entity_ids[i]).';
 	END IF;
+	-- Each type is a join from the keys to its table by primary key and a
+	-- stop's evidence a correlated aggregate over its index: no join in
+	-- here depends on row estimates (the keys are a parameter), so a
+	-- generic plan is as good as a custom one.
 	RETURN QUERY
 	WITH keys AS (
 		SELECT DISTINCT u.ent, u.eid
-		  FROM ROWS FROM (pg_catalog.unnest(sync_entities.entities), pg_catalog.unnest(sync_entities.entity_ids)) u (ent, eid)),
-	stops AS (
-		SELECT s.* FROM fleet.stop s
-		 WHERE s.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant()
-		   AND s.stop_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT k.eid FROM keys k WHERE k.ent OPERATOR(pg_catalog.=) 'stop'))
-		   AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id),
-	evidence AS (
-		SELECT p.stop_id,
-		       pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-		           'pod_id', p.pod_id, 'kind', p.kind, 'driver_id', p.driver_id,
-		           'captured_at', p.captured_at, 'metadata', p.metadata) ORDER BY p.pod_id) AS pods
-		  FROM fleet.proof_of_delivery p
-		 WHERE p.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant()
-		   AND p.stop_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT s.stop_id FROM stops s))
-		 GROUP BY p.stop_id),
-	jobs AS (
-		SELECT j.* FROM fleet.job j
-		 WHERE j.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant()
-		   AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT k.eid FROM keys k WHERE k.ent OPERATOR(pg_catalog.=) 'job'))
-		   AND (j.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id
-		        OR EXISTS (SELECT 1 FROM fleet.stop s
-		                    WHERE s.tenant_id OPERATOR(pg_catalog.=) j.tenant_id AND s.job_id OPERATOR(pg_catalog.=) j.job_id
-		                      AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id))),
-	vehicles AS (
-		SELECT v.* FROM fleet.vehicle v
-		 WHERE v.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant()
-		   AND v.vehicle_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT k.eid FROM keys k WHERE k.ent OPERATOR(pg_catalog.=) 'vehicle'))
-		   AND EXISTS (SELECT 1 FROM fleet.job j
-		                WHERE j.tenant_id OPERATOR(pg_catalog.=) v.tenant_id AND j.vehicle_id OPERATOR(pg_catalog.=) v.vehicle_id
-		                  AND (j.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id
-		                       OR EXISTS (SELECT 1 FROM fleet.stop s
-		                                   WHERE s.tenant_id OPERATOR(pg_catalog.=) j.tenant_id AND s.job_id OPERATOR(pg_catalog.=) j.job_id
-		                                     AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id)))),
-	built AS (
-		SELECT 'stop'::text AS ent, s.stop_id AS eid, pg_catalog.jsonb_build_object(
-			'stop_id', s.stop_id, 'job_id', s.job_id, 'seq', s.seq, 'kind', s.kind, 'address', s.address,
-			'lat', s.lat, 'lon', s.lon, 'window_start', s.window_start, 'window_end', s.window_end,
-			'driver_id', s.driver_id, 'status', s.status, 'version', s.version,
-			'arrived_at', s.arrived_at, 'completed_at', s.completed_at,
-			'evidence', COALESCE(e.pods, '[]')) AS body
-		  FROM stops s LEFT JOIN evidence e ON e.stop_id OPERATOR(pg_catalog.=) s.stop_id
-		UNION ALL
-		SELECT 'job', j.job_id, pg_catalog.jsonb_build_object(
-			'job_id', j.job_id, 'code', j.code, 'customer_id', j.customer_id, 'vehicle_id', j.vehicle_id,
-			'driver_id', j.driver_id, 'status', j.status, 'version', j.version,
-			'planned_start', j.planned_start, 'planned_end', j.planned_end)
-		  FROM jobs j
-		UNION ALL
-		SELECT 'vehicle', v.vehicle_id, pg_catalog.jsonb_build_object(
-			'vehicle_id', v.vehicle_id, 'code', v.code, 'name', v.name, 'plate', v.plate, 'status', v.status)
-		  FROM vehicles v)
-	SELECT k.ent, k.eid, b.body
+		  FROM ROWS FROM (pg_catalog.unnest(sync_entities.entities), pg_catalog.unnest(sync_entities.entity_ids)) u (ent, eid))
+	SELECT k.ent, k.eid,
+	       CASE WHEN s.stop_id IS NOT NULL THEN pg_catalog.jsonb_build_object(
+	           'stop_id', s.stop_id, 'job_id', s.job_id, 'seq', s.seq, 'kind', s.kind, 'address', s.address,
+	           'lat', s.lat, 'lon', s.lon, 'window_start', s.window_start, 'window_end', s.window_end,
+	           'driver_id', s.driver_id, 'status', s.status, 'version', s.version,
+	           'arrived_at', s.arrived_at, 'completed_at', s.completed_at,
+	           'evidence', COALESCE((
+	               SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+	                   'pod_id', p.pod_id, 'kind', p.kind, 'driver_id', p.driver_id,
+	                   'captured_at', p.captured_at, 'metadata', p.metadata) ORDER BY p.pod_id)
+	                 FROM fleet.proof_of_delivery p
+	                WHERE p.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND p.stop_id OPERATOR(pg_catalog.=) s.stop_id), '[]')) END
 	  FROM keys k
-	  LEFT JOIN built b ON b.ent OPERATOR(pg_catalog.=) k.ent AND b.eid OPERATOR(pg_catalog.=) k.eid;
+	  LEFT JOIN fleet.stop s
+	    ON s.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND s.stop_id OPERATOR(pg_catalog.=) k.eid
+	   AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id
+	 WHERE k.ent OPERATOR(pg_catalog.=) 'stop'
+	UNION ALL
+	SELECT k.ent, k.eid,
+	       CASE WHEN j.job_id IS NOT NULL THEN pg_catalog.jsonb_build_object(
+	           'job_id', j.job_id, 'code', j.code, 'customer_id', j.customer_id, 'vehicle_id', j.vehicle_id,
+	           'driver_id', j.driver_id, 'status', j.status, 'version', j.version,
+	           'planned_start', j.planned_start, 'planned_end', j.planned_end) END
+	  FROM keys k
+	  LEFT JOIN fleet.job j
+	    ON j.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND j.job_id OPERATOR(pg_catalog.=) k.eid
+	   AND (j.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id
+	        OR EXISTS (SELECT 1 FROM fleet.stop s
+	                    WHERE s.tenant_id OPERATOR(pg_catalog.=) j.tenant_id AND s.job_id OPERATOR(pg_catalog.=) j.job_id
+	                      AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id))
+	 WHERE k.ent OPERATOR(pg_catalog.=) 'job'
+	UNION ALL
+	SELECT k.ent, k.eid,
+	       CASE WHEN v.vehicle_id IS NOT NULL THEN pg_catalog.jsonb_build_object(
+	           'vehicle_id', v.vehicle_id, 'code', v.code, 'name', v.name, 'plate', v.plate, 'status', v.status) END
+	  FROM keys k
+	  LEFT JOIN fleet.vehicle v
+	    ON v.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND v.vehicle_id OPERATOR(pg_catalog.=) k.eid
+	   AND EXISTS (SELECT 1 FROM fleet.job j
+	                WHERE j.tenant_id OPERATOR(pg_catalog.=) v.tenant_id AND j.vehicle_id OPERATOR(pg_catalog.=) v.vehicle_id
+	                  AND (j.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id
+	                       OR EXISTS (SELECT 1 FROM fleet.stop s
+	                                   WHERE s.tenant_id OPERATOR(pg_catalog.=) j.tenant_id AND s.job_id OPERATOR(pg_catalog.=) j.job_id
+	                                     AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id)))
+	 WHERE k.ent OPERATOR(pg_catalog.=) 'vehicle'
+	UNION ALL
+	SELECT k.ent, k.eid, NULL::jsonb		-- no such kind of entity
+	  FROM keys k
+	 WHERE k.ent IS NULL OR k.ent OPERATOR(pg_catalog.<>) ALL (ARRAY['stop', 'job', 'vehicle'])
+	 ORDER BY 1, 2;
 END
 $$;
 COMMENT ON FUNCTION fleet.sync_entities(bigint, text[], bigint[]) IS
-	'Entities as a driver app sees them (a stop with its evidence, a job, a vehicle), built in one query: one row per distinct requested (entities[i], entity_ids[i]), data NULL when it is not in the driver''s scope: their stops, the jobs they drive or have stops in, and those jobs'' vehicles (current tenant only). The one definition pulls, fleet.sync_scope() and fleet.sync_entity() use; rows in no particular order.';
+	'Entities as a driver app sees them (a stop with its evidence, a job, a vehicle), built in one query: one row per distinct requested (entities[i], entity_ids[i]), data NULL when it is not in the driver''s scope: their stops, the jobs they drive or have stops in, and those jobs'' vehicles (current tenant only). In (entity, id) order. The one definition pulls, fleet.sync_scope() and fleet.sync_entity() use.';
 
 CREATE FUNCTION fleet.sync_entity(driver_id bigint, entity text, entity_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE

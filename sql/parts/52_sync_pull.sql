@@ -119,15 +119,14 @@ BEGIN
 		built AS (
 			SELECT e.entity, e.entity_id, e.data
 			  FROM keys k CROSS JOIN LATERAL fleet.sync_entities(c.driver_id, k.entities, k.entity_ids) e)
-		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) max_changes,
-		       COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-		           'op', 'put', 'entity', n.entity, 'id', n.entity_id, 'data', b.data) ORDER BY n.rn)
-		           FILTER (WHERE n.rn OPERATOR(pg_catalog.<=) max_changes), '[]'),
-		       (pg_catalog.array_agg(n.entity ORDER BY n.rn DESC) FILTER (WHERE n.rn OPERATOR(pg_catalog.<=) max_changes))[1],
-		       (pg_catalog.array_agg(n.entity_id ORDER BY n.rn DESC) FILTER (WHERE n.rn OPERATOR(pg_catalog.<=) max_changes))[1]
-		  INTO v_more, v_changes, v_last_ent, v_last_id
-		  FROM numbered n
-		  LEFT JOIN built b ON b.entity OPERATOR(pg_catalog.=) n.entity AND b.entity_id OPERATOR(pg_catalog.=) n.entity_id;
+		SELECT (SELECT pg_catalog.count(*) FROM numbered) OPERATOR(pg_catalog.>) max_changes,
+		       -- the page's keys are distinct and in (entity, id) order, as built's rows
+		       (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+		                   'op', 'put', 'entity', b.entity, 'id', b.entity_id, 'data', b.data) ORDER BY b.entity, b.entity_id), '[]')
+		          FROM built b),
+		       (SELECT n.entity FROM numbered n WHERE n.rn OPERATOR(pg_catalog.<=) max_changes ORDER BY n.rn DESC LIMIT 1),
+		       (SELECT n.entity_id FROM numbered n WHERE n.rn OPERATOR(pg_catalog.<=) max_changes ORDER BY n.rn DESC LIMIT 1)
+		  INTO v_more, v_changes, v_last_ent, v_last_id;
 		IF v_reset THEN
 			v_changes := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('op', 'clear')) OPERATOR(pg_catalog.||) v_changes;
 		END IF;
