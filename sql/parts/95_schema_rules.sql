@@ -31,7 +31,7 @@ COMMENT ON TABLE fleet.schema_fk_exemption IS
 	'Foreign keys in schema fleet exempt from the rule fk_has_index (every foreign key backed by an index led by its columns), each with its reason';
 INSERT INTO fleet.schema_fk_exemption VALUES
 	('fleet.event_kind', 'event_kind_class_fkey',
-	 'fleet.event_class is a fixed list of a few classes that no role may delete (fleet_admin updates only their settings), and fleet.event_kind holds a few dozen kinds: a scan is as cheap as an index');
+	 'fleet.event_class is a fixed list of a few classes that no role may delete, and fleet.event_kind holds a few dozen kinds: checking the key when a class row is updated scans those few dozen rows, as cheap as an index');
 
 CREATE FUNCTION fleet.check_schema_rules()
 RETURNS TABLE (relation regclass, rule text, detail text)
