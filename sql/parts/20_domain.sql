@@ -226,6 +226,30 @@ CREATE TABLE fleet.invoice (
 );
 COMMENT ON TABLE fleet.invoice IS 'Financial: invoices per customer and period (projected from financial events)';
 
+-- Every foreign key is backed by an index led by its columns (rule
+-- fk_has_index, 95_schema_rules): a delete or key update of the referenced
+-- row, and every look-up "the X of this Y", reads that index instead of all
+-- of the tenant's rows.
+CREATE INDEX device_vehicle ON fleet.device (tenant_id, vehicle_id);
+COMMENT ON INDEX fleet.device_vehicle IS 'The devices of a vehicle (backs the foreign key to fleet.vehicle)';
+CREATE INDEX job_customer ON fleet.job (tenant_id, customer_id);
+COMMENT ON INDEX fleet.job_customer IS 'The jobs of a customer (backs the foreign key to fleet.customer)';
+CREATE INDEX job_vehicle ON fleet.job (tenant_id, vehicle_id);
+COMMENT ON INDEX fleet.job_vehicle IS 'The jobs of a vehicle: whose scope a vehicle is in (sync), and the foreign key to fleet.vehicle';
+CREATE INDEX job_driver ON fleet.job (tenant_id, driver_id);
+COMMENT ON INDEX fleet.job_driver IS 'The jobs a driver drives: a driver''s sync scope, and the foreign key to fleet.driver';
+CREATE INDEX stop_driver ON fleet.stop (tenant_id, driver_id);
+COMMENT ON INDEX fleet.stop_driver IS 'The stops of a driver: a driver''s sync scope, and the foreign key to fleet.driver';
+CREATE INDEX proof_of_delivery_stop ON fleet.proof_of_delivery (tenant_id, stop_id, pod_id);
+COMMENT ON INDEX fleet.proof_of_delivery_stop IS
+	'The evidence of a stop in capture order: a stop''s "evidence" as driver apps pull it, and the foreign key to fleet.stop';
+CREATE INDEX proof_of_delivery_driver ON fleet.proof_of_delivery (tenant_id, driver_id);
+COMMENT ON INDEX fleet.proof_of_delivery_driver IS 'The evidence a driver captured (backs the foreign key to fleet.driver)';
+CREATE INDEX charge_customer ON fleet.charge (tenant_id, customer_id);
+COMMENT ON INDEX fleet.charge_customer IS 'The charges of a customer (backs the foreign key to fleet.customer)';
+CREATE INDEX charge_job ON fleet.charge (tenant_id, job_id);
+COMMENT ON INDEX fleet.charge_job IS 'The charges of a job (backs the foreign key to fleet.job)';
+
 SELECT fleet.enable_tenant_rls(t) FROM pg_catalog.unnest(ARRAY[
 	'fleet.vehicle', 'fleet.device', 'fleet.driver', 'fleet.customer', 'fleet.job',
 	'fleet.stop', 'fleet.proof_of_delivery', 'fleet.charge', 'fleet.invoice']::pg_catalog.regclass[]) t;

@@ -139,6 +139,8 @@ CREATE TABLE fleet.sync_client (
 );
 COMMENT ON TABLE fleet.sync_client IS
 	'Installed driver apps: each bound to one tenant and driver, with the id of the last mutation it pushed that was processed (its mutations apply in id order, once) and the change-log position of its last pull (pull_txid, pull_change: the backlog is what lies beyond)';
+CREATE INDEX sync_client_driver ON fleet.sync_client (tenant_id, driver_id);
+COMMENT ON INDEX fleet.sync_client_driver IS 'The apps of a driver (backs the foreign key to fleet.driver)';
 SELECT fleet.enable_tenant_rls('fleet.sync_client');
 
 CREATE FUNCTION fleet.sync_register_client(client_id uuid, driver_id bigint) RETURNS uuid
@@ -275,6 +277,10 @@ CREATE TABLE fleet.sync_review (
 );
 COMMENT ON TABLE fleet.sync_review IS
 	'Dispatcher review queue: work a driver did offline on a stop that meanwhile was reassigned or cancelled (its evidence is kept); resolved with fleet.sync_resolve_review()';
+CREATE INDEX sync_review_stop ON fleet.sync_review (tenant_id, stop_id);
+COMMENT ON INDEX fleet.sync_review_stop IS 'The reviews of a stop (backs the foreign key to fleet.stop)';
+CREATE INDEX sync_review_driver ON fleet.sync_review (tenant_id, driver_id);
+COMMENT ON INDEX fleet.sync_review_driver IS 'The reviews of a driver''s work (backs the foreign key to fleet.driver)';
 SELECT fleet.enable_tenant_rls('fleet.sync_review');
 
 CREATE FUNCTION fleet.sync_resolve_review(review_id bigint, resolution text) RETURNS boolean
@@ -455,52 +461,97 @@ COMMENT ON TRIGGER sync_log_pod ON fleet.proof_of_delivery IS 'Feeds fleet.sync_
 
 -- ---------------------------------------------------------------- scope
 
+-- fleet.sync_entities() is the one definition of an entity as a driver's
+-- app holds it: pulls (both modes), fleet.sync_scope() and
+-- fleet.sync_entity() all build their JSON with it, so a pulled copy and the
+-- scope query can never disagree.  It is set-based: one query per call,
+-- however many entities (a pull page of 10,000 change-log rows is one call,
+-- not one executor start per entity).
+
+CREATE FUNCTION fleet.sync_entities(driver_id bigint, entities text[], entity_ids bigint[])
+RETURNS TABLE (entity text, entity_id bigint, data jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF pg_catalog.cardinality(entities) IS DISTINCT FROM pg_catalog.cardinality(entity_ids) THEN
+		RAISE EXCEPTION 'entities and entity_ids must have the same length (% and %)',
+			COALESCE(pg_catalog.cardinality(entities)::text, 'NULL'), COALESCE(pg_catalog.cardinality(entity_ids)::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Element i of both arrays names one entity: (entities[i], entity_ids[i]).';
+	END IF;
+	-- Each type is a join from the keys to its table by primary key and a
+	-- stop's evidence a correlated aggregate over its index: no join in
+	-- here depends on row estimates (the keys are a parameter), so a
+	-- generic plan is as good as a custom one.
+	RETURN QUERY
+	WITH keys AS (
+		SELECT DISTINCT u.ent, u.eid
+		  FROM ROWS FROM (pg_catalog.unnest(sync_entities.entities), pg_catalog.unnest(sync_entities.entity_ids)) u (ent, eid))
+	SELECT k.ent, k.eid,
+	       CASE WHEN s.stop_id IS NOT NULL THEN pg_catalog.jsonb_build_object(
+	           'stop_id', s.stop_id, 'job_id', s.job_id, 'seq', s.seq, 'kind', s.kind, 'address', s.address,
+	           'lat', s.lat, 'lon', s.lon, 'window_start', s.window_start, 'window_end', s.window_end,
+	           'driver_id', s.driver_id, 'status', s.status, 'version', s.version,
+	           'arrived_at', s.arrived_at, 'completed_at', s.completed_at,
+	           'evidence', COALESCE((
+	               SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+	                   'pod_id', p.pod_id, 'kind', p.kind, 'driver_id', p.driver_id,
+	                   'captured_at', p.captured_at, 'metadata', p.metadata) ORDER BY p.pod_id)
+	                 FROM fleet.proof_of_delivery p
+	                WHERE p.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND p.stop_id OPERATOR(pg_catalog.=) s.stop_id), '[]')) END
+	  FROM keys k
+	  LEFT JOIN fleet.stop s
+	    ON s.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND s.stop_id OPERATOR(pg_catalog.=) k.eid
+	   AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id
+	 WHERE k.ent OPERATOR(pg_catalog.=) 'stop'
+	UNION ALL
+	SELECT k.ent, k.eid,
+	       CASE WHEN j.job_id IS NOT NULL THEN pg_catalog.jsonb_build_object(
+	           'job_id', j.job_id, 'code', j.code, 'customer_id', j.customer_id, 'vehicle_id', j.vehicle_id,
+	           'driver_id', j.driver_id, 'status', j.status, 'version', j.version,
+	           'planned_start', j.planned_start, 'planned_end', j.planned_end) END
+	  FROM keys k
+	  LEFT JOIN fleet.job j
+	    ON j.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND j.job_id OPERATOR(pg_catalog.=) k.eid
+	   AND (j.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id
+	        OR EXISTS (SELECT 1 FROM fleet.stop s
+	                    WHERE s.tenant_id OPERATOR(pg_catalog.=) j.tenant_id AND s.job_id OPERATOR(pg_catalog.=) j.job_id
+	                      AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id))
+	 WHERE k.ent OPERATOR(pg_catalog.=) 'job'
+	UNION ALL
+	SELECT k.ent, k.eid,
+	       CASE WHEN v.vehicle_id IS NOT NULL THEN pg_catalog.jsonb_build_object(
+	           'vehicle_id', v.vehicle_id, 'code', v.code, 'name', v.name, 'plate', v.plate, 'status', v.status) END
+	  FROM keys k
+	  LEFT JOIN fleet.vehicle v
+	    ON v.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND v.vehicle_id OPERATOR(pg_catalog.=) k.eid
+	   AND EXISTS (SELECT 1 FROM fleet.job j
+	                WHERE j.tenant_id OPERATOR(pg_catalog.=) v.tenant_id AND j.vehicle_id OPERATOR(pg_catalog.=) v.vehicle_id
+	                  AND (j.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id
+	                       OR EXISTS (SELECT 1 FROM fleet.stop s
+	                                   WHERE s.tenant_id OPERATOR(pg_catalog.=) j.tenant_id AND s.job_id OPERATOR(pg_catalog.=) j.job_id
+	                                     AND s.driver_id OPERATOR(pg_catalog.=) sync_entities.driver_id)))
+	 WHERE k.ent OPERATOR(pg_catalog.=) 'vehicle'
+	UNION ALL
+	SELECT k.ent, k.eid, NULL::jsonb		-- no such kind of entity
+	  FROM keys k
+	 WHERE k.ent IS NULL OR k.ent OPERATOR(pg_catalog.<>) ALL (ARRAY['stop', 'job', 'vehicle'])
+	 ORDER BY 1, 2;
+END
+$$;
+COMMENT ON FUNCTION fleet.sync_entities(bigint, text[], bigint[]) IS
+	'Entities as a driver app sees them (a stop with its evidence, a job, a vehicle), built in one query: one row per distinct requested (entities[i], entity_ids[i]), data NULL when it is not in the driver''s scope: their stops, the jobs they drive or have stops in, and those jobs'' vehicles (current tenant only). In (entity, id) order. The one definition pulls, fleet.sync_scope() and fleet.sync_entity() use.';
+
 CREATE FUNCTION fleet.sync_entity(driver_id bigint, entity text, entity_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT CASE entity
-	WHEN 'stop' THEN (
-		SELECT pg_catalog.jsonb_build_object(
-			'stop_id', s.stop_id, 'job_id', s.job_id, 'seq', s.seq, 'kind', s.kind, 'address', s.address,
-			'lat', s.lat, 'lon', s.lon, 'window_start', s.window_start, 'window_end', s.window_end,
-			'driver_id', s.driver_id, 'status', s.status, 'version', s.version,
-			'arrived_at', s.arrived_at, 'completed_at', s.completed_at,
-			'evidence', COALESCE((
-				SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-					'pod_id', p.pod_id, 'kind', p.kind, 'driver_id', p.driver_id,
-					'captured_at', p.captured_at, 'metadata', p.metadata) ORDER BY p.pod_id)
-				  FROM fleet.proof_of_delivery p
-				 WHERE p.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND p.stop_id OPERATOR(pg_catalog.=) s.stop_id), '[]'))
-		  FROM fleet.stop s
-		 WHERE s.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND s.stop_id OPERATOR(pg_catalog.=) sync_entity.entity_id
-		   AND s.driver_id OPERATOR(pg_catalog.=) sync_entity.driver_id)
-	WHEN 'job' THEN (
-		SELECT pg_catalog.jsonb_build_object(
-			'job_id', j.job_id, 'code', j.code, 'customer_id', j.customer_id, 'vehicle_id', j.vehicle_id,
-			'driver_id', j.driver_id, 'status', j.status, 'version', j.version,
-			'planned_start', j.planned_start, 'planned_end', j.planned_end)
-		  FROM fleet.job j
-		 WHERE j.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND j.job_id OPERATOR(pg_catalog.=) sync_entity.entity_id
-		   AND (j.driver_id OPERATOR(pg_catalog.=) sync_entity.driver_id
-		        OR EXISTS (SELECT 1 FROM fleet.stop s
-		                    WHERE s.tenant_id OPERATOR(pg_catalog.=) j.tenant_id AND s.job_id OPERATOR(pg_catalog.=) j.job_id
-		                      AND s.driver_id OPERATOR(pg_catalog.=) sync_entity.driver_id)))
-	WHEN 'vehicle' THEN (
-		SELECT pg_catalog.jsonb_build_object(
-			'vehicle_id', v.vehicle_id, 'code', v.code, 'name', v.name, 'plate', v.plate, 'status', v.status)
-		  FROM fleet.vehicle v
-		 WHERE v.tenant_id OPERATOR(pg_catalog.=) fleet.current_tenant() AND v.vehicle_id OPERATOR(pg_catalog.=) sync_entity.entity_id
-		   AND EXISTS (SELECT 1 FROM fleet.job j
-		                WHERE j.tenant_id OPERATOR(pg_catalog.=) v.tenant_id AND j.vehicle_id OPERATOR(pg_catalog.=) v.vehicle_id
-		                  AND (j.driver_id OPERATOR(pg_catalog.=) sync_entity.driver_id
-		                       OR EXISTS (SELECT 1 FROM fleet.stop s
-		                                   WHERE s.tenant_id OPERATOR(pg_catalog.=) j.tenant_id AND s.job_id OPERATOR(pg_catalog.=) j.job_id
-		                                     AND s.driver_id OPERATOR(pg_catalog.=) sync_entity.driver_id))))
-	END
+	SELECT e.data
+	  FROM fleet.sync_entities(sync_entity.driver_id, ARRAY[sync_entity.entity], ARRAY[sync_entity.entity_id]) e
 $$;
 COMMENT ON FUNCTION fleet.sync_entity(bigint, text, bigint) IS
-	'An entity as a driver app sees it (a stop with its evidence, a job, a vehicle), or NULL when it is not in the driver''s scope: their stops, the jobs they drive or have stops in, and those jobs'' vehicles (current tenant only)';
+	'An entity as a driver app sees it (a stop with its evidence, a job, a vehicle), or NULL when it is not in the driver''s scope: their stops, the jobs they drive or have stops in, and those jobs'' vehicles (current tenant only); one row of fleet.sync_entities()';
 
 CREATE FUNCTION fleet.sync_scope_keys(driver_id bigint)
 RETURNS TABLE (entity text, entity_id bigint)
@@ -526,8 +577,10 @@ RETURNS TABLE (entity text, entity_id bigint, data jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT k.entity, k.entity_id, fleet.sync_entity(sync_scope.driver_id, k.entity, k.entity_id)
-	  FROM fleet.sync_scope_keys(sync_scope.driver_id) k
+	SELECT e.entity, e.entity_id, e.data
+	  FROM (SELECT pg_catalog.array_agg(k.entity) AS entities, pg_catalog.array_agg(k.entity_id) AS entity_ids
+	          FROM fleet.sync_scope_keys(sync_scope.driver_id) k) ks
+	 CROSS JOIN LATERAL fleet.sync_entities(sync_scope.driver_id, ks.entities, ks.entity_ids) e
 	 ORDER BY 1, 2
 $$;
 COMMENT ON FUNCTION fleet.sync_scope(bigint) IS
@@ -579,6 +632,9 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_admin',   'TABLE', 'fleet.sync_change', 'SELECT'),
 	('fleet_app',     'TABLE', 'fleet.sync_change', 'SELECT'),
 	('fleet_analyst', 'TABLE', 'fleet.sync_change', 'SELECT'),
+	('fleet_admin',   'FUNCTION', 'fleet.sync_entities(bigint,text[],bigint[])', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.sync_entities(bigint,text[],bigint[])', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.sync_entities(bigint,text[],bigint[])', 'EXECUTE'),
 	('fleet_admin',   'FUNCTION', 'fleet.sync_entity(bigint,text,bigint)', 'EXECUTE'),
 	('fleet_app',     'FUNCTION', 'fleet.sync_entity(bigint,text,bigint)', 'EXECUTE'),
 	('fleet_admin',   'FUNCTION', 'fleet.sync_scope(bigint)', 'EXECUTE'),

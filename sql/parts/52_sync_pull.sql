@@ -8,7 +8,9 @@
 -- that commits later has a transaction id at or above that horizon, so a
 -- row committed late is delivered by a later pull, never skipped.  A row is
 -- delivered as a put (the entity as the driver sees it now) when the entity
--- is in the driver's scope, else as a removal.
+-- is in the driver's scope, else as a removal.  The entities of a page are
+-- built by one call of fleet.sync_entities() (50_sync_model), the same
+-- definition fleet.sync_scope() uses.
 --
 -- Without a cursor (or with one from another installation: another epoch)
 -- the app gets a full copy first: a "clear", then its whole scope in pages
@@ -110,16 +112,21 @@ BEGIN
 			 LIMIT max_changes OPERATOR(pg_catalog.+) 1),
 		numbered AS (
 			SELECT p.entity, p.entity_id, pg_catalog.row_number() OVER (ORDER BY p.entity, p.entity_id) AS rn
-			  FROM page p)
-		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) max_changes,
-		       COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-		           'op', 'put', 'entity', n.entity, 'id', n.entity_id,
-		           'data', fleet.sync_entity(c.driver_id, n.entity, n.entity_id)) ORDER BY n.rn)
-		           FILTER (WHERE n.rn OPERATOR(pg_catalog.<=) max_changes), '[]'),
-		       (pg_catalog.array_agg(n.entity ORDER BY n.rn DESC) FILTER (WHERE n.rn OPERATOR(pg_catalog.<=) max_changes))[1],
-		       (pg_catalog.array_agg(n.entity_id ORDER BY n.rn DESC) FILTER (WHERE n.rn OPERATOR(pg_catalog.<=) max_changes))[1]
-		  INTO v_more, v_changes, v_last_ent, v_last_id
-		  FROM numbered n;
+			  FROM page p),
+		keys AS (
+			SELECT pg_catalog.array_agg(n.entity) AS entities, pg_catalog.array_agg(n.entity_id) AS entity_ids
+			  FROM numbered n WHERE n.rn OPERATOR(pg_catalog.<=) max_changes),
+		built AS (
+			SELECT e.entity, e.entity_id, e.data
+			  FROM keys k CROSS JOIN LATERAL fleet.sync_entities(c.driver_id, k.entities, k.entity_ids) e)
+		SELECT (SELECT pg_catalog.count(*) FROM numbered) OPERATOR(pg_catalog.>) max_changes,
+		       -- the page's keys are distinct and in (entity, id) order, as built's rows
+		       (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+		                   'op', 'put', 'entity', b.entity, 'id', b.entity_id, 'data', b.data) ORDER BY b.entity, b.entity_id), '[]')
+		          FROM built b),
+		       (SELECT n.entity FROM numbered n WHERE n.rn OPERATOR(pg_catalog.<=) max_changes ORDER BY n.rn DESC LIMIT 1),
+		       (SELECT n.entity_id FROM numbered n WHERE n.rn OPERATOR(pg_catalog.<=) max_changes ORDER BY n.rn DESC LIMIT 1)
+		  INTO v_more, v_changes, v_last_ent, v_last_id;
 		IF v_reset THEN
 			v_changes := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('op', 'clear')) OPERATOR(pg_catalog.||) v_changes;
 		END IF;
@@ -142,10 +149,12 @@ BEGIN
 			 LIMIT max_changes OPERATOR(pg_catalog.+) 1),
 		numbered AS (
 			SELECT p.*, pg_catalog.row_number() OVER (ORDER BY p.txid, p.change_id) AS rn FROM page p),
-		kept AS (
-			SELECT DISTINCT n.entity, n.entity_id FROM numbered n WHERE n.rn OPERATOR(pg_catalog.<=) max_changes),
-		ops AS (
-			SELECT k.entity, k.entity_id, fleet.sync_entity(c.driver_id, k.entity, k.entity_id) AS data FROM kept k)
+		keys AS (
+			SELECT pg_catalog.array_agg(n.entity) AS entities, pg_catalog.array_agg(n.entity_id) AS entity_ids
+			  FROM numbered n WHERE n.rn OPERATOR(pg_catalog.<=) max_changes),
+		ops AS (	-- one row per distinct entity of the page
+			SELECT e.entity, e.entity_id, e.data
+			  FROM keys k CROSS JOIN LATERAL fleet.sync_entities(c.driver_id, k.entities, k.entity_ids) e)
 		SELECT (SELECT pg_catalog.count(*) FROM numbered) OPERATOR(pg_catalog.>) max_changes,
 		       (SELECT COALESCE(pg_catalog.jsonb_agg(
 		               CASE WHEN o.data IS NULL
