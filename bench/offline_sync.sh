@@ -263,29 +263,35 @@ Rows scanned by the reconciliation: $scanned.
 The machine is shared with other work (two cores, load average above): wall rates swing by several times between
 and within runs, the short baseline most; the CPU-second figures are steadier.
 
-Why the push fell with the tenant's size (fixed): the idempotency-key probe of fleet.ingest_events()
-runs on a generic plan kept for the backend's life, usually made while the day's key partition is
-still empty; as a plain join it came out as a materialized scan of all the tenant's keys of the day
-(index condition on tenant_id only) filtered per key, so every trail event read every key the tenant
-had logged that day (auto_explain: 9,999 rows removed by the join filter for one key; 4.2 of 5.9 ms
-per mutation at 100 apps). Before the fix, in earlier runs of this script on this machine: 943
-mutations/s with 20 apps, 345 with 100, 186 with 200; the unfixed code run with this version of the
-script at 2026-11-29T07:17Z (load average 9): 251, 156 and 102.
-The probe is now a LATERAL look-up per key whose three key columns are restriction clauses, so any
-plan puts them into the index condition. Also removed: two SQL functions executed (not inlined) per
-status mutation (the status ranks, kept from inlining by a SET clause) and the fleet.ingest_event()
-wrapper, a SQL function parsed again on every call.
+Why 0.5 of plain INSERT is out of reach, measured in this run: a push must store, per mutation,
+its record (with the stored result), a trail event and its idempotency key, the status history
+row or the proof of delivery, a change-log row and the stop's new state. Writing only those rows
+with plain set-based SQL per page (tables of the same shape, indexes, checks and defaults, but no
+triggers, foreign keys, row security or decisions) ran at $(rate "$n_mut" "$t_writes") mutations/s
+($(cpu_rate "$n_mut" "$c_writes") per CPU-second), $(ratio "$(rate "$n_mut" "$t_writes")" "$r_insert") of the plain INSERT of one row per mutation. So even a push
+whose decisions cost nothing would stay near a tenth of that baseline; the push reaches
+$(ratio "$rc_push" "$(cpu_rate "$n_mut" "$c_writes")") of the plain-SQL bound per CPU-second.
 
-Why 0.5 is still missed by far: a mutation is decided one at a time under its entity's row lock,
-because it depends on the effect of the previous one (the same stop goes en route, arrived, proof,
-completed in one page), inside a subtransaction of its own (a failing mutation is rejected alone),
-and costs about 20 SQL statements: the decision reads, the trail event (key lock, probe, log and key
-inserts inside the ingest), the status history, the stop update (version trigger, change-log trigger,
-foreign-key checks), the proof of delivery, the stored result. That is 0.35 to 0.6 ms of CPU per mutation
-where the baseline inserts 50 rows with one statement. The ingest is about a third of it; one ingest
-call per page would need fleet.ingest_events() to accept event ids reserved beforehand, because each
-effect names its trail event. Reaching 0.5 needs a set-based push (decisions per page in C), not
-tuning of the per-mutation path.
+What the push does now (2026-11-29): a run of consecutive new mutation ids is decided by
+fleet.sync_apply_run() (extension/sync_push.c), which locks the run's stops in one statement,
+decides the plain part (the driver's own stops, status forward or evidence added, against the
+version the app saw) in memory and writes it with one statement per table; conflicts, rejections,
+jobs, field adjustments and custom merges are decided one at a time by fleet.sync_apply() as
+before. The page's trail events go through one fleet.ingest_events_reserved() call (their ids
+taken up front, because each effect names its trail event) and its mutation records through one
+insert. The change-log triggers on stops and proofs of delivery are C. Same results, stored
+results, history and trail as the one-at-a-time path (regress 50_sync_push unchanged).
+At 200 apps on this machine, in quiet runs of this script: 2,761-2,828 mutations/s before
+(2026-11-29T08:09Z and 09:17Z), 4,149 with the trail batched, 8,524 with the set-based run,
+about 10,700 per CPU-second with the C triggers.
+Where the rest goes (pg_stat_statements, track = all, 200 apps): per page of 50, the set-based run
+about 45% (the stops' update with one change-log row and two foreign-key checks per stop, the
+proofs with theirs, the status history, the payloads, the lock), the trail ingest about 18%, the
+mutation records about 14% (a foreign-key check to the client per row), and the PL/pgSQL loop
+around them (validation, one outcome, stored result and array entry per mutation) the rest.
+Earlier fixes on this path: the idempotency-key probe of fleet.ingest_events() had scanned all the
+tenant's keys of the day per trail event (a generic plan made on an empty partition: 186 mutations/s
+at 200 apps before it, falling with the tenant's size); it is now a LATERAL look-up per key.
 MD
 )
 echo "$section"

@@ -440,6 +440,7 @@ DECLARE
 	n integer;
 	i integer;
 	j integer;
+	v_valid boolean;
 	v_fast boolean := true;		-- runs go through fleet.sync_apply_run() until one fails
 	v_run fleet.sync_outcome[];
 	v_old record;
@@ -495,9 +496,29 @@ BEGIN
 	END IF;
 	v_last := c.last_mutation_id;
 
-	-- validate the envelopes, then walk them in id order
+	-- validate the envelopes: one statement for the batch; only a batch
+	-- with a bad envelope is walked one by one, to name the first
+	BEGIN
+		SELECT pg_catalog.bool_and(CASE
+		         WHEN pg_catalog.jsonb_typeof(e.elem) OPERATOR(pg_catalog.<>) 'object'
+		           OR pg_catalog.jsonb_typeof(e.elem OPERATOR(pg_catalog.->) 'id') IS DISTINCT FROM 'number'
+		           OR (e.elem OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.!~) '^[0-9]{1,18}$' THEN false
+		         WHEN (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint OPERATOR(pg_catalog.<) 1
+		           OR pg_catalog.jsonb_typeof(e.elem OPERATOR(pg_catalog.->) 'workflow') IS DISTINCT FROM 'string'
+		           OR ((e.elem OPERATOR(pg_catalog.?) 'base_version')
+		               AND pg_catalog.jsonb_typeof(e.elem OPERATOR(pg_catalog.->) 'base_version') OPERATOR(pg_catalog.<>) ALL (ARRAY['number', 'null']))
+		           OR ((e.elem OPERATOR(pg_catalog.?) 'hlc')
+		               AND pg_catalog.jsonb_typeof(e.elem OPERATOR(pg_catalog.->) 'hlc') OPERATOR(pg_catalog.<>) ALL (ARRAY['string', 'null'])) THEN false
+		         -- the cast is what is checked (COALESCE keeps it from being folded away)
+		         ELSE COALESCE((e.elem OPERATOR(pg_catalog.->>) 'client_time')::timestamptz, '-infinity') IS NOT NULL END)
+		  INTO v_valid
+		  FROM pg_catalog.jsonb_array_elements(mutations) e (elem);
+	EXCEPTION WHEN data_exception THEN
+		v_valid := false;
+	END;
 	FOR m IN
 		SELECT e.ord, e.elem FROM pg_catalog.jsonb_array_elements(mutations) WITH ORDINALITY e (elem, ord)
+		 WHERE NOT COALESCE(v_valid, true)
 	LOOP
 		IF pg_catalog.jsonb_typeof(m.elem) OPERATOR(pg_catalog.<>) 'object'
 		   OR pg_catalog.jsonb_typeof(m.elem OPERATOR(pg_catalog.->) 'id') IS DISTINCT FROM 'number'
