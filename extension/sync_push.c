@@ -103,6 +103,7 @@ typedef enum
 typedef struct Decided
 {
 	int			m;				/* index into the run */
+	int64		stop_id;		/* the stop its args name */
 	Effect		effect;
 	Workflow   *w;
 	StopState  *stop;
@@ -400,7 +401,7 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	char	   *client;
 	Workflow   *wfs;
 	int			nwfs;
-	Workflow  **mw;
+	int			nplain;
 	int64	   *ids;
 	int			nids = 0;
 	StopState  *stops;
@@ -467,138 +468,41 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 
-	/* 2. lock the stops the run names, in stop id order */
-	mw = palloc(sizeof(Workflow *) * n);
-	ids = palloc(sizeof(int64) * n);
-	for (i = 0; i < n; i++)
-	{
-		int64		id;
-
-		mw[i] = find_workflow(wfs, nwfs, TextDatumGetCString(av[A_WORKFLOW][i]));
-		if (mutation_stop(mw[i], av[A_ARGS] ? av[A_ARGS][i] : (Datum) 0, av[A_ARGS] == NULL || an[A_ARGS][i], &id))
-			ids[nids++] = id;
-	}
-	if (nids == 0)
-	{
-		SPI_finish();
-		return (Datum) 0;
-	}
-	qsort(ids, nids, sizeof(int64), cmp_int64);
-	{
-		Datum	   *d = palloc(sizeof(Datum) * nids);
-		Datum		args[3];
-		int			m = 0;
-		uint64		j;
-
-		for (i = 0; i < nids; i++)
-			if (i == 0 || ids[i] != ids[i - 1])
-				d[m++] = Int64GetDatum(ids[i]);
-		args[0] = Int64GetDatum(tenant);
-		args[1] = PointerGetDatum(FleetMakeArray(d, NULL, m, INT8OID));
-		args[2] = Int64GetDatum(driver);
-		if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "stop look-up failed");
-		nstops = (int) SPI_processed;
-		stops = MemoryContextAllocZero(callcxt, sizeof(StopState) * Max(nstops, 1));
-		for (j = 0; j < SPI_processed; j++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[j];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			StopState  *s = &stops[j];
-			MemoryContext old = MemoryContextSwitchTo(callcxt);
-			bool		isnull;
-			Datum		v;
-
-			s->stop_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			s->status = SPI_getvalue(tup, desc, 2);
-			s->version = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-			v = SPI_getbinval(tup, desc, 4, &isnull);
-			s->in_scope = !isnull && DatumGetBool(v);
-			s->job_code = SPI_getvalue(tup, desc, 5);
-			s->seq = SPI_getbinval(tup, desc, 6, &s->seq_null);
-			s->status_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &s->status_at_null));
-			s->status_event = DatumGetInt64(SPI_getbinval(tup, desc, 8, &s->status_event_null));
-			s->arrived_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &s->arrived_null));
-			s->completed_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &s->completed_null));
-			MemoryContextSwitchTo(old);
-		}
-	}
-
 	/*
-	 * 3. decide in id order, up to the first mutation that is not plain.
-	 * What is decided (and the stops' state) must outlive SPI_finish(): the
-	 * outcomes are returned after it.  Every SPI call leaves the current
-	 * context at SPI's procedure context, so switch back explicitly.
+	 * 2. read the run up to the first mutation that is not plain whatever
+	 * its stop's state (workflow, arguments, clock): only that prefix's stops
+	 * are locked, so a run that starts with a mutation for fleet.sync_apply()
+	 * costs no lock (a stop locked here and updated by a later subtransaction
+	 * of the push would need a MultiXact).  What is read (and decided) must
+	 * outlive SPI_finish(): the outcomes are returned after it.  Every SPI
+	 * call leaves the current context at SPI's procedure context, so switch
+	 * back explicitly.
 	 */
 	MemoryContextSwitchTo(callcxt);
 	dec = palloc0(sizeof(Decided) * n);
-	for (i = 0; i < n; i++)
+	ids = palloc(sizeof(int64) * n);
+	for (nplain = 0; nplain < n; nplain++)
 	{
-		Workflow   *w = mw[i];
-		Decided    *d = &dec[ndec];
+		Decided    *d = &dec[nplain];
+		Workflow   *w = find_workflow(wfs, nwfs, TextDatumGetCString(av[A_WORKFLOW][nplain]));
 		Jsonb	   *args;
 		JsonbValue	v;
-		int64		stop_id;
-		StopState  *s;
-		bool		bv_null = av[A_BASE_VERSION] == NULL || an[A_BASE_VERSION][i];
-		int64		bv = bv_null ? 0 : DatumGetInt64(av[A_BASE_VERSION][i]);
-		bool		ct_null = av[A_CLIENT_TIME] == NULL || an[A_CLIENT_TIME][i];
 
-		if (!mutation_stop(w, av[A_ARGS] ? av[A_ARGS][i] : (Datum) 0, av[A_ARGS] == NULL || an[A_ARGS][i], &stop_id))
+		if (!mutation_stop(w, av[A_ARGS] ? av[A_ARGS][nplain] : (Datum) 0,
+						   av[A_ARGS] == NULL || an[A_ARGS][nplain], &d->stop_id))
 			break;
-		if (av[A_HLC] != NULL && !an[A_HLC][i] && !valid_hlc(TextDatumGetCString(av[A_HLC][i])))
+		if (av[A_HLC] != NULL && !an[A_HLC][nplain] && !valid_hlc(TextDatumGetCString(av[A_HLC][nplain])))
 			break;
-		s = find_stop(stops, nstops, stop_id);
-		/* not found, not the driver's (now), a base version beyond the stop's */
-		if (s == NULL || !s->in_scope || (!bv_null && (bv < 1 || bv > s->version)))
-			break;
-		/* a cancelled stop, or (for a status) a stale base: conflicts */
-		if (strcmp(s->status, "cancelled") == 0 || (w->action == ACT_STATUS && !bv_null && bv < s->version))
-			break;
-		args = DatumGetJsonbP(av[A_ARGS][i]);
-		d->m = i;
+		args = DatumGetJsonbP(av[A_ARGS][nplain]);
+		d->m = nplain;
 		d->w = w;
-		d->stop = s;
-		d->occurred = ct_null ? now : Min(DatumGetTimestampTz(av[A_CLIENT_TIME][i]), now);
-		d->job_code = s->job_code;
-		d->seq = s->seq;
-		d->seq_null = s->seq_null;
 		if (w->action == ACT_STATUS)
 		{
-			char	   *status;
-			int			rank;
-
 			if (!jsonb_key(args, "status", &v) || v.type != jbvString)
 				break;
-			status = jsonb_string(&v);
-			rank = stop_status_rank(status);
-			if (rank < 0)
+			d->status = jsonb_string(&v);
+			if (stop_status_rank(d->status) < 0)
 				break;
-			/* forward-only: a lower rank, or another status of the same rank, is refused */
-			if (w->rule == RULE_FORWARD && strcmp(status, s->status) != 0 && rank <= stop_status_rank(s->status))
-				break;
-			d->status = status;
-			if (strcmp(status, s->status) == 0)
-				d->effect = EFFECT_NONE;
-			else
-			{
-				d->effect = EFFECT_STATUS;
-				d->old_status = s->status;
-				d->old_status_at = s->status_at;
-				d->old_status_at_null = s->status_at_null;
-				d->old_event = s->status_event;
-				d->old_event_null = s->status_event_null;
-				s->status = status;
-				s->status_at = d->occurred;
-				s->status_at_null = false;
-				if (strcmp(status, "arrived") == 0)
-					s->arrived_at = d->occurred, s->arrived_null = false;
-				if (strcmp(status, "completed") == 0)
-					s->completed_at = d->occurred, s->completed_null = false;
-				s->version++;
-				s->changed = true;
-				nstatus++;
-			}
 		}
 		else
 		{
@@ -627,14 +531,113 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 					break;
 				d->captured_at = jsonb_string(&v);
 			}
+		}
+		ids[nplain] = d->stop_id;
+	}
+	if (nplain == 0)
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+
+	/* lock the prefix's stops, in stop id order */
+	nids = nplain;
+	qsort(ids, nids, sizeof(int64), cmp_int64);
+	{
+		Datum	   *d = palloc(sizeof(Datum) * nids);
+		Datum		args[3];
+		int			m = 0;
+		uint64		j;
+
+		for (i = 0; i < nids; i++)
+			if (i == 0 || ids[i] != ids[i - 1])
+				d[m++] = Int64GetDatum(ids[i]);
+		args[0] = Int64GetDatum(tenant);
+		args[1] = PointerGetDatum(FleetMakeArray(d, NULL, m, INT8OID));
+		args[2] = Int64GetDatum(driver);
+		if (SPI_execute_plan(lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "stop look-up failed");
+		nstops = (int) SPI_processed;
+		stops = MemoryContextAllocZero(callcxt, sizeof(StopState) * Max(nstops, 1));
+		MemoryContextSwitchTo(callcxt);
+		for (j = 0; j < SPI_processed; j++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[j];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			StopState  *s = &stops[j];
+			bool		isnull;
+			Datum		v;
+
+			s->stop_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			s->status = SPI_getvalue(tup, desc, 2);
+			s->version = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+			v = SPI_getbinval(tup, desc, 4, &isnull);
+			s->in_scope = !isnull && DatumGetBool(v);
+			s->job_code = SPI_getvalue(tup, desc, 5);
+			s->seq = SPI_getbinval(tup, desc, 6, &s->seq_null);
+			s->status_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &s->status_at_null));
+			s->status_event = DatumGetInt64(SPI_getbinval(tup, desc, 8, &s->status_event_null));
+			s->arrived_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &s->arrived_null));
+			s->completed_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &s->completed_null));
+		}
+	}
+
+	/* 3. decide the prefix in id order, up to the first conflict */
+	for (ndec = 0; ndec < nplain; ndec++)
+	{
+		Decided    *d = &dec[ndec];
+		Workflow   *w = d->w;
+		int			k = d->m;
+		StopState  *s = find_stop(stops, nstops, d->stop_id);
+		bool		bv_null = av[A_BASE_VERSION] == NULL || an[A_BASE_VERSION][k];
+		int64		bv = bv_null ? 0 : DatumGetInt64(av[A_BASE_VERSION][k]);
+		bool		ct_null = av[A_CLIENT_TIME] == NULL || an[A_CLIENT_TIME][k];
+
+		/* not found, not the driver's (now), a base version beyond the stop's */
+		if (s == NULL || !s->in_scope || (!bv_null && (bv < 1 || bv > s->version)))
+			break;
+		/* a cancelled stop, or (for a status) a stale base: conflicts */
+		if (strcmp(s->status, "cancelled") == 0 || (w->action == ACT_STATUS && !bv_null && bv < s->version))
+			break;
+		/* forward-only: a lower rank, or another status of the same rank, is refused */
+		if (w->action == ACT_STATUS && w->rule == RULE_FORWARD && strcmp(d->status, s->status) != 0 &&
+			stop_status_rank(d->status) <= stop_status_rank(s->status))
+			break;
+		d->stop = s;
+		d->occurred = ct_null ? now : Min(DatumGetTimestampTz(av[A_CLIENT_TIME][k]), now);
+		d->job_code = s->job_code;
+		d->seq = s->seq;
+		d->seq_null = s->seq_null;
+		d->event_id = nextval_internal(seq, false);
+		if (w->action == ACT_EVIDENCE)
+		{
 			d->effect = EFFECT_EVIDENCE;
 			npod++;
 		}
-		d->event_id = nextval_internal(seq, false);
-		if (d->effect == EFFECT_STATUS)
-			s->status_event = d->event_id, s->status_event_null = false;
+		else if (strcmp(d->status, s->status) == 0)
+			d->effect = EFFECT_NONE;
+		else
+		{
+			d->effect = EFFECT_STATUS;
+			d->old_status = s->status;
+			d->old_status_at = s->status_at;
+			d->old_status_at_null = s->status_at_null;
+			d->old_event = s->status_event;
+			d->old_event_null = s->status_event_null;
+			s->status = d->status;
+			s->status_at = d->occurred;
+			s->status_at_null = false;
+			if (strcmp(d->status, "arrived") == 0)
+				s->arrived_at = d->occurred, s->arrived_null = false;
+			if (strcmp(d->status, "completed") == 0)
+				s->completed_at = d->occurred, s->completed_null = false;
+			s->version++;
+			s->status_event = d->event_id;
+			s->status_event_null = false;
+			s->changed = true;
+			nstatus++;
+		}
 		d->version = s->version;
-		ndec++;
 	}
 	if (ndec == 0)
 	{
