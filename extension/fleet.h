@@ -61,6 +61,17 @@ extern ArrayType *FleetMakeArray(Datum *values, bool *nulls, int n, Oid elemtype
 #define FLEET_PLAN_GENERIC	1
 #define FLEET_PLAN_CUSTOM	2
 extern SPIPlanPtr FleetKeepPlan(const char *sql, int nargs, Oid *argtypes, int mode);
+/* a statement a file keeps, prepared on first use by FleetKeepPlans */
+#define FLEET_PLAN_MAXARGS	16
+typedef struct FleetPlanSpec
+{
+	SPIPlanPtr *plan;
+	int			mode;
+	int			nargs;
+	Oid			argtypes[FLEET_PLAN_MAXARGS];
+	const char *sql;
+} FleetPlanSpec;
+extern void FleetKeepPlans(const FleetPlanSpec *specs, int n);
 
 /* tenant.c: SQL-callable, used to enter a tenant context for handlers */
 extern Datum fleet_set_tenant(PG_FUNCTION_ARGS);

@@ -263,3 +263,19 @@ FleetKeepPlan(const char *sql, int nargs, Oid *argtypes, int mode)
 		elog(ERROR, "SPI_keepplan failed");
 	return plan;
 }
+
+/*
+ * Prepare, once per backend, the statements a file keeps: each spec names
+ * where its plan lives (NULL until prepared), its mode, argument types and
+ * text.  Must run inside SPI_connect().
+ */
+void
+FleetKeepPlans(const FleetPlanSpec *specs, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (*specs[i].plan == NULL)
+			*specs[i].plan = FleetKeepPlan(specs[i].sql, specs[i].nargs,
+										   (Oid *) specs[i].argtypes, specs[i].mode);
+}

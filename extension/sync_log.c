@@ -49,72 +49,48 @@ static SPIPlanPtr scope_plan = NULL;
 static SPIPlanPtr clock_plan = NULL;
 static SPIPlanPtr pod_plan = NULL;
 
-static void
-prepare_plans(void)
-{
-	if (one_plan == NULL)
-	{
-		Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+static const FleetPlanSpec plans[] = {
+	/* $1 tenant, $2 driver, $3 stop */
+	{&one_plan, FLEET_PLAN_GENERIC, 3, {INT8OID, INT8OID, INT8OID},
+		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id) VALUES ($1, $2, 'stop', $3)"},
 
-		one_plan = FleetKeepPlan(
-			"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id) VALUES ($1, $2, 'stop', $3)",
-			3, types, FLEET_PLAN_GENERIC);
-	}
-	if (pair_plan == NULL)
-	{
-		Oid			types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	/* $1 tenant, $2/$3 old driver and stop, $4/$5 new driver and stop */
+	{&pair_plan, FLEET_PLAN_GENERIC, 5, {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
+		" SELECT DISTINCT $1, v.d, 'stop', v.x FROM (VALUES ($2, $3), ($4, $5)) v (d, x)"
+		"  WHERE v.d IS NOT NULL AND v.x IS NOT NULL"},
 
-		pair_plan = FleetKeepPlan(
-			"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
-			" SELECT DISTINCT $1, v.d, 'stop', v.x FROM (VALUES ($2, $3), ($4, $5)) v (d, x)"
-			"  WHERE v.d IS NOT NULL AND v.x IS NOT NULL",
-			5, types, FLEET_PLAN_GENERIC);
-	}
-	if (scope_plan == NULL)
-	{
-		Oid			types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	/* $1 tenant, $2/$3 old and new driver, $4/$5 old and new job (NULL: none) */
+	{&scope_plan, FLEET_PLAN_GENERIC, 5, {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
+		" SELECT DISTINCT $1, d.d, e.entity, e.id"
+		"   FROM (VALUES ($2), ($3)) d (d)"
+		"  CROSS JOIN LATERAL ("
+		"        SELECT 'job'::text AS entity, j.job_id AS id FROM fleet.job j"
+		"         WHERE j.tenant_id OPERATOR(pg_catalog.=) $1 AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY[$4, $5])"
+		"        UNION"
+		"        SELECT 'vehicle', j.vehicle_id FROM fleet.job j"
+		"         WHERE j.tenant_id OPERATOR(pg_catalog.=) $1 AND j.vehicle_id IS NOT NULL"
+		"           AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY[$4, $5])) e"
+		"  WHERE d.d IS NOT NULL"},
 
-		/* $2/$3: old and new driver, $4/$5: old and new job (NULL: none) */
-		scope_plan = FleetKeepPlan(
-			"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
-			" SELECT DISTINCT $1, d.d, e.entity, e.id"
-			"   FROM (VALUES ($2), ($3)) d (d)"
-			"  CROSS JOIN LATERAL ("
-			"        SELECT 'job'::text AS entity, j.job_id AS id FROM fleet.job j"
-			"         WHERE j.tenant_id OPERATOR(pg_catalog.=) $1 AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY[$4, $5])"
-			"        UNION"
-			"        SELECT 'vehicle', j.vehicle_id FROM fleet.job j"
-			"         WHERE j.tenant_id OPERATOR(pg_catalog.=) $1 AND j.vehicle_id IS NOT NULL"
-			"           AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY[$4, $5])) e"
-			"  WHERE d.d IS NOT NULL",
-			5, types, FLEET_PLAN_GENERIC);
-	}
-	if (clock_plan == NULL)
-	{
-		Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	/* $1 tenant, $2 stop, $3 now in unix milliseconds */
+	{&clock_plan, FLEET_PLAN_GENERIC, 3, {INT8OID, INT8OID, INT8OID},
+		"INSERT INTO fleet.sync_clock AS c (tenant_id, entity, entity_id, hlc_ms, hlc_counter, origin)"
+		" VALUES ($1, 'stop', $2, $3, 0, 'server')"
+		" ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE"
+		"    SET hlc_ms = GREATEST(c.hlc_ms, EXCLUDED.hlc_ms),"
+		"        hlc_counter = CASE WHEN EXCLUDED.hlc_ms OPERATOR(pg_catalog.>) c.hlc_ms THEN 0"
+		"                           ELSE c.hlc_counter OPERATOR(pg_catalog.+) 1 END,"
+		"        origin = 'server'"},
 
-		clock_plan = FleetKeepPlan(
-			"INSERT INTO fleet.sync_clock AS c (tenant_id, entity, entity_id, hlc_ms, hlc_counter, origin)"
-			" VALUES ($1, 'stop', $2, $3, 0, 'server')"
-			" ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE"
-			"    SET hlc_ms = GREATEST(c.hlc_ms, EXCLUDED.hlc_ms),"
-			"        hlc_counter = CASE WHEN EXCLUDED.hlc_ms OPERATOR(pg_catalog.>) c.hlc_ms THEN 0"
-			"                           ELSE c.hlc_counter OPERATOR(pg_catalog.+) 1 END,"
-			"        origin = 'server'",
-			3, types, FLEET_PLAN_GENERIC);
-	}
-	if (pod_plan == NULL)
-	{
-		Oid			types[2] = {INT8OID, INT8OID};
-
-		pod_plan = FleetKeepPlan(
-			"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
-			" SELECT s.tenant_id, s.driver_id, 'stop', s.stop_id FROM fleet.stop s"
-			"  WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) $2"
-			"    AND s.driver_id IS NOT NULL",
-			2, types, FLEET_PLAN_GENERIC);
-	}
-}
+	/* $1 tenant, $2 the proof's stop */
+	{&pod_plan, FLEET_PLAN_GENERIC, 2, {INT8OID, INT8OID},
+		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
+		" SELECT s.tenant_id, s.driver_id, 'stop', s.stop_id FROM fleet.stop s"
+		"  WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) $2"
+		"    AND s.driver_id IS NOT NULL"},
+};
 
 static TriggerData *
 row_trigger(FunctionCallInfo fcinfo, const char *name)
@@ -209,7 +185,7 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 	FleetAsOwner(&saved_uid, &saved_ctx);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prepare_plans();
+	FleetKeepPlans(plans, lengthof(plans));
 
 	/* the stop itself, for its old and new driver */
 	if (upd && odn == ndn && (odn || DatumGetInt64(od) == DatumGetInt64(nd)) &&
@@ -290,7 +266,7 @@ fleet_sync_log_pod(PG_FUNCTION_ARGS)
 	FleetAsOwner(&saved_uid, &saved_ctx);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prepare_plans();
+	FleetKeepPlans(plans, lengthof(plans));
 	run(pod_plan, args, NULL);
 	SPI_finish();
 	FleetAsCaller(saved_uid, saved_ctx);

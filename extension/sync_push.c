@@ -133,106 +133,83 @@ static SPIPlanPtr stop_plan = NULL;
 static SPIPlanPtr history_plan = NULL;
 static SPIPlanPtr pod_plan = NULL;
 
-static void
-prepare_plans(void)
-{
-	if (workflow_plan == NULL)
-		workflow_plan = FleetKeepPlan(
-			"SELECT w.workflow, w.entity, w.action, w.rule, w.evidence_kind FROM fleet.sync_workflow w",
-			0, NULL, FLEET_PLAN_AUTO);
-	if (lock_plan == NULL)
-	{
-		Oid			types[3] = {INT8OID, INT8ARRAYOID, INT8OID};
+static const FleetPlanSpec plans[] = {
+	{&workflow_plan, FLEET_PLAN_AUTO, 0, {InvalidOid},
+		"SELECT w.workflow, w.entity, w.action, w.rule, w.evidence_kind FROM fleet.sync_workflow w"},
 
-		lock_plan = FleetKeepPlan(
-			"SELECT s.stop_id, s.status, s.version, s.driver_id OPERATOR(pg_catalog.=) $3, j.code, s.seq,"
-			"       s.status_at, s.status_event_id, s.arrived_at, s.completed_at"
-			"  FROM fleet.stop s"
-			"  JOIN fleet.job j ON j.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND j.job_id OPERATOR(pg_catalog.=) s.job_id"
-			" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) ANY ($2)"
-			" ORDER BY s.stop_id"
-			"   FOR UPDATE OF s",
-			3, types, FLEET_PLAN_CUSTOM);
-	}
-	if (payload_plan == NULL)
-	{
-		Oid			types[14] = {TEXTOID, INT8OID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	/* $1 tenant, $2 stop ids, $3 the pushing driver */
+	{&lock_plan, FLEET_PLAN_CUSTOM, 3, {INT8OID, INT8ARRAYOID, INT8OID},
+		"SELECT s.stop_id, s.status, s.version, s.driver_id OPERATOR(pg_catalog.=) $3, j.code, s.seq,"
+		"       s.status_at, s.status_event_id, s.arrived_at, s.completed_at"
+		"  FROM fleet.stop s"
+		"  JOIN fleet.job j ON j.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND j.job_id OPERATOR(pg_catalog.=) s.job_id"
+		" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) ANY ($2)"
+		" ORDER BY s.stop_id"
+		"   FOR UPDATE OF s"},
 
-		/*
-		 * The same expressions as fleet.sync_apply() for an applied mutation
-		 * without conflict (decision "client"), so the trail is the same.
-		 */
-		payload_plan = FleetKeepPlan(
-			"SELECT CASE u.effect"
-			"         WHEN 1 THEN pg_catalog.jsonb_build_object('job', u.job, 'seq', u.seq, 'status', u.status)"
-			"         WHEN 2 THEN pg_catalog.jsonb_build_object('job', u.job, 'seq', u.seq, 'kind', u.ekind, 'metadata', u.metadata)"
-			"         ELSE pg_catalog.jsonb_build_object('args', u.args) END"
-			"       OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object("
-			"         'client', $1, 'mutation_id', u.id, 'workflow', u.workflow, 'result', 'applied',"
-			"         'rule', u.rule, 'decision', 'client', 'conflict', NULL::text, 'driver_id', $2,"
-			"         'client_time', u.client_time,"
-			"         'effect', CASE u.effect"
-			"                     WHEN 1 THEN pg_catalog.jsonb_build_object('status', u.status)"
-			"                     WHEN 2 THEN pg_catalog.jsonb_build_object('kind', u.ekind, 'metadata', u.metadata,"
-			"                                                               'captured_at', pg_catalog.to_jsonb(x.captured_at)) END),"
-			"       x.captured_at"
-			"  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-			"                  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-			"                  pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-			"                  pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)) WITH ORDINALITY"
-			"       u (effect, job, seq, status, ekind, metadata, args, id, workflow, rule, captured, client_time, ord)"
-			" CROSS JOIN LATERAL (SELECT CASE WHEN u.effect OPERATOR(pg_catalog.=) 2"
-			"                             THEN COALESCE(u.captured::timestamptz, u.client_time, pg_catalog.now()) END AS captured_at) x"
-			" ORDER BY u.ord",
-			14, types, FLEET_PLAN_GENERIC);
-	}
-	if (stop_plan == NULL)
-	{
-		Oid			types[8] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
-		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	/*
+	 * The same expressions as fleet.sync_apply() for an applied mutation
+	 * without conflict (decision "client"), so the trail is the same.  $1
+	 * client, $2 driver, then one array per column of Decided.
+	 */
+	{&payload_plan, FLEET_PLAN_GENERIC, 14,
+		{TEXTOID, INT8OID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		JSONBARRAYOID, JSONBARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID},
+		"SELECT CASE u.effect"
+		"         WHEN 1 THEN pg_catalog.jsonb_build_object('job', u.job, 'seq', u.seq, 'status', u.status)"
+		"         WHEN 2 THEN pg_catalog.jsonb_build_object('job', u.job, 'seq', u.seq, 'kind', u.ekind, 'metadata', u.metadata)"
+		"         ELSE pg_catalog.jsonb_build_object('args', u.args) END"
+		"       OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object("
+		"         'client', $1, 'mutation_id', u.id, 'workflow', u.workflow, 'result', 'applied',"
+		"         'rule', u.rule, 'decision', 'client', 'conflict', NULL::text, 'driver_id', $2,"
+		"         'client_time', u.client_time,"
+		"         'effect', CASE u.effect"
+		"                     WHEN 1 THEN pg_catalog.jsonb_build_object('status', u.status)"
+		"                     WHEN 2 THEN pg_catalog.jsonb_build_object('kind', u.ekind, 'metadata', u.metadata,"
+		"                                                               'captured_at', pg_catalog.to_jsonb(x.captured_at)) END),"
+		"       x.captured_at"
+		"  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+		"                  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+		"                  pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+		"                  pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)) WITH ORDINALITY"
+		"       u (effect, job, seq, status, ekind, metadata, args, id, workflow, rule, captured, client_time, ord)"
+		" CROSS JOIN LATERAL (SELECT CASE WHEN u.effect OPERATOR(pg_catalog.=) 2"
+		"                             THEN COALESCE(u.captured::timestamptz, u.client_time, pg_catalog.now()) END AS captured_at) x"
+		" ORDER BY u.ord"},
 
-		stop_plan = FleetKeepPlan(
-			"UPDATE fleet.stop s"
-			"   SET status = u.status, status_at = u.status_at, status_event_id = u.event_id,"
-			"       arrived_at = u.arrived_at, completed_at = u.completed_at, version = u.version,"
-			"       updated_at = pg_catalog.now()"
-			"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-			"                  pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"                  pg_catalog.unnest($8))"
-			"       u (stop_id, status, status_at, event_id, arrived_at, completed_at, version)"
-			" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) u.stop_id",
-			8, types, FLEET_PLAN_CUSTOM);
-	}
-	if (history_plan == NULL)
-	{
-		Oid			types[7] = {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-		INT8ARRAYOID, TEXTARRAYOID};
+	/* $1 tenant, then the changed stops' final state */
+	{&stop_plan, FLEET_PLAN_CUSTOM, 8,
+		{INT8OID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+		TIMESTAMPTZARRAYOID, INT8ARRAYOID},
+		"UPDATE fleet.stop s"
+		"   SET status = u.status, status_at = u.status_at, status_event_id = u.event_id,"
+		"       arrived_at = u.arrived_at, completed_at = u.completed_at, version = u.version,"
+		"       updated_at = pg_catalog.now()"
+		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+		"                  pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+		"                  pg_catalog.unnest($8))"
+		"       u (stop_id, status, status_at, event_id, arrived_at, completed_at, version)"
+		" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) u.stop_id"},
 
-		history_plan = FleetKeepPlan(
-			"INSERT INTO fleet.status_change (tenant_id, entity, entity_id, event_id, old_status, old_status_at,"
-			"                                 old_event_id, new_status)"
-			"SELECT $1, 'stop', u.*"
-			"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-			"                  pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) u",
-			7, types, FLEET_PLAN_GENERIC);
-	}
-	if (pod_plan == NULL)
-	{
-		Oid			types[7] = {INT8OID, INT8OID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-		JSONBARRAYOID, INT8ARRAYOID};
+	/* $1 tenant, then one status history row per status change */
+	{&history_plan, FLEET_PLAN_GENERIC, 7,
+		{INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, TEXTARRAYOID},
+		"INSERT INTO fleet.status_change (tenant_id, entity, entity_id, event_id, old_status, old_status_at,"
+		"                                 old_event_id, new_status)"
+		"SELECT $1, 'stop', u.*"
+		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+		"                  pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) u"},
 
-		pod_plan = FleetKeepPlan(
-			"INSERT INTO fleet.proof_of_delivery (tenant_id, stop_id, kind, driver_id, captured_at, metadata,"
-			"                                     source_event_id)"
-			"SELECT $1, u.stop_id, u.kind, $2, u.captured_at, u.metadata, u.event_id"
-			"  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-			"                  pg_catalog.unnest($6), pg_catalog.unnest($7))"
-			"       u (stop_id, kind, captured_at, metadata, event_id)",
-			7, types, FLEET_PLAN_GENERIC);
-	}
-}
+	/* $1 tenant, $2 driver, then one proof per evidence */
+	{&pod_plan, FLEET_PLAN_GENERIC, 7,
+		{INT8OID, INT8OID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, INT8ARRAYOID},
+		"INSERT INTO fleet.proof_of_delivery (tenant_id, stop_id, kind, driver_id, captured_at, metadata,"
+		"                                     source_event_id)"
+		"SELECT $1, u.stop_id, u.kind, $2, u.captured_at, u.metadata, u.event_id"
+		"  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+		"                  pg_catalog.unnest($6), pg_catalog.unnest($7))"
+		"       u (stop_id, kind, captured_at, metadata, event_id)"},
+};
 
 /* the rank of a stop status, as fleet.stop_status_rank(); -1: not one */
 static int
@@ -436,7 +413,7 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prepare_plans();
+	FleetKeepPlans(plans, lengthof(plans));
 
 	/* 1. the workflows */
 	if (SPI_execute_plan(workflow_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
