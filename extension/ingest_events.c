@@ -122,7 +122,6 @@ static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr key_plan = NULL;
 static SPIPlanPtr conflict_plan = NULL;
 
-static void prepare_plans(void);
 static void load_kinds(HTAB *kinds, MemoryContext cxt);
 static char *check_payload(Jsonb *required, Jsonb *payload);
 static Jsonb *upcast_step(Oid fn, Oid fnowner, Jsonb *payload, char **error);
@@ -130,81 +129,55 @@ static Jsonb *upcast(KindEntry *k, int version, Jsonb *payload, char **error);
 static uint64 event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload);
 static Datum ingest_events(FunctionCallInfo fcinfo, bool reserved);
 
-/*
- * Prepare the statements of the event ingest path (once per backend).
- */
-static void
-prepare_plans(void)
-{
-	if (kind_plan == NULL)
-	{
-		Oid			t[1] = {TEXTARRAYOID};
+/* the statements of the event ingest path, prepared once per backend */
+static const FleetPlanSpec plans[] = {
+	{&kind_plan, FLEET_PLAN_GENERIC, 1, {TEXTARRAYOID},
+		"SELECT k.kind, k.class, k.schema_version, k.required FROM fleet.event_kind k"
+		" WHERE k.kind OPERATOR(pg_catalog.=) ANY ($1)"},
+	{&upcaster_plan, FLEET_PLAN_GENERIC, 1, {TEXTARRAYOID},
+		"SELECT u.kind, u.from_version, u.upcaster::pg_catalog.oid, p.proowner"
+		"  FROM fleet.event_upcaster u"
+		"  LEFT JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) u.upcaster::pg_catalog.oid"
+		" WHERE u.kind OPERATOR(pg_catalog.=) ANY ($1)"},
 
-		kind_plan = FleetKeepPlan(
-			"SELECT k.kind, k.class, k.schema_version, k.required FROM fleet.event_kind k"
-			" WHERE k.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t, FLEET_PLAN_GENERIC);
-		upcaster_plan = FleetKeepPlan(
-			"SELECT u.kind, u.from_version, u.upcaster::pg_catalog.oid, p.proowner"
-			"  FROM fleet.event_upcaster u"
-			"  LEFT JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) u.upcaster::pg_catalog.oid"
-			" WHERE u.kind OPERATOR(pg_catalog.=) ANY ($1)", 1, t, FLEET_PLAN_GENERIC);
-	}
-	if (probe_plan == NULL)
-	{
-		Oid			t[4] = {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID};
-
-		/*
-		 * One index look-up per key, whatever the statistics: the plan is
-		 * generic and kept for the backend's life, usually made while the
-		 * day's key partition is still empty.  As a plain join it was then
-		 * planned as a materialized scan of all the tenant's keys (index
-		 * condition on tenant_id only) filtered per key, which made every
-		 * call O(tenant's keys of the day).  The LATERAL subquery (OFFSET 0
-		 * keeps it from being flattened) puts the three columns into the
-		 * index condition as restriction clauses, so no plan can drop them.
-		 */
-		probe_plan = FleetKeepPlan(
-			"SELECT k.n, e.payload_hash, e.event_id"
-			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS k(n, s, i)"
-			"  CROSS JOIN LATERAL (SELECT x.payload_hash, x.event_id FROM fleet.event_key x"
-			"                       WHERE x.tenant_id OPERATOR(pg_catalog.=) $4"
-			"                         AND x.source OPERATOR(pg_catalog.=) k.s"
-			"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i OFFSET 0) e", 4, t, FLEET_PLAN_GENERIC);
-	}
-	if (log_plan == NULL)
-	{
-		Oid			t[10] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-			INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
-
-		log_plan = FleetKeepPlan(
-			"INSERT INTO fleet.event_log (tenant_id, event_id, class, kind, schema_version,"
-			"                             original_version, source, idem_key, occurred_at, payload)"
-			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t, FLEET_PLAN_GENERIC);
-	}
-	if (key_plan == NULL)
-	{
-		Oid			t[5] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-
-		key_plan = FleetKeepPlan(
-			"INSERT INTO fleet.event_key (tenant_id, source, idem_key, payload_hash, event_id)"
-			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u", 5, t, FLEET_PLAN_GENERIC);
-	}
-	if (conflict_plan == NULL)
-	{
-		Oid			t[10] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-			INT4ARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-
-		conflict_plan = FleetKeepPlan(
-			"INSERT INTO fleet.event_conflict (tenant_id, source, idem_key, event_id, kind, schema_version,"
-			"                                  occurred_at, payload, payload_hash, original_hash)"
-			" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u", 10, t, FLEET_PLAN_GENERIC);
-	}
-}
+	/*
+	 * One index look-up per key, whatever the statistics: the plan is
+	 * generic and kept for the backend's life, usually made while the day's
+	 * key partition is still empty.  As a plain join it was then planned as
+	 * a materialized scan of all the tenant's keys (index condition on
+	 * tenant_id only) filtered per key, which made every call O(tenant's
+	 * keys of the day).  The LATERAL subquery (OFFSET 0 keeps it from being
+	 * flattened) puts the three columns into the index condition as
+	 * restriction clauses, so no plan can drop them.
+	 */
+	{&probe_plan, FLEET_PLAN_GENERIC, 4, {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID},
+		"SELECT k.n, e.payload_hash, e.event_id"
+		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS k(n, s, i)"
+		"  CROSS JOIN LATERAL (SELECT x.payload_hash, x.event_id FROM fleet.event_key x"
+		"                       WHERE x.tenant_id OPERATOR(pg_catalog.=) $4"
+		"                         AND x.source OPERATOR(pg_catalog.=) k.s"
+		"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i OFFSET 0) e"},
+	{&log_plan, FLEET_PLAN_GENERIC, 10,
+		{INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+		INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID},
+		"INSERT INTO fleet.event_log (tenant_id, event_id, class, kind, schema_version,"
+		"                             original_version, source, idem_key, occurred_at, payload)"
+		" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+		"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u"},
+	{&key_plan, FLEET_PLAN_GENERIC, 5, {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+		"INSERT INTO fleet.event_key (tenant_id, source, idem_key, payload_hash, event_id)"
+		" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u"},
+	{&conflict_plan, FLEET_PLAN_GENERIC, 10,
+		{INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+		INT4ARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+		"INSERT INTO fleet.event_conflict (tenant_id, source, idem_key, event_id, kind, schema_version,"
+		"                                  occurred_at, payload, payload_hash, original_hash)"
+		" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+		"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u"},
+};
 
 /*
  * Fill the kind entries of the batch from the registry; results are
@@ -532,7 +505,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	FleetAsOwner(&saved_uid, &saved_ctx);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prepare_plans();
+	FleetKeepPlans(plans, lengthof(plans));
 	load_kinds(kinds, callcxt);
 	SPI_finish();
 	FleetAsCaller(saved_uid, saved_ctx);

@@ -147,102 +147,74 @@ static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
 static SPIPlanPtr quarantine_plan = NULL;
 
-static void prepare_plans(void);
 static void resolve_devices(HTAB *devices);
 static bool has_partition(Relation rel, TimestampTz ts);
 static bool same_value(Datum a, bool an, Datum b, bool bn, Oid type);
 static int	cmp_vehicle(const void *a, const void *b);
 
-/*
- * Prepare the statements of the positions ingest path (once per backend).
- */
-static void
-prepare_plans(void)
-{
-	if (route_plan == NULL)
-	{
-		Oid			t[1] = {TEXTARRAYOID};
+/* the statements of the position ingest path, prepared once per backend */
+static const FleetPlanSpec plans[] = {
+	{&route_plan, FLEET_PLAN_AUTO, 1, {TEXTARRAYOID},
+		"SELECT r.identifier, r.tenant_id, r.device_id, r.vehicle_id, r.active"
+		"  FROM fleet.device_route r"
+		" WHERE r.identifier OPERATOR(pg_catalog.=) ANY ($1)"},
 
-		route_plan = FleetKeepPlan(
-			"SELECT r.identifier, r.tenant_id, r.device_id, r.vehicle_id, r.active"
-			"  FROM fleet.device_route r"
-			" WHERE r.identifier OPERATOR(pg_catalog.=) ANY ($1)", 1, t, FLEET_PLAN_AUTO);
-	}
-	if (lookup_plan == NULL)
-	{
-		Oid			t[6] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID};
+	/*
+	 * One primary-key range scan per device of the batch, not one probe per
+	 * fix.  Always a custom plan: the plan cache may otherwise settle on a
+	 * generic plan made while today's partition was empty, which reads the
+	 * partition by sequential scan (the fault the event key probe had, see
+	 * ingest_events.c); planning once per batch costs little next to the
+	 * batch.
+	 */
+	{&lookup_plan, FLEET_PLAN_CUSTOM, 6,
+		{INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+		"SELECT p.tenant_id, p.device_id, p.fix_time,"
+		"       p.lat, p.lon, p.speed, p.heading, p.altitude, p.accuracy, p.seq, p.attrs"
+		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"                  pg_catalog.unnest($4)) AS k(t, d, lo, hi)"
+		"  JOIN fleet.position p"
+		"    ON p.tenant_id OPERATOR(pg_catalog.=) k.t"
+		"   AND p.device_id OPERATOR(pg_catalog.=) k.d"
+		"   AND p.fix_time OPERATOR(pg_catalog.>=) k.lo"
+		"   AND p.fix_time OPERATOR(pg_catalog.<=) k.hi"
+		" WHERE p.fix_time OPERATOR(pg_catalog.>=) $5"
+		"   AND p.fix_time OPERATOR(pg_catalog.<=) $6"},
+	{&insert_plan, FLEET_PLAN_AUTO, 12,
+		{INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+		FLOAT4ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID, INT8ARRAYOID, JSONBARRAYOID},
+		"INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
+		"                            speed, heading, altitude, accuracy, seq, attrs)"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+		"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+		"   pg_catalog.unnest($12))"},
 
-		/*
-		 * One primary-key range scan per device of the batch, not one probe
-		 * per fix.  Always a custom plan: the plan cache may otherwise settle
-		 * on a generic plan made while today's partition was empty, which
-		 * reads the partition by sequential scan (the fault the event key
-		 * probe had, see ingest_events.c); planning once per batch costs
-		 * little next to the batch.
-		 */
-		lookup_plan = FleetKeepPlan(
-			"SELECT p.tenant_id, p.device_id, p.fix_time,"
-			"       p.lat, p.lon, p.speed, p.heading, p.altitude, p.accuracy, p.seq, p.attrs"
-			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"                  pg_catalog.unnest($4)) AS k(t, d, lo, hi)"
-			"  JOIN fleet.position p"
-			"    ON p.tenant_id OPERATOR(pg_catalog.=) k.t"
-			"   AND p.device_id OPERATOR(pg_catalog.=) k.d"
-			"   AND p.fix_time OPERATOR(pg_catalog.>=) k.lo"
-			"   AND p.fix_time OPERATOR(pg_catalog.<=) k.hi"
-			" WHERE p.fix_time OPERATOR(pg_catalog.>=) $5"
-			"   AND p.fix_time OPERATOR(pg_catalog.<=) $6", 6, t, FLEET_PLAN_CUSTOM);
-	}
-	if (insert_plan == NULL)
-	{
-		Oid			t[12] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
-			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
-		FLOAT4ARRAYOID, FLOAT4ARRAYOID, INT8ARRAYOID, JSONBARRAYOID};
-
-		insert_plan = FleetKeepPlan(
-			"INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
-			"                            speed, heading, altitude, accuracy, seq, attrs)"
-			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-			"   pg_catalog.unnest($12))", 12, t, FLEET_PLAN_AUTO);
-	}
-	if (state_plan == NULL)
-	{
-		Oid			t[9] = {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
-		FLOAT4ARRAYOID};
-
-		/* rows arrive sorted by (tenant, vehicle): concurrent calls lock them in one order */
-		state_plan = FleetKeepPlan(
-			"INSERT INTO fleet.vehicle_state AS s (tenant_id, vehicle_id, device_id, fix_time,"
-			"                                      lat, lon, speed, heading, altitude)"
-			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9))"
-			" ON CONFLICT (tenant_id, vehicle_id) DO UPDATE"
-			"   SET device_id = EXCLUDED.device_id, fix_time = EXCLUDED.fix_time,"
-			"       lat = EXCLUDED.lat, lon = EXCLUDED.lon, speed = EXCLUDED.speed,"
-			"       heading = EXCLUDED.heading, altitude = EXCLUDED.altitude,"
-			"       updated_at = pg_catalog.now()"
-			" WHERE s.fix_time IS NULL OR s.fix_time OPERATOR(pg_catalog.<) EXCLUDED.fix_time", 9, t, FLEET_PLAN_AUTO);
-	}
-	if (quarantine_plan == NULL)
-	{
-		Oid			t[13] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
-			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
-		FLOAT4ARRAYOID, FLOAT4ARRAYOID, INT8ARRAYOID, JSONBARRAYOID, TEXTARRAYOID};
-
-		quarantine_plan = FleetKeepPlan(
-			"INSERT INTO fleet.position_quarantine (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
-			"                            speed, heading, altitude, accuracy, seq, attrs, reason)"
-			" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-			"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-			"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-			"   pg_catalog.unnest($12), pg_catalog.unnest($13))", 13, t, FLEET_PLAN_AUTO);
-	}
-}
+	/* rows arrive sorted by (tenant, vehicle): concurrent calls lock them in one order */
+	{&state_plan, FLEET_PLAN_AUTO, 9,
+		{INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+		FLOAT4ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID},
+		"INSERT INTO fleet.vehicle_state AS s (tenant_id, vehicle_id, device_id, fix_time,"
+		"                                      lat, lon, speed, heading, altitude)"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+		"   pg_catalog.unnest($8), pg_catalog.unnest($9))"
+		" ON CONFLICT (tenant_id, vehicle_id) DO UPDATE"
+		"   SET device_id = EXCLUDED.device_id, fix_time = EXCLUDED.fix_time,"
+		"       lat = EXCLUDED.lat, lon = EXCLUDED.lon, speed = EXCLUDED.speed,"
+		"       heading = EXCLUDED.heading, altitude = EXCLUDED.altitude,"
+		"       updated_at = pg_catalog.now()"
+		" WHERE s.fix_time IS NULL OR s.fix_time OPERATOR(pg_catalog.<) EXCLUDED.fix_time"},
+	{&quarantine_plan, FLEET_PLAN_AUTO, 13,
+		{INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+		FLOAT4ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID, INT8ARRAYOID, JSONBARRAYOID, TEXTARRAYOID},
+		"INSERT INTO fleet.position_quarantine (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
+		"                            speed, heading, altitude, accuracy, seq, attrs, reason)"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+		"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
+		"   pg_catalog.unnest($12), pg_catalog.unnest($13))"},
+};
 
 /*
  * Resolve every identifier in the hash table through fleet.device_route.
@@ -430,7 +402,7 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 	FleetAsOwner(&saved_uid, &saved_ctx);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prepare_plans();
+	FleetKeepPlans(plans, lengthof(plans));
 	resolve_devices(devices);
 
 	/* 2. validate rows */
