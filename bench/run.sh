@@ -13,16 +13,8 @@
 #   QUICK=1 make bench             # smaller sizes, for a smoke run
 set -uo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-RESULTS=${RESULTS:-$HERE/results.md}
+. "$(dirname "$0")/lib.sh"
 export RESULTS
-
-machine() {
-	echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)," \
-		"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -r)," \
-		"PostgreSQL $(pg_config --version | awk '{ print $2 }'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-}
 
 if [ -n "${QUICK:-}" ]; then
 	export HOLD_SECONDS=${HOLD_SECONDS:-10} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-1} IDLE=${IDLE:-1000} \
@@ -34,10 +26,10 @@ fi
 declare -a AREAS=(ingest gateway views offline_sync tiering partman sync metrics)
 ONLY=${BENCH_ONLY:-${AREAS[*]}}
 failed=()
-make -C "$REPO/services" all >/dev/null
+make -C "$BENCH_REPO/services" all >/dev/null
 
 for area in $ONLY; do
-	script=$HERE/$area.sh
+	script=$BENCH_HERE/$area.sh
 	if [ ! -x "$script" ]; then
 		echo "bench: no $script, skipped" >&2
 		continue
@@ -46,7 +38,7 @@ for area in $ONLY; do
 	case $area in
 	ingest)
 		if out=$("$script"); then
-			printf '%s\n\nMachine: %s.\n' "$out" "$(machine)" | "$HERE/put_section.py" "$RESULTS" "Ingest"
+			printf '%s\n\nMachine: %s.\n' "$out" "$(machine)" | put_section "Ingest and pipeline (issue 3)"
 			echo "$out"
 		else
 			failed+=("$area")
