@@ -10,7 +10,8 @@
 #
 #   make bench                     # all of them
 #   BENCH_ONLY="ingest views" make bench
-#   QUICK=1 make bench             # smaller sizes, for a smoke run
+#   QUICK=1 make bench             # smaller sizes for every script, for a smoke
+#                                  # run (below; a variable already set wins)
 set -uo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -18,7 +19,9 @@ export RESULTS
 
 if [ -n "${QUICK:-}" ]; then
 	export HOLD_SECONDS=${HOLD_SECONDS:-10} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-1} IDLE=${IDLE:-1000} \
-		SOURCE_ROWS=${SOURCE_ROWS:-500000} VEHICLES=${VEHICLES:-1000} SOAK_SECONDS=${SOAK_SECONDS:-30}
+		SOURCE_ROWS=${SOURCE_ROWS:-500000} VEHICLES=${VEHICLES:-1000} SOAK_SECONDS=${SOAK_SECONDS:-30} \
+		POSITIONS=${POSITIONS:-1000000} EVENTS=${EVENTS:-20000} INGEST_SECONDS=${INGEST_SECONDS:-10} \
+		SMALL_VEHICLES=${SMALL_VEHICLES:-10} BIG_VEHICLES=${BIG_VEHICLES:-60} PAGES=${PAGES:-10}
 fi
 
 # area name -> how to run it; scripts that print their section get it stored
