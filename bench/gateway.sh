@@ -24,18 +24,15 @@
 # what the targets are about.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-GATEWAY=$REPO/services/build/fleet-gateway
-LOADGEN=$REPO/services/build/fleet-loadgen
-BINDIR=$(pg_config --bindir)
+. "$(dirname "$0")/lib.sh"
+GATEWAY=$BENCH_REPO/services/build/fleet-gateway
+LOADGEN=$BENCH_REPO/services/build/fleet-loadgen
 DURATION=${DURATION:-15}
 ROUNDS=${ROUNDS:-3}
 TLT=${TLT:-1000}
 OSM=${OSM:-50}
 PER_PACKET=${PER_PACKET:-5}
 IDLE=${IDLE:-10000}
-RESULTS=${RESULTS:-$HERE/results.md}
 [ -x "$GATEWAY" ] && [ -x "$LOADGEN" ] || { echo "build the services first: make -C services all" >&2; exit 1; }
 
 # 10,000 idle connections need as many descriptors in the gateway and in the load generator
@@ -45,44 +42,13 @@ if [ "$(ulimit -n)" -lt $((IDLE + 2000)) ]; then
 	IDLE=$(( $(ulimit -n) - 2000 ))
 fi
 
-WORK=$(mktemp -d /tmp/fleet-gwbench.XXXXXX)
-PORT=$((50000 + RANDOM % 10000))
-AS=()
-if [ "$(id -u)" = 0 ]; then
-	chown postgres "$WORK"
-	AS=(runuser -u postgres --)
-fi
-pg() { "${AS[@]}" "$BINDIR/$@"; }
-q() { "${AS[@]}" "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d bench "$@"; }
-ms() { q -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 GW_PID=
-cleanup()
-{
-	[ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
-	pg pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-pg initdb -D "$WORK/data" -A trust >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$WORK'
-listen_addresses = ''
-shared_preload_libraries = 'fleet,pg_cron'
-cron.database_name = 'bench'
-fleet.database = 'bench'
-fleet.pipeline_enabled = off
-shared_buffers = 256MB
-max_wal_size = 4GB
-log_min_messages = warning
-CONF
-pg pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
-"${AS[@]}" "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
-q -c 'CREATE EXTENSION fleet CASCADE' >/dev/null
+# max_worker_processes: PostgreSQL's default, as this bench has always run
+bench_cluster "fleet.pipeline_enabled = off" "max_worker_processes = 8"
+at_exit '[ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null'
 TENANT=$(q -c "SELECT fleet.create_roles() * 0 + fleet.create_tenant('Bench Freight')" | tail -1)
 # fleet-loadgen's device ids: IMEIs 350000000000000 + i for Teltonika, lg-osm-<i> for OsmAnd;
 # the idle run uses IMEIs from 360000000000000.
@@ -129,11 +95,10 @@ for round in $(seq "$ROUNDS"); do
 		-c "SELECT count(*) FROM fleet.position WHERE received_at >= '$R0'" | tail -1)
 	T_COPY=$(ms "COPY fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading, altitude,
 		accuracy, seq, attrs, received_at) FROM '$WORK/pos.copy'")
-	COPYS+=("$(awk -v n="$ROWS" -v t="$T_COPY" 'BEGIN { printf "%.0f", n / (t / 1000) }')")
+	COPYS+=("$(rate "$ROWS" "$T_COPY")")
 	RATIOS+=("$(ratio "${RATES[-1]}" "${COPYS[-1]}")")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-RATE_MAX=$(median "${RATES[@]}"); COPY_RATE=$(median "${COPYS[@]}"); RATIO=$(median "${RATIOS[@]}")
+RATE_MAX=$(median -l "${RATES[@]}"); COPY_RATE=$(median -l "${COPYS[@]}"); RATIO=$(median -l "${RATIOS[@]}")
 MISSING=$(q -c "SELECT count(*) FROM (SELECT DISTINCT device, ms FROM bench_acks) a
  WHERE NOT EXISTS (SELECT 1 FROM fleet.position p JOIN fleet.device d USING (tenant_id, device_id)
                     WHERE d.identifier = a.device AND p.fix_time = 'epoch'::timestamptz + a.ms * interval '1 ms')")
@@ -147,9 +112,8 @@ INSERT INTO fleet.position (tenant_id, device_id, fix_time, lat, lon, speed, hea
 VALUES ($TENANT, :d, clock_timestamp() - interval '2 hours', 52.5, 13.4, 42, 180, 34, '{"io": {"239": 1}}');
 SQL
 chmod 644 "$WORK/insert.sql"
-"${AS[@]}" "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -n -M prepared -c 1 -T 10 -f "$WORK/insert.sql" bench \
-	> "$WORK/pgbench.out" 2>&1 || { cat "$WORK/pgbench.out" >&2; exit 1; }
-TPS_INSERT=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out" | xargs printf "%.0f")
+TPS_INSERT=$(pgbench_tps "$WORK/pgbench.out" -n -M prepared -c 1 -T 10 -f "$WORK/insert.sql")
+TPS_INSERT=$(printf "%.0f" "$TPS_INSERT")
 
 # 4. latency at half the maximum rate (paced)
 HALF=$(awk -v r="$RATE_MAX" 'BEGIN { printf "%.0f", r / 2 }')
@@ -176,7 +140,7 @@ PER_CONN=$(awk -v a="$RSS0" -v b="$RSS1" -v n="${CONNS%.*}" 'BEGIN { if (n > 0) 
 
 kill -TERM "$GW_PID"; wait "$GW_PID" || true; GW_PID=
 
-MACHINE="$(nproc) vCPU $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/Mem:/ { print $2 }') GB RAM, $(uname -r), PostgreSQL $(pg_config --version | awk '{ print $2 }')"
+MACHINE="$(nproc) vCPU $(cpu_model), $(free -g | awk '/Mem:/ { print $2 }') GB RAM, $(uname -r), PostgreSQL $(pg_version)"
 SECTION=$(cat <<MD
 ## gateway
 
@@ -206,18 +170,4 @@ Load generator, half rate: \`$OUT4\`
 MD
 )
 echo "$SECTION"
-SECTION="$SECTION" python3 - "$RESULTS" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-section = os.environ["SECTION"].rstrip() + "\n"
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = "# fleet benchmark results\n\n"
-m = re.search(r"^## gateway\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ("\n" if text[m.end():] else "") + text[m.end():]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-PY
+echo "$SECTION" | put_section "gateway"

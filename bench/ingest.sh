@@ -12,49 +12,11 @@
 # what the issue's targets are about.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-BINDIR=$(pg_config --bindir)
+. "$(dirname "$0")/lib.sh"
 HOLD_SECONDS=${HOLD_SECONDS:-60}
-WORK=$(mktemp -d /tmp/fleet-bench.XXXXXX)
-PORT=$((50000 + RANDOM % 10000))
-AS=()
-if [ "$(id -u)" = 0 ]; then
-	chown postgres "$WORK"
-	AS=(runuser -u postgres --)
-fi
-export PGHOST="$WORK" PGPORT="$PORT" PGDATABASE=bench
 
-pg() { "${AS[@]}" "$BINDIR/$@"; }
-q() { "${AS[@]}" "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d bench "$@"; }
-# milliseconds taken by one SQL statement (as timed by psql)
-ms() { q -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-cleanup() {
-	if [ -n "${KEEP:-}" ]; then echo "cluster kept: PGHOST=$WORK PGPORT=$PORT" >&2; return; fi
-	pg pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-pg initdb -D "$WORK/data" -A trust >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$WORK'
-listen_addresses = ''
-shared_preload_libraries = 'fleet,pg_cron'
-cron.database_name = 'bench'
-fleet.database = 'bench'
-fleet.pipeline_enabled = off
-fleet.pipeline_naptime = 20ms
-shared_buffers = 256MB
-max_wal_size = 4GB
-max_worker_processes = 16
-log_min_messages = warning
-CONF
-pg pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
-"${AS[@]}" "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
-q -c 'CREATE EXTENSION fleet CASCADE' >/dev/null
-q -v csv="$WORK/pos.csv" -f "$HERE/ingest.sql" >/dev/null
+bench_cluster "fleet.pipeline_enabled = off" "fleet.pipeline_naptime = 20ms"
+q -v csv="$WORK/pos.csv" -f "$BENCH_HERE/ingest.sql" >/dev/null
 
 ROWS=100000		# fixed: bench/ingest.sql generates this many fixes
 
@@ -71,9 +33,7 @@ INSERT INTO tracker_position (deviceid, fixtime, latitude, longitude, speed, cou
 VALUES (:d, clock_timestamp(), 50.1, 10.2, 42, 180, 120, 5, '{"ignition": true}');
 SQL
 chmod 644 "$WORK/insert.sql"
-"${AS[@]}" "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -n -M prepared -c 1 -T 10 -f "$WORK/insert.sql" bench \
-	> "$WORK/pgbench.out" 2>&1 || { cat "$WORK/pgbench.out" >&2; exit 1; }
-tps_single=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out")
+tps_single=$(pgbench_tps "$WORK/pgbench.out" -n -M prepared -c 1 -T 10 -f "$WORK/insert.sql")
 
 # 4. consumer throughput vs a FOR UPDATE SKIP LOCKED queue, batch 1000.
 q -c "CALL bench_log_ops(1, $ROWS)"
@@ -85,8 +45,7 @@ t_pop=$(ms "CALL bench_pop(1000)")
 # 5. the same while another connection holds a snapshot open.
 q -c "CALL bench_log_ops($((ROWS + 1)), $ROWS)"
 q -c "CALL bench_fill_queue($ROWS)"
-"${AS[@]}" "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d bench \
-	-c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM fleet.event_class; SELECT pg_sleep($HOLD_SECONDS); COMMIT;" \
+q -c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM fleet.event_class; SELECT pg_sleep($HOLD_SECONDS); COMMIT;" \
 	>/dev/null 2>&1 &
 holder=$!
 sleep 1
@@ -100,7 +59,7 @@ wait "$holder" 2>/dev/null || true
 q -c "ALTER SYSTEM SET fleet.pipeline_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 q -c "CALL bench_pay('calm', 200)"
-"${AS[@]}" "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d bench -c "CALL bench_flood(40)" >/dev/null 2>&1 &
+q -c "CALL bench_flood(40)" >/dev/null 2>&1 &
 flood=$!
 q -c "CALL bench_pay('flood', 200)"
 wait "$flood" || true
@@ -119,7 +78,6 @@ logged=$(q -c "SELECT count(*) FROM fleet.event_log WHERE logged_at > now() - in
 t_copyto=$(ms "COPY (SELECT * FROM fleet.event_log WHERE logged_at > now() - interval '24 hours') TO '/dev/null'")
 t_replay=$(ms "SELECT * FROM fleet.replay()")
 
-rate() { awk -v n="$1" -v t="$2" 'BEGIN { printf "%.0f", n / (t / 1000) }'; }
 r_copy=$(rate $ROWS "$t_copy"); r_ingest=$(rate $ROWS "$t_ingest"); r_dup=$(rate $ROWS "$t_dup")
 r_consume=$(rate $ROWS "$t_consume"); r_pop=$(rate $ROWS "$t_pop")
 r_consume_held=$(rate $ROWS "$t_consume_held"); r_pop_held=$(rate $ROWS "$t_pop_held")

@@ -14,59 +14,25 @@
 # and the built-in views built once.  Target: fleet.metrics() under 50 ms.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-BINDIR=$(pg_config --bindir)
+. "$(dirname "$0")/lib.sh"
 VEHICLES=${VEHICLES:-5000}
 POSITIONS=${POSITIONS:-10000000}
 EVENTS=${EVENTS:-100000}
 RUNS=${RUNS:-15}
-WORK=$(mktemp -d /tmp/fleet-bench-metrics.XXXXXX)
-PORT=$((50000 + RANDOM % 10000))
-AS=()
-if [ "$(id -u)" = 0 ]; then
-	chown postgres "$WORK"
-	AS=(runuser -u postgres --)
-fi
-
-pg() { "${AS[@]}" "$BINDIR/$@"; }
-q() { "${AS[@]}" "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d bench "$@"; }
 # median milliseconds of RUNS executions of one statement (as timed by psql), after one warm-up
-ms() {
+ms_median() {
 	local args=(-c '\timing on') i
 	for i in $(seq 0 "$RUNS"); do args+=(-c "$1"); done
-	q "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n +2 | sort -g |
-		awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+	q "${args[@]}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n +2 | median -f %.3f
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-log() { echo "[metrics bench $(date -u +%H:%M:%S) load $(cut -d" " -f1 /proc/loadavg)] $*" >&2; }
-cleanup() { pg pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
 
-pg initdb -D "$WORK/data" -A trust >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$WORK'
-listen_addresses = ''
-shared_preload_libraries = 'fleet,pg_cron'
-cron.database_name = 'bench'
-fleet.database = 'bench'
-fleet.pipeline_enabled = off
-fleet.views_enabled = off
-shared_buffers = 1GB
-work_mem = 64MB
-maintenance_work_mem = 512MB
-max_wal_size = 8GB
-max_worker_processes = 16
-log_min_messages = warning
-CONF
-pg pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
-"${AS[@]}" "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
-q -c 'CREATE EXTENSION fleet CASCADE' >/dev/null
+bench_cluster "fleet.pipeline_enabled = off" "fleet.views_enabled = off" "shared_buffers = 1GB" "work_mem = 64MB" \
+	"maintenance_work_mem = 512MB" "max_wal_size = 8GB"
 q -c "SELECT fleet.create_daily_partitions('fleet.position', current_date - 31, current_date + 2)" >/dev/null
 
 log "baseline: an empty fleet"
-m_empty=$(ms 'SELECT count(*) FROM fleet.metrics()')
-h_empty=$(ms 'SELECT count(*) FROM fleet.health()')
+m_empty=$(ms_median 'SELECT count(*) FROM fleet.metrics()')
+h_empty=$(ms_median 'SELECT count(*) FROM fleet.health()')
 n_empty=$(q -c 'SELECT count(*) FROM fleet.metrics()')
 log "empty: metrics ${m_empty} ms (${n_empty} series), health ${h_empty} ms"
 
@@ -112,18 +78,17 @@ rows=$(q -c 'SELECT count(*) FROM fleet.position')
 backlog=$(q -c "SELECT value::bigint FROM fleet.metrics() WHERE name = 'fleet_event_backlog' AND labels ->> 'class' = 'telemetry'")
 log "loaded: $rows fixes, telemetry backlog $backlog"
 
-m_big=$(ms 'SELECT count(*) FROM fleet.metrics()')
-h_big=$(ms 'SELECT count(*) FROM fleet.health()')
+m_big=$(ms_median 'SELECT count(*) FROM fleet.metrics()')
+h_big=$(ms_median 'SELECT count(*) FROM fleet.health()')
 n_big=$(q -c 'SELECT count(*) FROM fleet.metrics()')
-scan=$(RUNS=1 ms 'SELECT count(*) FROM fleet.position')
+scan=$(RUNS=1 ms_median 'SELECT count(*) FROM fleet.position')
 log "big: metrics ${m_big} ms (${n_big} series), health ${h_big} ms, a full count of positions ${scan} ms"
 verdict=$(awk -v m="$m_big" 'BEGIN { print (m < 50) ? "met" : "**missed**" }')
 
-machine="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $(pg_config --version | awk '{ print $2 }')"
 section=$(cat <<MD
 ## metrics
 
-\`bench/metrics.sh\`, $(date -u +%Y-%m-%d), $machine; shared machine, load average at the end $(cut -d" " -f1 /proc/loadavg).
+\`bench/metrics.sh\`, $(date -u +%Y-%m-%d), $(machine --short); shared machine, load average at the end $(cut -d" " -f1 /proc/loadavg).
 Median of $RUNS calls after a warm-up. Big fleet: $VEHICLES vehicles, $rows fixes over 30 daily partitions,
 $backlog telemetry events waiting (pipeline off; the backlog count stops at fleet.metric_setting.backlog_cap),
 300 dead letters, 300 retries, every view built. Baseline: the same calls on an empty fleet in the same run.
@@ -138,17 +103,4 @@ Target fleet.metrics() < 50 ms on the big fleet: $verdict (${m_big} ms).
 MD
 )
 echo "$section"
-RESULTS=${RESULTS:-$HERE/results.md}
-touch "$RESULTS"
-python3 - "$RESULTS" "$section" <<'PY'
-# replace the "## metrics" section (up to the next "## " heading), or append it
-import re, sys
-path, section = sys.argv[1], sys.argv[2].rstrip('\n') + '\n'
-text = open(path).read() if open(path).read().strip() else '# fleet benchmark results\n'
-m = re.search(r'^## metrics\n.*?(?=^## |\Z)', text, re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ('\n' if text[m.end():] else '') + text[m.end():]
-else:
-    text = text.rstrip('\n') + '\n\n' + section
-open(path, 'w').write(text)
-PY
+echo "$section" | put_section "metrics"

@@ -2,9 +2,12 @@
 """bench/put_section.py RESULTS HEADING < section
 
 Replace the section of bench/results.md that starts with the line
-"## HEADING..." (up to the next "## " heading) by the text on stdin, or
-append it when the file has no such section yet.  Every bench script writes
-only its own section, so one can be rerun without losing the others."""
+"## HEADING" (up to the next "## " heading) by the text on stdin, or
+append it when the file has no such section yet.  The heading line must be
+HEADING exactly, or HEADING followed by " -- " and more (a heading that
+carries the date of the run), so that "tiering" does not match the section
+"tiering vs pg_partman".  Every bench script writes only its own section, so
+one can be rerun without losing the others."""
 import re
 import sys
 
@@ -16,7 +19,7 @@ except FileNotFoundError:
     text = ''
 if not text.strip():
     text = '# fleet benchmark results\n'
-m = re.search(r'^## ' + re.escape(heading) + r'\b.*?(?=^## |\Z)', text, re.S | re.M)
+m = re.search(r'^## ' + re.escape(heading) + r'(?:$| -- ).*?(?=^## |\Z)', text, re.S | re.M)
 if m:
     rest = text[m.end():]
     text = text[:m.start()] + section + ('\n' if rest else '') + rest

@@ -10,23 +10,18 @@
 #
 #   make bench                     # all of them
 #   BENCH_ONLY="ingest views" make bench
-#   QUICK=1 make bench             # smaller sizes, for a smoke run
+#   QUICK=1 make bench             # smaller sizes for every script, for a smoke
+#                                  # run (below; a variable already set wins)
 set -uo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-RESULTS=${RESULTS:-$HERE/results.md}
+. "$(dirname "$0")/lib.sh"
 export RESULTS
-
-machine() {
-	echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)," \
-		"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -r)," \
-		"PostgreSQL $(pg_config --version | awk '{ print $2 }'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-}
 
 if [ -n "${QUICK:-}" ]; then
 	export HOLD_SECONDS=${HOLD_SECONDS:-10} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-1} IDLE=${IDLE:-1000} \
-		SOURCE_ROWS=${SOURCE_ROWS:-500000} VEHICLES=${VEHICLES:-1000} SOAK_SECONDS=${SOAK_SECONDS:-30}
+		SOURCE_ROWS=${SOURCE_ROWS:-500000} VEHICLES=${VEHICLES:-1000} SOAK_SECONDS=${SOAK_SECONDS:-30} \
+		POSITIONS=${POSITIONS:-1000000} EVENTS=${EVENTS:-20000} INGEST_SECONDS=${INGEST_SECONDS:-10} \
+		SMALL_VEHICLES=${SMALL_VEHICLES:-10} BIG_VEHICLES=${BIG_VEHICLES:-60} PAGES=${PAGES:-10}
 fi
 
 # area name -> how to run it; scripts that print their section get it stored
@@ -34,10 +29,10 @@ fi
 declare -a AREAS=(ingest gateway views offline_sync tiering partman sync metrics)
 ONLY=${BENCH_ONLY:-${AREAS[*]}}
 failed=()
-make -C "$REPO/services" all >/dev/null
+make -C "$BENCH_REPO/services" all >/dev/null
 
 for area in $ONLY; do
-	script=$HERE/$area.sh
+	script=$BENCH_HERE/$area.sh
 	if [ ! -x "$script" ]; then
 		echo "bench: no $script, skipped" >&2
 		continue
@@ -46,7 +41,7 @@ for area in $ONLY; do
 	case $area in
 	ingest)
 		if out=$("$script"); then
-			printf '%s\n\nMachine: %s.\n' "$out" "$(machine)" | "$HERE/put_section.py" "$RESULTS" "Ingest"
+			printf '%s\n\nMachine: %s.\n' "$out" "$(machine)" | put_section "Ingest and pipeline (issue 3)"
 			echo "$out"
 		else
 			failed+=("$area")

@@ -17,55 +17,16 @@
 #     is the baseline for the lock time of the copy-then-swap move
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-BINDIR=$(pg_config --bindir)
+. "$(dirname "$0")/lib.sh"
 SMALL_VEHICLES=${SMALL_VEHICLES:-35}
 BIG_VEHICLES=${BIG_VEHICLES:-350}
 INGEST_SECONDS=${INGEST_SECONDS:-20}
 DUTY=${DUTY:-0.25}			# share of time the warm copy may run (fleet.tier_maintenance p_duty)
-WORK=$(mktemp -d /tmp/fleet-bench-tiering.XXXXXX)
-PORT=$((50000 + RANDOM % 10000))
-AS=()
-if [ "$(id -u)" = 0 ]; then
-	chown postgres "$WORK"
-	AS=(runuser -u postgres --)
-fi
-export PGHOST="$WORK" PGPORT="$PORT" PGDATABASE=bench
 
-pg() { "${AS[@]}" "$BINDIR/$@"; }
-q() { "${AS[@]}" "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d bench "$@"; }
-# milliseconds taken by the last SQL statement (as timed by psql)
-ms() { q -c '\timing on' "$@" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-log() { echo "[tiering bench $(date -u +%H:%M:%S) load $(cut -d" " -f1 /proc/loadavg)] $*" >&2; }
-loads=()
-note_load() { loads+=("$1 $(cut -d" " -f1 /proc/loadavg)"); }
-cleanup() { pg pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-pg initdb -D "$WORK/data" -A trust >/dev/null
+bench_cluster "fleet.pipeline_enabled = off" "fleet.views_enabled = off" "shared_buffers = 1GB" "work_mem = 64MB" \
+	"maintenance_work_mem = 512MB" "max_wal_size = 8GB"
 mkdir -p "$WORK/warm" "$WORK/warm_baseline"
 [ "$(id -u)" = 0 ] && chown postgres "$WORK/warm" "$WORK/warm_baseline"
-cat >> "$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$WORK'
-listen_addresses = ''
-shared_preload_libraries = 'fleet,pg_cron'
-cron.database_name = 'bench'
-fleet.database = 'bench'
-fleet.pipeline_enabled = off
-fleet.views_enabled = off
-shared_buffers = 1GB
-work_mem = 64MB
-maintenance_work_mem = 512MB
-max_wal_size = 8GB
-max_worker_processes = 16
-log_min_messages = warning
-CONF
-pg pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
-"${AS[@]}" "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
-q -c 'CREATE EXTENSION fleet CASCADE' >/dev/null
 q -c 'CREATE EXTENSION pg_visibility' >/dev/null
 q -c 'SELECT fleet.create_roles()' >/dev/null
 
@@ -214,11 +175,10 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.0f MB", b / 1048576 }'; }
 ok() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "met" : "MISSED" }'; }
 okge() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "met" : "MISSED" }'; }
 TPS_RATIO=$(ratio "$TPS_BUSY" "$(awk -v a="$TPS_IDLE" -v b="$TPS_AFTER" 'BEGIN { printf "%.1f", (a + b) / 2 }')")
-machine="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $(pg_config --version | awk '{ print $2 }')"
 section=$(cat <<MD
 ## tiering
 
-Issue 6, \`bench/tiering.sh\` on $(date -u +%Y-%m-%dT%H:%MZ); $machine; one throwaway cluster
+Issue 6, \`bench/tiering.sh\` on $(date -u +%Y-%m-%dT%H:%MZ); $(machine --short); one throwaway cluster
 (shared_buffers 1GB; fsync on), warm tablespace in a directory of the same disk.
 Telemetry: one fix every ~10 s per vehicle for a day, smooth tracks with GPS noise at six decimals, speed,
 heading, altitude, accuracy, sequence, attrs on every 60th fix.
@@ -245,21 +205,8 @@ Day -41: $R41 fixes, $(mb "$S41") heap + primary key; day -40: $R40 fixes, $(mb 
 $PARTMAN
 
 The box is shared (2 cores, other helpers' builds and tests): 1-minute load average when each measurement
-ended: $(IFS=';'; echo "${loads[*]}").
+ended: $(loads_line).
 MD
 )
 echo "$section"
-RESULTS=${RESULTS:-$HERE/results.md}
-touch "$RESULTS"
-python3 - "$RESULTS" "$section" <<'PY'
-# replace the "## tiering" section (up to the next "## " heading), or append it
-import re, sys
-path, section = sys.argv[1], sys.argv[2].rstrip('\n') + '\n'
-text = open(path).read() if open(path).read().strip() else '# fleet benchmark results\n'
-m = re.search(r'^## tiering\n.*?(?=^## |\Z)', text, re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ('\n' if text[m.end():] else '') + text[m.end():]
-else:
-    text = text.rstrip('\n') + '\n\n' + section
-open(path, 'w').write(text)
-PY
+echo "$section" | put_section "tiering"

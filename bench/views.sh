@@ -16,57 +16,17 @@
 # measurement.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-BINDIR=$(pg_config --bindir)
+. "$(dirname "$0")/lib.sh"
 VEHICLES=${VEHICLES:-10000}
 SOURCE_ROWS=${SOURCE_ROWS:-10000000}
 SOAK_SECONDS=${SOAK_SECONDS:-300}
 INGEST_SECONDS=${INGEST_SECONDS:-15}
 SOAK_RATE=${SOAK_RATE:-20}			# ingest calls per second in the soak (x 100 fixes)
 VIEWS_NICE=${VIEWS_NICE:-10}			# fleet.views_worker_nice
-WORK=$(mktemp -d /tmp/fleet-bench-views.XXXXXX)
-PORT=$((50000 + RANDOM % 10000))
-AS=()
-if [ "$(id -u)" = 0 ]; then
-	chown postgres "$WORK"
-	AS=(runuser -u postgres --)
-fi
-export PGHOST="$WORK" PGPORT="$PORT" PGDATABASE=bench
 
-pg() { "${AS[@]}" "$BINDIR/$@"; }
-q() { "${AS[@]}" "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d bench "$@"; }
-# milliseconds taken by one SQL statement (as timed by psql)
-ms() { q -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
-log() { echo "[views bench $(date -u +%H:%M:%S) load $(cut -d" " -f1 /proc/loadavg)] $*" >&2; }
-loads=()
-note_load() { loads+=("$1 $(cut -d" " -f1 /proc/loadavg)"); }
-cleanup() { pg pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-pg initdb -D "$WORK/data" -A trust >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$WORK'
-listen_addresses = ''
-shared_preload_libraries = 'fleet,pg_cron'
-cron.database_name = 'bench'
-fleet.database = 'bench'
-fleet.pipeline_enabled = off
-fleet.views_enabled = off
-fleet.views_naptime = 100ms
-fleet.views_worker_nice = $VIEWS_NICE
-shared_buffers = 1GB
-work_mem = 64MB
-maintenance_work_mem = 512MB
-max_wal_size = 8GB
-max_worker_processes = 16
-log_min_messages = warning
-CONF
-pg pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
-"${AS[@]}" "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
-q -c 'CREATE EXTENSION fleet CASCADE' >/dev/null
+bench_cluster "fleet.pipeline_enabled = off" "fleet.views_enabled = off" "fleet.views_naptime = 100ms" \
+	"fleet.views_worker_nice = $VIEWS_NICE" "shared_buffers = 1GB" "work_mem = 64MB" "maintenance_work_mem = 512MB" \
+	"max_wal_size = 8GB"
 worker() { q -c "ALTER SYSTEM SET fleet.views_enabled = $1" -c 'SELECT pg_reload_conf()' >/dev/null; sleep 0.5; }
 
 log "setup: $VEHICLES vehicles and devices, 32 daily partitions"
@@ -120,7 +80,7 @@ measure() {
 		r=($(refresh_both))
 		a+=("${r[0]}"); l+=("${r[1]}")
 	done
-	echo "$(median3 "${a[@]}") $(median3 "${l[@]}")"
+	echo "$(median "${a[@]}") $(median "${l[@]}")"
 }
 
 log "load $(( SOURCE_ROWS / STEP )) fixes (1/$STEP of the full size)"
@@ -181,9 +141,7 @@ SELECT fleet.alter_view('fleet.vehicle_last_position', max_staleness => '10 seco
 SELECT fleet.alter_view('fleet.vehicle_daily_activity', max_staleness => '30 seconds');
 SQL
 bench_tps() {	# clients
-	"${AS[@]}" "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -n -M prepared -c "$1" -j "$1" -T "$INGEST_SECONDS" -D maxd=$((VEHICLES - 100)) -f "$WORK/ingest.sql" bench \
-		> "$WORK/pgbench.out" 2>&1 || { cat "$WORK/pgbench.out" >&2; exit 1; }
-	sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out"
+	pgbench_tps "$WORK/pgbench.out" -n -M prepared -c "$1" -j "$1" -T "$INGEST_SECONDS" -D maxd=$((VEHICLES - 100)) -f "$WORK/ingest.sql"
 }
 # one run: worker on or off, the delta log drained first so that a run
 # never pays for the rows of the one before
@@ -193,7 +151,6 @@ run_tps() {	# on|off clients
 	q -c 'CHECKPOINT' >/dev/null
 	bench_tps "$2"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 off2=(); on2=(); off1=(); on1=()
 for i in 1 2 3; do
 	off2+=("$(run_tps off 2)"); on2+=("$(run_tps on 2)")
@@ -201,8 +158,8 @@ done
 for i in 1 2; do
 	off1+=("$(run_tps off 1)"); on1+=("$(run_tps on 1)")
 done
-tps_off=$(median "${off2[@]}"); tps_on=$(median "${on2[@]}")
-tps_off1=$(median "${off1[@]}"); tps_on1=$(median "${on1[@]}")
+tps_off=$(median -f %.1f "${off2[@]}"); tps_on=$(median -f %.1f "${on2[@]}")
+tps_off1=$(median -f %.1f "${off1[@]}"); tps_on1=$(median -f %.1f "${on1[@]}")
 note_load "ingest runs"
 log "ingest tps (100 fixes each), 2 clients: off ${off2[*]}, on ${on2[*]}; 1 client: off ${off1[*]}, on ${on1[*]}"
 worker on
@@ -210,7 +167,7 @@ worker on
 log "soak: ${SOAK_SECONDS}s at $SOAK_RATE ingest calls/s, every view's age sampled each second"
 misses_before=$(q -c "SELECT sum(bound_misses) FROM fleet.view_status WHERE enabled")
 : > "$WORK/ages"
-"${AS[@]}" "$BINDIR/pgbench" -h "$WORK" -p "$PORT" -n -M prepared -c 2 -j 2 -T "$SOAK_SECONDS" -R "$SOAK_RATE" -D maxd=$((VEHICLES - 100)) \
+pgb -n -M prepared -c 2 -j 2 -T "$SOAK_SECONDS" -R "$SOAK_RATE" -D maxd=$((VEHICLES - 100)) \
 	-f "$WORK/ingest.sql" bench > "$WORK/soak.out" 2>&1 &
 soak_pid=$!
 end=$(( $(date +%s) + SOAK_SECONDS ))
@@ -229,11 +186,10 @@ misses=$(q -c "SELECT string_agg(view || ': ' || bound_misses, ', ' ORDER BY vie
 soak_misses=$(( $(q -c "SELECT sum(bound_misses) FROM fleet.view_status WHERE enabled") - misses_before ))
 verify_after=$(q -c "SELECT count(*) FROM fleet.view_status s, LATERAL fleet.verify_view(s.view) d WHERE s.enabled")
 
-machine="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $(pg_config --version | awk '{ print $2 }')"
 section=$(cat <<MD
 ## views
 
-Issue 4, staleness-bounded fleet views; \`bench/views.sh\` on $(date -u +%Y-%m-%d), $machine.
+Issue 4, staleness-bounded fleet views; \`bench/views.sh\` on $(date -u +%Y-%m-%d), $(machine --short).
 Source: fleet.position with $rows_big fixes over $VEHICLES vehicles and 30 days (daily
 partitions). Views: fleet.vehicle_daily_activity (rollup per vehicle and UTC day: count, count
 of moving fixes, max, avg, min/max time, first/last position) and fleet.vehicle_last_position
@@ -276,21 +232,8 @@ the soak: $soak_misses; over the whole run, including the phases with the worker
 purpose: $misses.
 Verification after the soak: $verify_after difference(s).
 
-The box is shared: 1-minute load average when each measurement ended (2 cores): $(IFS=';'; echo "${loads[*]}").
+The box is shared: 1-minute load average when each measurement ended (2 cores): $(loads_line).
 MD
 )
 echo "$section"
-RESULTS=${RESULTS:-$HERE/results.md}
-touch "$RESULTS"
-python3 - "$RESULTS" "$section" <<'PY'
-# replace the "## views" section (up to the next "## " heading), or append it
-import re, sys
-path, section = sys.argv[1], sys.argv[2].rstrip('\n') + '\n'
-text = open(path).read() if open(path).read().strip() else '# fleet benchmark results\n'
-m = re.search(r'^## views\n.*?(?=^## |\Z)', text, re.S | re.M)
-if m:
-    text = text[:m.start()] + section + ('\n' if text[m.end():] else '') + text[m.end():]
-else:
-    text = text.rstrip('\n') + '\n\n' + section
-open(path, 'w').write(text)
-PY
+echo "$section" | put_section "views"
