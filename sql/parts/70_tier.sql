@@ -475,6 +475,8 @@ DECLARE
 	v_root regclass := fleet.tier_root(rel);
 	v_col name;
 	v_has_vehicle boolean;
+	v_cold regclass;
+	v_cold_vehicle boolean;
 	h fleet.legal_hold;
 	v_found boolean;
 BEGIN
@@ -482,7 +484,10 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	v_col := fleet.tier_time_column(v_root);
-	IF v_col IS NULL AND rel OPERATOR(pg_catalog.<>) ALL (ARRAY['fleet.cold_segment', 'fleet.cold_event_segment']::pg_catalog.regclass[]) THEN
+	-- the table's cold segments, if it has a cold tier; kept per vehicle or not
+	SELECT l.segments, 'vehicle_id' OPERATOR(pg_catalog.=) ANY (l.seg_cols) INTO v_cold, v_cold_vehicle
+	  FROM fleet.cold_layout(v_root) l;
+	IF v_col IS NULL AND rel IS DISTINCT FROM v_cold THEN
 		RETURN NULL;			-- not a tiered table: holds do not reach it
 	END IF;
 	v_has_vehicle := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
@@ -491,24 +496,21 @@ BEGIN
 	FOR h IN SELECT * FROM fleet.legal_hold l
 	          WHERE l.released_at IS NULL AND (l.scope IS NULL OR l.scope OPERATOR(pg_catalog.=) v_root)
 	          ORDER BY l.placed_at, l.tenant_id, l.hold_id LOOP
-		-- cold data of the table (dropping fleet.position takes its cold data with it)
-		IF (rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
-		    OR rel OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass)
-		   AND EXISTS (SELECT 1 FROM fleet.cold_segment s
-		                WHERE s.tenant_id OPERATOR(pg_catalog.=) h.tenant_id
-		                  AND (h.vehicle_id IS NULL OR s.vehicle_id IS NULL OR s.vehicle_id OPERATOR(pg_catalog.=) h.vehicle_id)
-		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
-			RETURN fleet.hold_name(h);
+		-- cold data of the table (dropping fleet.position or fleet.event_log
+		-- takes its cold data with it)
+		IF rel OPERATOR(pg_catalog.=) v_cold OR (v_cold IS NOT NULL AND rel OPERATOR(pg_catalog.=) v_root) THEN
+			EXECUTE pg_catalog.format(
+				'SELECT EXISTS (SELECT 1 FROM %s s WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 %s'
+				' AND $2 OPERATOR(pg_catalog.<=) s.hi AND $3 OPERATOR(pg_catalog.>) s.lo)',
+				v_cold,
+				CASE WHEN v_cold_vehicle
+				     THEN 'AND ($4 IS NULL OR s.vehicle_id IS NULL OR s.vehicle_id OPERATOR(pg_catalog.=) $4)' ELSE '' END)
+				INTO v_found USING h.tenant_id, h.lo, h.hi, h.vehicle_id;
+			IF v_found THEN
+				RETURN fleet.hold_name(h);
+			END IF;
 		END IF;
-		-- cold events (dropping fleet.event_log takes them with it)
-		IF (rel OPERATOR(pg_catalog.=) 'fleet.cold_event_segment'::pg_catalog.regclass
-		    OR rel OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass)
-		   AND EXISTS (SELECT 1 FROM fleet.cold_event_segment s
-		                WHERE s.tenant_id OPERATOR(pg_catalog.=) h.tenant_id
-		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
-			RETURN fleet.hold_name(h);
-		END IF;
-		IF rel OPERATOR(pg_catalog.<>) ALL (ARRAY['fleet.cold_segment', 'fleet.cold_event_segment']::pg_catalog.regclass[]) THEN
+		IF rel IS DISTINCT FROM v_cold THEN
 			EXECUTE pg_catalog.format(
 				'SELECT EXISTS (SELECT 1 FROM %s x WHERE x.tenant_id OPERATOR(pg_catalog.=) $1'
 				' AND x.%I OPERATOR(pg_catalog.>=) $2 AND x.%I OPERATOR(pg_catalog.<) $3 %s)',
