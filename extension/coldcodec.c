@@ -41,7 +41,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
-#include "utils/xid8.h"
 
 #include "fleet.h"
 
@@ -257,22 +256,84 @@ get_nulls(Reader *r, bool *nulls, int n)
 
 /* ---------- float columns ---------- */
 
+/*
+ * How a float column is packed: mode 1 when every value is an exact decimal
+ * of 1/scale (as the decoder computes it) below limit, scaled integers as
+ * zigzag deltas; else mode 0, the IEEE bits XOR the previous value's.
+ */
+typedef struct FloatCodec
+{
+	double		scale;
+	double		limit;
+	bool		four;			/* float4 (else float8) */
+} FloatCodec;
+
+static const FloatCodec coord_codec = {1e7, 4.0e15, false};	/* lat, lon */
+static const FloatCodec real_codec = {100.0, 1.0e15, true};	/* the real columns */
+
 static inline double
-unscale8(int64 q)
+float_value(Datum d, const FloatCodec *fc)
 {
-	return (double) q / 1e7;
+	return fc->four ? (double) DatumGetFloat4(d) : DatumGetFloat8(d);
 }
 
-static inline float
-unscale4(int64 q)
+/* the value the decoder makes of the scaled integer q */
+static inline Datum
+unscale(int64 q, const FloatCodec *fc)
 {
-	return (float) ((double) q / 100.0);
+	double		x = (double) q / fc->scale;
+
+	return fc->four ? Float4GetDatum((float) x) : Float8GetDatum(x);
 }
 
+static inline uint64
+float_bits(Datum d, const FloatCodec *fc)
+{
+	if (fc->four)
+	{
+		float		x = DatumGetFloat4(d);
+		uint32		b;
+
+		memcpy(&b, &x, sizeof(b));
+		return b;
+	}
+	else
+	{
+		double		x = DatumGetFloat8(d);
+		uint64		b;
+
+		memcpy(&b, &x, sizeof(b));
+		return b;
+	}
+}
+
+static inline Datum
+bits_float(uint64 bits, const FloatCodec *fc)
+{
+	if (fc->four)
+	{
+		uint32		b = (uint32) bits;
+		float		x;
+
+		memcpy(&x, &b, sizeof(x));
+		return Float4GetDatum(x);
+	}
+	else
+	{
+		double		x;
+
+		memcpy(&x, &bits, sizeof(x));
+		return Float8GetDatum(x);
+	}
+}
+
+/* the non-null values of a float column (its null map, if any, is the caller's) */
 static void
-put_float8(StringInfo s, Datum *v, bool *nulls, int n)
+put_floats(StringInfo s, Datum *v, bool *nulls, int n, const FloatCodec *fc)
 {
 	bool		scaled = true;
+	int64		prev_q = 0;
+	uint64		prev_bits = 0;
 	int			i;
 
 	for (i = 0; i < n && scaled; i++)
@@ -282,219 +343,298 @@ put_float8(StringInfo s, Datum *v, bool *nulls, int n)
 
 		if (nulls[i])
 			continue;
-		x = DatumGetFloat8(v[i]);
-		q = rint(x * 1e7);
-		if (!isfinite(x) || fabs(q) > 4.0e15)
-			scaled = false;
-		else
-		{
-			double		back = unscale8((int64) q);
-
-			scaled = memcmp(&back, &x, sizeof(double)) == 0;
-		}
+		x = float_value(v[i], fc);
+		q = rint(x * fc->scale);
+		scaled = isfinite(x) && fabs(q) <= fc->limit &&
+			float_bits(unscale((int64) q, fc), fc) == float_bits(v[i], fc);
 	}
 	appendStringInfoChar(s, scaled ? 1 : 0);
-	if (scaled)
+	for (i = 0; i < n; i++)
 	{
-		int64		prev = 0;
-
-		for (i = 0; i < n; i++)
+		if (nulls[i])
+			continue;
+		if (scaled)
 		{
-			int64		q;
+			int64		q = (int64) rint(float_value(v[i], fc) * fc->scale);
 
-			if (nulls[i])
-				continue;
-			q = (int64) rint(DatumGetFloat8(v[i]) * 1e7);
-			put_varint(s, zigzag(q - prev));
-			prev = q;
+			put_varint(s, zigzag(q - prev_q));
+			prev_q = q;
 		}
-	}
-	else
-	{
-		uint64		prev = 0;
-
-		for (i = 0; i < n; i++)
+		else
 		{
-			double		x;
-			uint64		bits;
+			uint64		bits = float_bits(v[i], fc);
 
-			if (nulls[i])
-				continue;
-			x = DatumGetFloat8(v[i]);
-			memcpy(&bits, &x, sizeof(bits));
-			put_varint(s, bits ^ prev);
-			prev = bits;
+			put_varint(s, bits ^ prev_bits);
+			prev_bits = bits;
 		}
 	}
 }
 
 static void
-get_float8(Reader *r, Datum *v, bool *nulls, int n)
+get_floats(Reader *r, Datum *v, bool *nulls, int n, const FloatCodec *fc)
 {
 	unsigned char mode = get_byte(r);
+	int64		prev_q = 0;
+	uint64		prev_bits = 0;
 	int			i;
 
 	if (mode > 1)
 		corrupt("bad float mode");
-	if (mode == 1)
+	for (i = 0; i < n; i++)
 	{
-		int64		prev = 0;
-
-		for (i = 0; i < n; i++)
+		if (nulls[i])
+			continue;
+		if (mode == 1)
 		{
-			if (nulls[i])
-				continue;
-			prev += unzigzag(get_varint(r));
-			v[i] = Float8GetDatum(unscale8(prev));
+			prev_q += unzigzag(get_varint(r));
+			v[i] = unscale(prev_q, fc);
 		}
-	}
-	else
-	{
-		uint64		prev = 0;
-
-		for (i = 0; i < n; i++)
+		else
 		{
-			double		x;
+			uint64		d = get_varint(r);
 
-			if (nulls[i])
-				continue;
-			prev ^= get_varint(r);
-			memcpy(&x, &prev, sizeof(x));
-			v[i] = Float8GetDatum(x);
+			if (fc->four && d > PG_UINT32_MAX)
+				corrupt("bad float4 bits");
+			prev_bits ^= d;
+			v[i] = bits_float(prev_bits, fc);
 		}
 	}
 }
 
+/* ---------- column runs shared by the formats ---------- */
+
+/*
+ * 64-bit integer columns passed by value (bigint, timestamptz, xid8): the
+ * non-null values as zigzag deltas of the previous one.  The Datum is the
+ * value's bits for all three, so one reader and writer serve them.
+ */
 static void
-put_float4(StringInfo s, Datum *v, bool *nulls, int n)
+put_deltas(StringInfo s, Datum *v, bool *nulls, int n)
 {
-	bool		scaled = true;
+	int64		prev = 0;
 	int			i;
 
-	put_nulls(s, nulls, n);
-	for (i = 0; i < n && scaled; i++)
+	for (i = 0; i < n; i++)
 	{
-		float		x;
-		double		q;
+		int64		x;
 
 		if (nulls[i])
 			continue;
-		x = DatumGetFloat4(v[i]);
-		q = rint((double) x * 100.0);
-		if (!isfinite(x) || fabs(q) > 1.0e15)
-			scaled = false;
-		else
-		{
-			float		back = unscale4((int64) q);
-
-			scaled = memcmp(&back, &x, sizeof(float)) == 0;
-		}
-	}
-	appendStringInfoChar(s, scaled ? 1 : 0);
-	if (scaled)
-	{
-		int64		prev = 0;
-
-		for (i = 0; i < n; i++)
-		{
-			int64		q;
-
-			if (nulls[i])
-				continue;
-			q = (int64) rint((double) DatumGetFloat4(v[i]) * 100.0);
-			put_varint(s, zigzag(q - prev));
-			prev = q;
-		}
-	}
-	else
-	{
-		uint32		prev = 0;
-
-		for (i = 0; i < n; i++)
-		{
-			float		x;
-			uint32		bits;
-
-			if (nulls[i])
-				continue;
-			x = DatumGetFloat4(v[i]);
-			memcpy(&bits, &x, sizeof(bits));
-			put_varint(s, bits ^ prev);
-			prev = bits;
-		}
+		x = DatumGetInt64(v[i]);
+		put_varint(s, zigzag(x - prev));
+		prev = x;
 	}
 }
 
 static void
-get_float4(Reader *r, Datum *v, bool *nulls, int n)
+get_deltas(Reader *r, Datum *v, bool *nulls, int n)
 {
-	unsigned char mode;
+	int64		acc = 0;
 	int			i;
 
-	get_nulls(r, nulls, n);
-	mode = get_byte(r);
-	if (mode > 1)
-		corrupt("bad float mode");
-	if (mode == 1)
+	for (i = 0; i < n; i++)
 	{
-		int64		prev = 0;
-
-		for (i = 0; i < n; i++)
-		{
-			if (nulls[i])
-				continue;
-			prev += unzigzag(get_varint(r));
-			v[i] = Float4GetDatum(unscale4(prev));
-		}
-	}
-	else
-	{
-		uint32		prev = 0;
-
-		for (i = 0; i < n; i++)
-		{
-			float		x;
-			uint64		d;
-
-			if (nulls[i])
-				continue;
-			d = get_varint(r);
-			if (d > PG_UINT32_MAX)
-				corrupt("bad float4 bits");
-			prev ^= (uint32) d;
-			memcpy(&x, &prev, sizeof(x));
-			v[i] = Float4GetDatum(x);
-		}
+		if (nulls[i])
+			continue;
+		acc += unzigzag(get_varint(r));
+		v[i] = Int64GetDatum(acc);
 	}
 }
 
-/* ---------- argument handling ---------- */
+/* timestamps as zigzag microseconds a - b (b from another column) */
+static void
+put_offsets(StringInfo s, Datum *a, Datum *b, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		put_varint(s, zigzag(DatumGetTimestampTz(a[i]) - DatumGetTimestampTz(b[i])));
+}
+
+/* out = base + sign * offset, the inverse of put_offsets for sign +1 (out = a) or -1 (out = b) */
+static void
+get_offsets(Reader *r, Datum *out, Datum *base, int sign, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		out[i] = TimestampTzGetDatum(DatumGetTimestampTz(base[i]) + sign * unzigzag(get_varint(r)));
+}
+
+/* non-null text values, varint length + bytes */
+static void
+put_texts(StringInfo s, Datum *v, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		put_text(s, VARDATA_ANY(v[i]), VARSIZE_ANY_EXHDR(v[i]));
+}
 
 static void
-deconstruct_col(ArrayType *a, int c, int *n, Datum **v, bool **nulls)
+get_texts(Reader *r, Datum *v, int n)
 {
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			count;
+	int			i;
 
-	if (ARR_NDIM(a) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", col_names[c])));
-	if (ARR_ELEMTYPE(a) != col_types[c])
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s has the wrong element type", col_names[c])));
-	get_typlenbyvalalign(col_types[c], &typlen, &typbyval, &typalign);
-	deconstruct_array(a, col_types[c], typlen, typbyval, typalign, v, nulls, &count);
-	if (*n >= 0 && count != *n)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("cold_encode arrays must have equal length"),
-				 errdetail("%s has %d elements, expected %d.", col_names[c], count, *n)));
-	*n = count;
+	for (i = 0; i < n; i++)
+		v[i] = CStringGetTextDatum(get_text(r, "truncated text"));
 }
+
+/* non-null jsonb values as their text form (which reads back to the same jsonb) */
+static void
+put_jsonbs(StringInfo s, Datum *v, bool *nulls, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		char	   *txt;
+
+		if (nulls[i])
+			continue;
+		txt = DatumGetCString(DirectFunctionCall1(jsonb_out, v[i]));
+		put_text(s, txt, strlen(txt));
+	}
+}
+
+static void
+get_jsonbs(Reader *r, Datum *v, bool *nulls, int n, const char *what)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			continue;
+		v[i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(get_text(r, what)));
+	}
+}
+
+/* ---------- arguments and results: one skeleton for both formats ---------- */
+
+/* what the encoder and decoder of a format need to know of its columns */
+typedef struct ColdFormat
+{
+	const char *fn;				/* the encoder's SQL name, for messages */
+	const char *magic;
+	const char *unit;			/* "fix", "event": what a row is */
+	int			ncols;
+	const Oid  *types;
+	const char *const *names;
+	bool		not_null;		/* no column may hold a NULL (checked per column) */
+	bool		one_shape_error;	/* one message for a wrong dimension or type */
+} ColdFormat;
+
+/*
+ * The encoder's array arguments as Datums and null flags, all of one length
+ * n (returned, at least 1).  The positions encoder reports a wrong dimension
+ * and a wrong element type apart, the event encoder in one message: both
+ * messages are kept as they were.
+ */
+static int
+take_columns(FunctionCallInfo fcinfo, const ColdFormat *f, Datum **v, bool **nl)
+{
+	int			n = -1;
+	int			c;
+	int			i;
+
+	for (c = 0; c < f->ncols; c++)
+	{
+		ArrayType  *a;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			count;
+
+		if (PG_ARGISNULL(c))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s: %s must not be NULL", f->fn, f->names[c])));
+		a = PG_GETARG_ARRAYTYPE_P(c);
+		if (f->one_shape_error)
+		{
+			if (ARR_NDIM(a) > 1 || ARR_ELEMTYPE(a) != f->types[c])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("%s: %s must be a one-dimensional array of its column's type", f->fn, f->names[c])));
+		}
+		else
+		{
+			if (ARR_NDIM(a) > 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+						 errmsg("%s must be a one-dimensional array", f->names[c])));
+			if (ARR_ELEMTYPE(a) != f->types[c])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("%s has the wrong element type", f->names[c])));
+		}
+		get_typlenbyvalalign(f->types[c], &typlen, &typbyval, &typalign);
+		deconstruct_array(a, f->types[c], typlen, typbyval, typalign, &v[c], &nl[c], &count);
+		if (n >= 0 && count != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("%s arrays must have equal length", f->fn),
+					 errdetail("%s has %d elements, expected %d.", f->names[c], count, n)));
+		n = count;
+		if (f->not_null)
+			for (i = 0; i < count; i++)
+				if (nl[c][i])
+					ereport(ERROR,
+							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							 errmsg("%s: %s must not contain NULL", f->fn, f->names[c]),
+							 errdetail("Element %d is NULL.", i + 1)));
+	}
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s needs at least one %s", f->fn, f->unit)));
+	return n;
+}
+
+/* open a segment of format f; n columns of n rows to decode into, no nulls yet */
+static uint32
+start_decode(bytea *seg, const ColdFormat *f, Reader *r, Datum **v, bool **nl)
+{
+	uint32		n = open_segment(seg, f->magic, r);
+	int			c;
+
+	for (c = 0; c < f->ncols; c++)
+	{
+		v[c] = palloc0(sizeof(Datum) * n);
+		nl[c] = palloc0(sizeof(bool) * n);
+	}
+	return n;
+}
+
+/* the decoded columns, once the body is read to its end, as result rows */
+static void
+finish_decode(FunctionCallInfo fcinfo, const ColdFormat *f, Reader *r, Datum **v, bool **nl, uint32 n)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *row = palloc(sizeof(Datum) * f->ncols);
+	bool	   *rn = palloc(sizeof(bool) * f->ncols);
+	int			c;
+	uint32		i;
+
+	if (r->p != r->end)
+		corrupt("trailing bytes");
+	for (i = 0; i < n; i++)
+	{
+		for (c = 0; c < f->ncols; c++)
+		{
+			row[c] = v[c][i];
+			rn[c] = nl[c][i];
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rn);
+	}
+}
+
+/* ---------- the positions' format ---------- */
+
+static const ColdFormat fix_format = {
+	"cold_encode", COLD_MAGIC, "fix", NCOLS, col_types, col_names, false, false
+};
 
 /*
  * fleet.cold_encode(...) RETURNS bytea
@@ -504,26 +644,14 @@ fleet_cold_encode(PG_FUNCTION_ARGS)
 {
 	Datum	   *v[NCOLS];
 	bool	   *nl[NCOLS];
-	int			n = -1;
+	int			n;
 	int			c;
 	int			i;
 	StringInfoData s;
 	int64		prev_t = 0;
 	int64		prev_d = 0;
-	int64		prev_seq = 0;
 
-	for (c = 0; c < NCOLS; c++)
-	{
-		if (PG_ARGISNULL(c))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("cold_encode: %s must not be NULL", col_names[c])));
-		deconstruct_col(PG_GETARG_ARRAYTYPE_P(c), c, &n, &v[c], &nl[c]);
-	}
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cold_encode needs at least one fix")));
+	n = take_columns(fcinfo, &fix_format, v, nl);
 	for (i = 0; i < n; i++)
 		if (nl[C_FIX][i] || nl[C_LAT][i] || nl[C_LON][i] || nl[C_RECV][i])
 			ereport(ERROR,
@@ -542,33 +670,18 @@ fleet_cold_encode(PG_FUNCTION_ARGS)
 		prev_d = (i == 0) ? 0 : d;
 		prev_t = t;
 	}
-	put_float8(&s, v[C_LAT], nl[C_LAT], n);
-	put_float8(&s, v[C_LON], nl[C_LON], n);
+	put_floats(&s, v[C_LAT], nl[C_LAT], n, &coord_codec);
+	put_floats(&s, v[C_LON], nl[C_LON], n, &coord_codec);
 	for (c = C_SPEED; c <= C_ACC; c++)
-		put_float4(&s, v[c], nl[c], n);
+	{
+		put_nulls(&s, nl[c], n);
+		put_floats(&s, v[c], nl[c], n, &real_codec);
+	}
 	put_nulls(&s, nl[C_SEQ], n);
-	for (i = 0; i < n; i++)
-	{
-		int64		q;
-
-		if (nl[C_SEQ][i])
-			continue;
-		q = DatumGetInt64(v[C_SEQ][i]);
-		put_varint(&s, zigzag(q - prev_seq));
-		prev_seq = q;
-	}
+	put_deltas(&s, v[C_SEQ], nl[C_SEQ], n);
 	put_nulls(&s, nl[C_ATTRS], n);
-	for (i = 0; i < n; i++)
-	{
-		char	   *txt;
-
-		if (nl[C_ATTRS][i])
-			continue;
-		txt = DatumGetCString(DirectFunctionCall1(jsonb_out, v[C_ATTRS][i]));
-		put_text(&s, txt, strlen(txt));
-	}
-	for (i = 0; i < n; i++)
-		put_varint(&s, zigzag(DatumGetTimestampTz(v[C_RECV][i]) - DatumGetTimestampTz(v[C_FIX][i])));
+	put_jsonbs(&s, v[C_ATTRS], nl[C_ATTRS], n);
+	put_offsets(&s, v[C_RECV], v[C_FIX], n);
 
 	PG_RETURN_BYTEA_P(seal_segment(&s, COLD_MAGIC, (uint32) n));
 }
@@ -580,7 +693,6 @@ fleet_cold_encode(PG_FUNCTION_ARGS)
 Datum
 fleet_cold_decode(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bytea	   *seg = PG_GETARG_BYTEA_PP(0);
 	uint32		n;
 	Reader		r;
@@ -590,16 +702,9 @@ fleet_cold_decode(PG_FUNCTION_ARGS)
 	int			i;
 	int64		t = 0;
 	int64		d = 0;
-	int64		seq = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
-	n = open_segment(seg, COLD_MAGIC, &r);
-
-	for (c = 0; c < NCOLS; c++)
-	{
-		v[c] = palloc0(sizeof(Datum) * n);
-		nl[c] = palloc0(sizeof(bool) * n);
-	}
+	n = start_decode(seg, &fix_format, &r, v, nl);
 	for (i = 0; i < (int) n; i++)
 	{
 		int64		z = unzigzag(get_varint(&r));
@@ -613,42 +718,19 @@ fleet_cold_decode(PG_FUNCTION_ARGS)
 		}
 		v[C_FIX][i] = TimestampTzGetDatum(t);
 	}
-	get_float8(&r, v[C_LAT], nl[C_LAT], n);
-	get_float8(&r, v[C_LON], nl[C_LON], n);
+	get_floats(&r, v[C_LAT], nl[C_LAT], n, &coord_codec);
+	get_floats(&r, v[C_LON], nl[C_LON], n, &coord_codec);
 	for (c = C_SPEED; c <= C_ACC; c++)
-		get_float4(&r, v[c], nl[c], n);
+	{
+		get_nulls(&r, nl[c], n);
+		get_floats(&r, v[c], nl[c], n, &real_codec);
+	}
 	get_nulls(&r, nl[C_SEQ], n);
-	for (i = 0; i < (int) n; i++)
-	{
-		if (nl[C_SEQ][i])
-			continue;
-		seq += unzigzag(get_varint(&r));
-		v[C_SEQ][i] = Int64GetDatum(seq);
-	}
+	get_deltas(&r, v[C_SEQ], nl[C_SEQ], n);
 	get_nulls(&r, nl[C_ATTRS], n);
-	for (i = 0; i < (int) n; i++)
-	{
-		if (nl[C_ATTRS][i])
-			continue;
-		v[C_ATTRS][i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(get_text(&r, "truncated attrs")));
-	}
-	for (i = 0; i < (int) n; i++)
-		v[C_RECV][i] = TimestampTzGetDatum(DatumGetTimestampTz(v[C_FIX][i]) + unzigzag(get_varint(&r)));
-	if (r.p != r.end)
-		corrupt("trailing bytes");
-
-	for (i = 0; i < (int) n; i++)
-	{
-		Datum		row[NCOLS];
-		bool		rn[NCOLS];
-
-		for (c = 0; c < NCOLS; c++)
-		{
-			row[c] = v[c][i];
-			rn[c] = nl[c][i];
-		}
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rn);
-	}
+	get_jsonbs(&r, v[C_ATTRS], nl[C_ATTRS], n, "truncated attrs");
+	get_offsets(&r, v[C_RECV], v[C_FIX], 1, n);
+	finish_decode(fcinfo, &fix_format, &r, v, nl, n);
 	return (Datum) 0;
 }
 
@@ -689,6 +771,10 @@ static const char *const ev_names[EV_NCOLS] = {
 	"original_version", "source", "idem_key", "occurred_at", "payload"
 };
 
+static const ColdFormat event_format = {
+	"cold_event_encode", EV_MAGIC, "event", EV_NCOLS, ev_types, ev_names, true, true
+};
+
 PG_FUNCTION_INFO_V1(fleet_cold_event_encode);
 PG_FUNCTION_INFO_V1(fleet_cold_event_decode);
 
@@ -697,91 +783,26 @@ fleet_cold_event_encode(PG_FUNCTION_ARGS)
 {
 	Datum	   *v[EV_NCOLS];
 	bool	   *nl[EV_NCOLS];
-	int			n = -1;
+	int			n;
 	int			c;
 	int			i;
 	StringInfoData s;
-	int64		prev;
 
-	for (c = 0; c < EV_NCOLS; c++)
-	{
-		ArrayType  *a;
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-		int			count;
-
-		if (PG_ARGISNULL(c))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("cold_event_encode: %s must not be NULL", ev_names[c])));
-		a = PG_GETARG_ARRAYTYPE_P(c);
-		if (ARR_NDIM(a) > 1 || ARR_ELEMTYPE(a) != ev_types[c])
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("cold_event_encode: %s must be a one-dimensional array of its column's type", ev_names[c])));
-		get_typlenbyvalalign(ev_types[c], &typlen, &typbyval, &typalign);
-		deconstruct_array(a, ev_types[c], typlen, typbyval, typalign, &v[c], &nl[c], &count);
-		if (n >= 0 && count != n)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("cold_event_encode arrays must have equal length"),
-					 errdetail("%s has %d elements, expected %d.", ev_names[c], count, n)));
-		n = count;
-		for (i = 0; i < count; i++)
-			if (nl[c][i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("cold_event_encode: %s must not contain NULL", ev_names[c]),
-						 errdetail("Element %d is NULL.", i + 1)));
-	}
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cold_event_encode needs at least one event")));
+	n = take_columns(fcinfo, &event_format, v, nl);
 
 	initStringInfo(&s);
-	prev = 0;
-	for (i = 0; i < n; i++)
-	{
-		int64		x = DatumGetInt64(v[E_ID][i]);
-
-		put_varint(&s, zigzag(x - prev));
-		prev = x;
-	}
-	prev = 0;
-	for (i = 0; i < n; i++)
-	{
-		int64		x = DatumGetTimestampTz(v[E_LOGGED][i]);
-
-		put_varint(&s, zigzag(x - prev));
-		prev = x;
-	}
-	prev = 0;
-	for (i = 0; i < n; i++)
-	{
-		int64		x = (int64) U64FromFullTransactionId(DatumGetFullTransactionId(v[E_TXID][i]));
-
-		put_varint(&s, zigzag(x - prev));
-		prev = x;
-	}
+	put_deltas(&s, v[E_ID], nl[E_ID], n);
+	put_deltas(&s, v[E_LOGGED], nl[E_LOGGED], n);
+	put_deltas(&s, v[E_TXID], nl[E_TXID], n);
 	for (c = E_CLASS; c <= E_KIND; c++)
-		for (i = 0; i < n; i++)
-			put_text(&s, VARDATA_ANY(v[c][i]), VARSIZE_ANY_EXHDR(v[c][i]));
+		put_texts(&s, v[c], n);
 	for (c = E_SV; c <= E_OV; c++)
 		for (i = 0; i < n; i++)
 			put_varint(&s, zigzag(DatumGetInt32(v[c][i])));
 	for (c = E_SOURCE; c <= E_IDEM; c++)
-		for (i = 0; i < n; i++)
-			put_text(&s, VARDATA_ANY(v[c][i]), VARSIZE_ANY_EXHDR(v[c][i]));
-	for (i = 0; i < n; i++)
-		put_varint(&s, zigzag(DatumGetTimestampTz(v[E_LOGGED][i]) - DatumGetTimestampTz(v[E_OCC][i])));
-	for (i = 0; i < n; i++)
-	{
-		char	   *txt = DatumGetCString(DirectFunctionCall1(jsonb_out, v[E_PAYLOAD][i]));
-
-		put_text(&s, txt, strlen(txt));
-	}
+		put_texts(&s, v[c], n);
+	put_offsets(&s, v[E_LOGGED], v[E_OCC], n);
+	put_jsonbs(&s, v[E_PAYLOAD], nl[E_PAYLOAD], n);
 
 	PG_RETURN_BYTEA_P(seal_segment(&s, EV_MAGIC, (uint32) n));
 }
@@ -789,56 +810,28 @@ fleet_cold_event_encode(PG_FUNCTION_ARGS)
 Datum
 fleet_cold_event_decode(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bytea	   *seg = PG_GETARG_BYTEA_PP(0);
 	uint32		n;
 	Reader		r;
 	Datum	   *v[EV_NCOLS];
+	bool	   *nl[EV_NCOLS];
 	int			c;
 	int			i;
-	int64		acc;
 
 	InitMaterializedSRF(fcinfo, 0);
-	n = open_segment(seg, EV_MAGIC, &r);
-	for (c = 0; c < EV_NCOLS; c++)
-		v[c] = palloc0(sizeof(Datum) * n);
-
-	acc = 0;
-	for (i = 0; i < (int) n; i++)
-		v[E_ID][i] = Int64GetDatum(acc += unzigzag(get_varint(&r)));
-	acc = 0;
-	for (i = 0; i < (int) n; i++)
-		v[E_LOGGED][i] = TimestampTzGetDatum(acc += unzigzag(get_varint(&r)));
-	acc = 0;
-	for (i = 0; i < (int) n; i++)
-	{
-		acc += unzigzag(get_varint(&r));
-		v[E_TXID][i] = FullTransactionIdGetDatum(FullTransactionIdFromU64((uint64) acc));
-	}
+	n = start_decode(seg, &event_format, &r, v, nl);
+	get_deltas(&r, v[E_ID], nl[E_ID], n);
+	get_deltas(&r, v[E_LOGGED], nl[E_LOGGED], n);
+	get_deltas(&r, v[E_TXID], nl[E_TXID], n);
 	for (c = E_CLASS; c <= E_KIND; c++)
-		for (i = 0; i < (int) n; i++)
-			v[c][i] = CStringGetTextDatum(get_text(&r, "truncated text"));
+		get_texts(&r, v[c], n);
 	for (c = E_SV; c <= E_OV; c++)
 		for (i = 0; i < (int) n; i++)
 			v[c][i] = Int32GetDatum((int32) unzigzag(get_varint(&r)));
 	for (c = E_SOURCE; c <= E_IDEM; c++)
-		for (i = 0; i < (int) n; i++)
-			v[c][i] = CStringGetTextDatum(get_text(&r, "truncated text"));
-	for (i = 0; i < (int) n; i++)
-		v[E_OCC][i] = TimestampTzGetDatum(DatumGetTimestampTz(v[E_LOGGED][i]) - unzigzag(get_varint(&r)));
-	for (i = 0; i < (int) n; i++)
-		v[E_PAYLOAD][i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(get_text(&r, "truncated payload")));
-	if (r.p != r.end)
-		corrupt("trailing bytes");
-
-	for (i = 0; i < (int) n; i++)
-	{
-		Datum		row[EV_NCOLS];
-		bool		rn[EV_NCOLS] = {0};
-
-		for (c = 0; c < EV_NCOLS; c++)
-			row[c] = v[c][i];
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rn);
-	}
+		get_texts(&r, v[c], n);
+	get_offsets(&r, v[E_OCC], v[E_LOGGED], -1, n);
+	get_jsonbs(&r, v[E_PAYLOAD], nl[E_PAYLOAD], n, "truncated payload");
+	finish_decode(fcinfo, &event_format, &r, v, nl, n);
 	return (Datum) 0;
 }

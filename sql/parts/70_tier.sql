@@ -362,6 +362,53 @@ CREATE INDEX cold_event_segment_time ON fleet.cold_event_segment (lo, hi);
 CREATE INDEX cold_event_segment_part ON fleet.cold_event_segment (part_lo);
 SELECT fleet.enable_tenant_rls('fleet.cold_event_segment');
 
+-- How a tiered table's cold tier is laid out: the one description the cold
+-- steps (fleet.tier_cold_detach, tier_cold_pack, tier_cold_restore,
+-- tier_purge_cold) and fleet.tier_status_rows() read instead of repeating
+-- themselves per table.
+CREATE FUNCTION fleet.cold_layout(p_rel regclass)
+RETURNS TABLE (relname text, segments regclass, seg_cols text[], enc_cols text[], order_cols text[], encode text,
+               columns text, decoded text, noun text, check_table text, restored_count text, restore_error text)
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT l.relname, l.segments, l.seg_cols, l.enc_cols, l.order_cols, l.encode,
+	       (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+	          FROM pg_catalog.pg_attribute a
+	         WHERE a.attrelid OPERATOR(pg_catalog.=) l.rel AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),
+	       pg_catalog.format('SELECT %s FROM %s s CROSS JOIN LATERAL %s(s.data) d',
+	         (SELECT pg_catalog.string_agg(CASE WHEN a.attname OPERATOR(pg_catalog.=) 'tenant_id'
+	                                             OR a.attname OPERATOR(pg_catalog.=) ANY (l.seg_cols) THEN 's.' ELSE 'd.' END
+	                                        OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+	            FROM pg_catalog.pg_attribute a
+	           WHERE a.attrelid OPERATOR(pg_catalog.=) l.rel AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),
+	         l.segments, l.decode),
+	       l.noun, l.check_table, l.restored_count, l.restore_error
+	  FROM (VALUES
+		('fleet.position'::pg_catalog.regclass, 'fleet.position', 'fleet.cold_segment'::pg_catalog.regclass,
+		 ARRAY['device_id', 'vehicle_id'],
+		 ARRAY['fix_time', 'lat', 'lon', 'speed', 'heading', 'altitude', 'accuracy', 'seq', 'attrs', 'received_at'],
+		 ARRAY['fix_time'], 'fleet.cold_encode', 'fleet.cold_decode', 'fixes', 'fleet_cold_check',
+		 -- restored fixes are counted against the segments' devices and times
+		 'SELECT pg_catalog.count(*) FROM %s p WHERE EXISTS (SELECT 1 FROM fleet.cold_segment s'
+		 ' WHERE s.part_lo OPERATOR(pg_catalog.=) $1 AND s.tenant_id OPERATOR(pg_catalog.=) p.tenant_id'
+		 ' AND s.device_id OPERATOR(pg_catalog.=) p.device_id AND p.fix_time BETWEEN s.lo AND s.hi)',
+		 'restore from %s found %s of %s cold fixes in the partition'),
+		('fleet.event_log'::pg_catalog.regclass, 'fleet.event_log', 'fleet.cold_event_segment'::pg_catalog.regclass,
+		 ARRAY[]::text[],
+		 ARRAY['event_id', 'logged_at', 'txid', 'class', 'kind', 'schema_version', 'original_version', 'source',
+		       'idem_key', 'occurred_at', 'payload'],
+		 ARRAY['logged_at', 'event_id'], 'fleet.cold_event_encode', 'fleet.cold_event_decode', 'events',
+		 'fleet_cold_event_check',
+		 -- restored events: every row of the new partition counts
+		 'SELECT pg_catalog.count(*) FROM %s',
+		 'restore of the event log from %s found %s of %s cold events in the partition')
+	  ) l(rel, relname, segments, seg_cols, enc_cols, order_cols, encode, decode, noun, check_table, restored_count, restore_error)
+	 WHERE l.rel OPERATOR(pg_catalog.=) p_rel
+$$;
+COMMENT ON FUNCTION fleet.cold_layout(regclass) IS
+	'The cold tier of fleet.position or fleet.event_log (no row for other tables): its name as messages and ledgers show it, its segment table, the columns a segment is keyed by (besides tenant and UTC day) and those it encodes, the encode order and function, the table''s columns and the SELECT of the decoded rows in that order (add WHERE on s.part_lo), what a row is called in ledgers, the temporary table of the pack''s read-back check, the statement counting restored rows (format: %s the partition, $1 its start) and the restore''s shortfall message (format: start, found, expected)';
+
 CREATE FUNCTION fleet.tier_time_column(rel regclass) RETURNS name
 LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
@@ -428,6 +475,8 @@ DECLARE
 	v_root regclass := fleet.tier_root(rel);
 	v_col name;
 	v_has_vehicle boolean;
+	v_cold regclass;
+	v_cold_vehicle boolean;
 	h fleet.legal_hold;
 	v_found boolean;
 BEGIN
@@ -435,7 +484,10 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	v_col := fleet.tier_time_column(v_root);
-	IF v_col IS NULL AND rel OPERATOR(pg_catalog.<>) ALL (ARRAY['fleet.cold_segment', 'fleet.cold_event_segment']::pg_catalog.regclass[]) THEN
+	-- the table's cold segments, if it has a cold tier; kept per vehicle or not
+	SELECT l.segments, 'vehicle_id' OPERATOR(pg_catalog.=) ANY (l.seg_cols) INTO v_cold, v_cold_vehicle
+	  FROM fleet.cold_layout(v_root) l;
+	IF v_col IS NULL AND rel IS DISTINCT FROM v_cold THEN
 		RETURN NULL;			-- not a tiered table: holds do not reach it
 	END IF;
 	v_has_vehicle := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
@@ -444,24 +496,21 @@ BEGIN
 	FOR h IN SELECT * FROM fleet.legal_hold l
 	          WHERE l.released_at IS NULL AND (l.scope IS NULL OR l.scope OPERATOR(pg_catalog.=) v_root)
 	          ORDER BY l.placed_at, l.tenant_id, l.hold_id LOOP
-		-- cold data of the table (dropping fleet.position takes its cold data with it)
-		IF (rel OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
-		    OR rel OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass)
-		   AND EXISTS (SELECT 1 FROM fleet.cold_segment s
-		                WHERE s.tenant_id OPERATOR(pg_catalog.=) h.tenant_id
-		                  AND (h.vehicle_id IS NULL OR s.vehicle_id IS NULL OR s.vehicle_id OPERATOR(pg_catalog.=) h.vehicle_id)
-		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
-			RETURN fleet.hold_name(h);
+		-- cold data of the table (dropping fleet.position or fleet.event_log
+		-- takes its cold data with it)
+		IF rel OPERATOR(pg_catalog.=) v_cold OR (v_cold IS NOT NULL AND rel OPERATOR(pg_catalog.=) v_root) THEN
+			EXECUTE pg_catalog.format(
+				'SELECT EXISTS (SELECT 1 FROM %s s WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 %s'
+				' AND $2 OPERATOR(pg_catalog.<=) s.hi AND $3 OPERATOR(pg_catalog.>) s.lo)',
+				v_cold,
+				CASE WHEN v_cold_vehicle
+				     THEN 'AND ($4 IS NULL OR s.vehicle_id IS NULL OR s.vehicle_id OPERATOR(pg_catalog.=) $4)' ELSE '' END)
+				INTO v_found USING h.tenant_id, h.lo, h.hi, h.vehicle_id;
+			IF v_found THEN
+				RETURN fleet.hold_name(h);
+			END IF;
 		END IF;
-		-- cold events (dropping fleet.event_log takes them with it)
-		IF (rel OPERATOR(pg_catalog.=) 'fleet.cold_event_segment'::pg_catalog.regclass
-		    OR rel OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass)
-		   AND EXISTS (SELECT 1 FROM fleet.cold_event_segment s
-		                WHERE s.tenant_id OPERATOR(pg_catalog.=) h.tenant_id
-		                  AND h.lo OPERATOR(pg_catalog.<=) s.hi AND h.hi OPERATOR(pg_catalog.>) s.lo) THEN
-			RETURN fleet.hold_name(h);
-		END IF;
-		IF rel OPERATOR(pg_catalog.<>) ALL (ARRAY['fleet.cold_segment', 'fleet.cold_event_segment']::pg_catalog.regclass[]) THEN
+		IF rel IS DISTINCT FROM v_cold THEN
 			EXECUTE pg_catalog.format(
 				'SELECT EXISTS (SELECT 1 FROM %s x WHERE x.tenant_id OPERATOR(pg_catalog.=) $1'
 				' AND x.%I OPERATOR(pg_catalog.>=) $2 AND x.%I OPERATOR(pg_catalog.<) $3 %s)',

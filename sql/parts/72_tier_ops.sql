@@ -349,133 +349,177 @@ COMMENT ON FUNCTION fleet.warm_swap(regclass, timestamptz) IS
 	'Step 3 of hot -> warm: lock the parent and the partition, add the rows written during the copy (delta table), drop the hot partition, attach the warm copy in its place (no validation scan); returns the milliseconds the lock was held before commit';
 
 -- ---------------------------------------------------------------- warm -> cold
+--
+-- One implementation for both tables with a cold tier (fleet.position,
+-- fleet.event_log), driven by fleet.cold_layout(); the public steps
+-- (cold_detach, cold_pack, cold_restore and their event_ counterparts) are
+-- thin wrappers.
 
-CREATE FUNCTION fleet.cold_detach(p_lo timestamptz) RETURNS text
+CREATE FUNCTION fleet.tier_cold_detach(p_rel regclass, p_lo timestamptz) RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_part regclass := fleet.tier_partition('fleet.position', p_lo);
+	v_part regclass := fleet.tier_partition(p_rel, p_lo);
+	v_name text := (SELECT l.relname FROM fleet.cold_layout(p_rel) l);
 	v_work text;
 BEGIN
 	IF v_part IS NULL THEN
-		RAISE EXCEPTION 'no partition of fleet.position starting %', fleet.utc_text(p_lo) USING ERRCODE = 'undefined_table';
+		RAISE EXCEPTION 'no partition of % starting %', v_name, fleet.utc_text(p_lo) USING ERRCODE = 'undefined_table';
 	END IF;
 	v_work := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part) OPERATOR(pg_catalog.||) '_c';
-	LOCK TABLE fleet.position IN ACCESS EXCLUSIVE MODE;
+	EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p_rel);
 	INSERT INTO fleet.tier_state (relation, lo, hi, tier, work)
-	VALUES ('fleet.position', p_lo, fleet.tier_partition_hi('fleet.position', p_lo), 'cooling', v_work)
+	VALUES (p_rel, p_lo, fleet.tier_partition_hi(p_rel, p_lo), 'cooling', v_work)
 	ON CONFLICT (relation, lo) DO UPDATE SET tier = 'cooling', work = EXCLUDED.work, since = pg_catalog.now();
-	EXECUTE pg_catalog.format('ALTER TABLE fleet.position DETACH PARTITION %s', v_part);
+	EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', p_rel, v_part);
 	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME TO %I', v_part, v_work);
 	RETURN v_work;
 END
+$$;
+COMMENT ON FUNCTION fleet.tier_cold_detach(regclass, timestamptz) IS
+	'Step 1 of warm -> cold for fleet.position or fleet.event_log: detach the partition starting at lo (short lock) and keep it as the work table <partition>_c (called by fleet.cold_detach and fleet.event_cold_detach)';
+
+CREATE FUNCTION fleet.tier_cold_pack(p_rel regclass, p_lo timestamptz) RETURNS TABLE (segments bigint, nrows bigint, bytes bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	l record;
+	v_work text;
+	v_time text;
+	v_keys text;
+	v_wkeys text;
+	v_order text;
+	v_aggs text;
+	v_src record;
+	v_back record;
+BEGIN
+	SELECT * INTO STRICT l FROM fleet.cold_layout(p_rel);
+	SELECT s.work INTO v_work FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel
+	   AND s.lo OPERATOR(pg_catalog.=) p_lo AND s.tier OPERATOR(pg_catalog.=) 'cooling';
+	IF v_work IS NULL THEN
+		RAISE EXCEPTION 'partition of % starting % is not being packed', l.relname, fleet.utc_text(p_lo)
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	PERFORM fleet.tier_background();
+	-- a run killed before commit left nothing: segments of this day come only from a committed pack
+	EXECUTE pg_catalog.format('DELETE FROM %s s WHERE s.part_lo OPERATOR(pg_catalog.=) $1', l.segments) USING p_lo;
+	-- one segment per tenant, segment key and UTC day; each encoded column
+	-- aggregated in the encode order
+	v_time := pg_catalog.quote_ident(l.order_cols[1]);
+	SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('%I, ', k), '' ORDER BY o), ''),
+	       COALESCE(pg_catalog.string_agg(pg_catalog.format('w.%I, ', k), '' ORDER BY o), '')
+	  INTO v_keys, v_wkeys
+	  FROM pg_catalog.unnest(l.seg_cols) WITH ORDINALITY u(k, o);
+	SELECT pg_catalog.string_agg('w.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(k), ', ' ORDER BY o) INTO v_order
+	  FROM pg_catalog.unnest(l.order_cols) WITH ORDINALITY u(k, o);
+	SELECT pg_catalog.string_agg(pg_catalog.format('pg_catalog.array_agg(w.%I ORDER BY %s)', k, v_order), ', ' ORDER BY o) INTO v_aggs
+	  FROM pg_catalog.unnest(l.enc_cols) WITH ORDINALITY u(k, o);
+	EXECUTE pg_catalog.format(
+		'INSERT INTO %s (tenant_id, part_lo, day, %slo, hi, nrows, data)'
+		' SELECT w.tenant_id, %L, (w.%s AT TIME ZONE ''UTC'')::date, %spg_catalog.min(w.%s), pg_catalog.max(w.%s),'
+		'        pg_catalog.count(*), %s(%s)'
+		'   FROM fleet.%I w GROUP BY w.tenant_id, %s(w.%s AT TIME ZONE ''UTC'')::date',
+		l.segments, v_keys, p_lo, v_time, v_wkeys, v_time, v_time, l.encode, v_aggs, v_work, v_wkeys, v_time);
+	-- read the cold copy back and compare it with the source, row for row
+	SELECT * INTO v_src FROM fleet.tier_hash(pg_catalog.format('fleet.%I', v_work)::pg_catalog.regclass);
+	EXECUTE pg_catalog.format('CREATE TEMP TABLE IF NOT EXISTS %I (LIKE %s) ON COMMIT DROP', l.check_table, p_rel);
+	EXECUTE pg_catalog.format('TRUNCATE pg_temp.%I', l.check_table);
+	EXECUTE pg_catalog.format('INSERT INTO pg_temp.%I (%s) %s WHERE s.part_lo OPERATOR(pg_catalog.=) $1',
+	                          l.check_table, l.columns, l.decoded) USING p_lo;
+	SELECT * INTO v_back FROM fleet.tier_hash(pg_catalog.format('pg_temp.%I', l.check_table)::pg_catalog.regclass);
+	IF v_src.n OPERATOR(pg_catalog.<>) v_back.n OR v_src.hash OPERATOR(pg_catalog.<>) v_back.hash THEN
+		RAISE EXCEPTION 'cold copy of % from % does not read back equal to its source (% rows %, cold % rows %)',
+			l.relname, fleet.utc_text(p_lo), v_src.n, v_src.hash, v_back.n, v_back.hash
+			USING ERRCODE = 'data_corrupted';
+	END IF;
+	EXECUTE pg_catalog.format('DROP TABLE pg_temp.%I', l.check_table);
+	EXECUTE pg_catalog.format(
+		'SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(s.nrows), 0), COALESCE(pg_catalog.sum(pg_catalog.octet_length(s.data)), 0)'
+		'  FROM %s s WHERE s.part_lo OPERATOR(pg_catalog.=) $1', l.segments)
+		INTO segments, nrows, bytes USING p_lo;
+	EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_work);
+	UPDATE fleet.tier_state s SET tier = 'cold', work = NULL, since = pg_catalog.now()
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
+	PERFORM fleet.ledger_append('pack', l.relname, pg_catalog.jsonb_build_object(
+		'lo', p_lo, 'segments', segments, l.noun, nrows, 'bytes', bytes, 'hash', v_src.hash));
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION fleet.tier_cold_pack(regclass, timestamptz) IS
+	'Step 2 of warm -> cold for fleet.position or fleet.event_log: encode the detached partition into cold segments (fleet.cold_layout: one per tenant, segment key and UTC day), decode them and compare every row with the source (count and hash), then drop the source; ledgered (called by fleet.cold_pack and fleet.event_cold_pack)';
+
+-- (a procedure that commits cannot carry SET search_path: every name in it is qualified)
+CREATE PROCEDURE fleet.tier_cold_restore(p_rel regclass, p_lo timestamptz)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	l record;
+	v_part regclass;
+	v_hi timestamptz;
+	v_any boolean;
+	v_want bigint;
+	v_n bigint;
+BEGIN
+	SELECT * INTO STRICT l FROM fleet.cold_layout(p_rel);
+	SELECT s.hi INTO v_hi FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo
+	   AND s.tier OPERATOR(pg_catalog.=) ANY (ARRAY['cold', 'restoring']);
+	EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s s WHERE s.part_lo OPERATOR(pg_catalog.=) $1)', l.segments)
+		INTO v_any USING p_lo;
+	IF v_hi IS NULL OR NOT v_any THEN
+		RAISE EXCEPTION 'no cold data of % starting %', l.relname, fleet.utc_text(p_lo) USING ERRCODE = 'no_data_found';
+	END IF;
+	UPDATE fleet.tier_state s SET tier = 'restoring', since = pg_catalog.now()
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
+	-- the partition the data was packed from, with its own bounds
+	PERFORM fleet.create_range_partition(p_rel, p_lo, v_hi);
+	COMMIT;		-- the new partition's lock on the parent ends here; filling it takes none
+	v_part := fleet.tier_partition(p_rel, p_lo);
+	EXECUTE pg_catalog.format('SELECT pg_catalog.sum(s.nrows) FROM %s s WHERE s.part_lo OPERATOR(pg_catalog.=) $1', l.segments)
+		INTO v_want USING p_lo;
+	EXECUTE pg_catalog.format('INSERT INTO %s (%s) %s WHERE s.part_lo OPERATOR(pg_catalog.=) $1 ON CONFLICT DO NOTHING',
+	                          v_part, l.columns, l.decoded) USING p_lo;
+	EXECUTE pg_catalog.format(l.restored_count, v_part) INTO v_n USING p_lo;
+	IF v_n OPERATOR(pg_catalog.<) v_want THEN
+		RAISE EXCEPTION '%', pg_catalog.format(l.restore_error, fleet.utc_text(p_lo), v_n, v_want)
+			USING ERRCODE = 'data_corrupted';
+	END IF;
+	EXECUTE pg_catalog.format('DELETE FROM %s s WHERE s.part_lo OPERATOR(pg_catalog.=) $1', l.segments) USING p_lo;
+	DELETE FROM fleet.tier_state s
+	 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
+	PERFORM fleet.ledger_append('restore', l.relname, pg_catalog.jsonb_build_object('lo', p_lo, 'hi', v_hi, l.noun, v_want));
+	COMMIT;
+END
+$$;
+COMMENT ON PROCEDURE fleet.tier_cold_restore(regclass, timestamptz) IS
+	'Bring a cold partition of fleet.position or fleet.event_log (by its start) back as a partition with its own bounds: create it, fill it from the decoded segments, check every row arrived (fleet.cold_layout''s count), remove the segments; ledgered (called by fleet.cold_restore and fleet.event_cold_restore)';
+
+CREATE FUNCTION fleet.cold_detach(p_lo timestamptz) RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT fleet.tier_cold_detach('fleet.position', p_lo)
 $$;
 COMMENT ON FUNCTION fleet.cold_detach(timestamptz) IS
 	'Step 1 of warm -> cold: detach the partition of fleet.position starting at lo (short lock) and keep it as the work table <partition>_c';
 
 CREATE FUNCTION fleet.cold_pack(p_lo timestamptz) RETURNS TABLE (segments bigint, fixes bigint, bytes bigint)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	v_work text;
-	v_src record;
-	v_back record;
-BEGIN
-	SELECT s.work INTO v_work FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
-	   AND s.lo OPERATOR(pg_catalog.=) p_lo AND s.tier OPERATOR(pg_catalog.=) 'cooling';
-	IF v_work IS NULL THEN
-		RAISE EXCEPTION 'partition of fleet.position starting % is not being packed', fleet.utc_text(p_lo) USING ERRCODE = 'object_not_in_prerequisite_state';
-	END IF;
-	PERFORM fleet.tier_background();
-	-- a run killed before commit left nothing: segments of this day come only from a committed pack
-	DELETE FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	EXECUTE pg_catalog.format(
-		'INSERT INTO fleet.cold_segment (tenant_id, part_lo, day, device_id, vehicle_id, lo, hi, nrows, data)'
-		' SELECT w.tenant_id, %L, (w.fix_time AT TIME ZONE ''UTC'')::date, w.device_id, w.vehicle_id, pg_catalog.min(w.fix_time), pg_catalog.max(w.fix_time),'
-		'        pg_catalog.count(*),'
-		'        fleet.cold_encode(pg_catalog.array_agg(w.fix_time ORDER BY w.fix_time), pg_catalog.array_agg(w.lat ORDER BY w.fix_time),'
-		'          pg_catalog.array_agg(w.lon ORDER BY w.fix_time), pg_catalog.array_agg(w.speed ORDER BY w.fix_time),'
-		'          pg_catalog.array_agg(w.heading ORDER BY w.fix_time), pg_catalog.array_agg(w.altitude ORDER BY w.fix_time),'
-		'          pg_catalog.array_agg(w.accuracy ORDER BY w.fix_time), pg_catalog.array_agg(w.seq ORDER BY w.fix_time),'
-		'          pg_catalog.array_agg(w.attrs ORDER BY w.fix_time), pg_catalog.array_agg(w.received_at ORDER BY w.fix_time))'
-		'   FROM fleet.%I w GROUP BY w.tenant_id, w.device_id, w.vehicle_id, (w.fix_time AT TIME ZONE ''UTC'')::date', p_lo, v_work);
-	-- read the cold copy back and compare it with the source, row for row
-	SELECT * INTO v_src FROM fleet.tier_hash(pg_catalog.format('fleet.%I', v_work)::pg_catalog.regclass);
-	CREATE TEMP TABLE IF NOT EXISTS fleet_cold_check (LIKE fleet.position) ON COMMIT DROP;
-	TRUNCATE fleet_cold_check;
-	INSERT INTO fleet_cold_check (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading, altitude,
-	                              accuracy, seq, attrs, received_at)
-	SELECT s.tenant_id, s.device_id, d.fix_time, s.vehicle_id, d.lat, d.lon, d.speed, d.heading, d.altitude,
-	       d.accuracy, d.seq, d.attrs, d.received_at
-	  FROM fleet.cold_segment s CROSS JOIN LATERAL fleet.cold_decode(s.data) d
-	 WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	SELECT * INTO v_back FROM fleet.tier_hash('pg_temp.fleet_cold_check'::pg_catalog.regclass);
-	IF v_src.n OPERATOR(pg_catalog.<>) v_back.n OR v_src.hash OPERATOR(pg_catalog.<>) v_back.hash THEN
-		RAISE EXCEPTION 'cold copy of fleet.position from % does not read back equal to its source (% rows %, cold % rows %)',
-			fleet.utc_text(p_lo), v_src.n, v_src.hash, v_back.n, v_back.hash
-			USING ERRCODE = 'data_corrupted';
-	END IF;
-	DROP TABLE fleet_cold_check;
-	SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(s.nrows), 0), COALESCE(pg_catalog.sum(pg_catalog.octet_length(s.data)), 0)
-	  INTO segments, fixes, bytes
-	  FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_work);
-	UPDATE fleet.tier_state s SET tier = 'cold', work = NULL, since = pg_catalog.now()
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
-	PERFORM fleet.ledger_append('pack', 'fleet.position', pg_catalog.jsonb_build_object(
-		'lo', p_lo, 'segments', segments, 'fixes', fixes, 'bytes', bytes, 'hash', v_src.hash));
-	RETURN NEXT;
-END
+	SELECT p.segments, p.nrows, p.bytes FROM fleet.tier_cold_pack('fleet.position', p_lo) p
 $$;
 COMMENT ON FUNCTION fleet.cold_pack(timestamptz) IS
 	'Step 2 of warm -> cold: encode the detached partition into cold segments (one per tenant, device, vehicle and UTC day), decode them and compare every row with the source (count and hash), then drop the source';
 
--- (a procedure that commits cannot carry SET search_path: every name in it is qualified)
 CREATE PROCEDURE fleet.cold_restore(p_lo timestamptz)
 LANGUAGE plpgsql
 AS $$
-DECLARE
-	v_part regclass;
-	v_hi timestamptz;
-	v_want bigint;
-	v_n bigint;
 BEGIN
-	SELECT s.hi INTO v_hi FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo
-	   AND s.tier OPERATOR(pg_catalog.=) ANY (ARRAY['cold', 'restoring']);
-	IF v_hi IS NULL OR NOT EXISTS (SELECT 1 FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo) THEN
-		RAISE EXCEPTION 'no cold data of fleet.position starting %', fleet.utc_text(p_lo) USING ERRCODE = 'no_data_found';
-	END IF;
-	UPDATE fleet.tier_state s SET tier = 'restoring', since = pg_catalog.now()
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
-	-- the partition the data was packed from, with its own bounds
-	PERFORM fleet.create_range_partition('fleet.position', p_lo, v_hi);
-	COMMIT;		-- the new partition's lock on the parent ends here; filling it takes none
-	v_part := fleet.tier_partition('fleet.position', p_lo);
-	SELECT pg_catalog.sum(s.nrows) INTO v_want FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	EXECUTE pg_catalog.format(
-		'INSERT INTO %s (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading, altitude, accuracy, seq, attrs, received_at)'
-		' SELECT s.tenant_id, s.device_id, d.fix_time, s.vehicle_id, d.lat, d.lon, d.speed, d.heading, d.altitude,'
-		'        d.accuracy, d.seq, d.attrs, d.received_at'
-		'   FROM fleet.cold_segment s CROSS JOIN LATERAL fleet.cold_decode(s.data) d'
-		'  WHERE s.part_lo OPERATOR(pg_catalog.=) $1 ON CONFLICT DO NOTHING', v_part) USING p_lo;
-	EXECUTE pg_catalog.format(
-		'SELECT pg_catalog.count(*) FROM %s p WHERE EXISTS (SELECT 1 FROM fleet.cold_segment s'
-		' WHERE s.part_lo OPERATOR(pg_catalog.=) $1 AND s.tenant_id OPERATOR(pg_catalog.=) p.tenant_id'
-		' AND s.device_id OPERATOR(pg_catalog.=) p.device_id AND p.fix_time BETWEEN s.lo AND s.hi)', v_part)
-		INTO v_n USING p_lo;
-	IF v_n OPERATOR(pg_catalog.<) v_want THEN
-		RAISE EXCEPTION 'restore from % found % of % cold fixes in the partition', fleet.utc_text(p_lo), v_n, v_want
-			USING ERRCODE = 'data_corrupted';
-	END IF;
-	DELETE FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	DELETE FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
-	PERFORM fleet.ledger_append('restore', 'fleet.position', pg_catalog.jsonb_build_object('lo', p_lo, 'hi', v_hi, 'fixes', v_want));
-	COMMIT;
+	CALL fleet.tier_cold_restore('fleet.position', p_lo);
 END
 $$;
 COMMENT ON PROCEDURE fleet.cold_restore(timestamptz) IS
@@ -483,12 +527,13 @@ COMMENT ON PROCEDURE fleet.cold_restore(timestamptz) IS
 
 -- ---------------------------------------------------------------- the event log's cold tier
 --
--- The same two steps as positions: event_cold_detach detaches a partition
--- of fleet.event_log (only once every class has consumed it and no retry or
--- dead letter refers to it: the pipeline reads the live table) and keeps it
--- as <partition>_c; event_cold_pack encodes it into fleet.cold_event_segment
--- (one segment per tenant and UTC day), decodes it again, compares every
--- row (count and hash) and only then drops the source.
+-- The same two steps as positions, by the same functions (above):
+-- event_cold_detach detaches a partition of fleet.event_log (only once every
+-- class has consumed it and no retry or dead letter refers to it: the
+-- pipeline reads the live table) and keeps it as <partition>_c;
+-- event_cold_pack encodes it into fleet.cold_event_segment (one segment per
+-- tenant and UTC day), decodes it again, compares every row (count and
+-- hash) and only then drops the source.
 
 CREATE FUNCTION fleet.cold_event_encode(event_id bigint[], logged_at timestamptz[], txid xid8[], class text[], kind text[],
 	schema_version integer[], original_version integer[], source text[], idem_key text[], occurred_at timestamptz[],
@@ -544,138 +589,46 @@ AS $$
 DECLARE
 	v_part regclass := fleet.tier_partition('fleet.event_log', p_lo);
 	v_hi timestamptz := fleet.tier_partition_hi('fleet.event_log', p_lo);
-	v_work text;
 	v_busy boolean;
 BEGIN
-	IF v_part IS NULL THEN
-		RAISE EXCEPTION 'no partition of fleet.event_log starting %', fleet.utc_text(p_lo) USING ERRCODE = 'undefined_table';
+	-- the pipeline reads the live log: only a fully consumed partition leaves
+	-- it (a missing partition is refused by fleet.tier_cold_detach)
+	IF v_part IS NOT NULL THEN
+		EXECUTE pg_catalog.format(
+			'SELECT EXISTS (SELECT 1 FROM %s e JOIN fleet.consumer_cursor c ON c.class OPERATOR(pg_catalog.=) e.class'
+			'                WHERE NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.lo))', v_part) INTO v_busy;
+		v_busy := v_busy
+			OR EXISTS (SELECT 1 FROM fleet.event_retry r
+			            WHERE r.logged_at OPERATOR(pg_catalog.>=) p_lo AND r.logged_at OPERATOR(pg_catalog.<) v_hi)
+			OR EXISTS (SELECT 1 FROM fleet.dead_letter d
+			            WHERE d.logged_at OPERATOR(pg_catalog.>=) p_lo AND d.logged_at OPERATOR(pg_catalog.<) v_hi);
+		IF v_busy THEN
+			RAISE EXCEPTION 'partition of fleet.event_log starting % is not fully consumed', fleet.utc_text(p_lo)
+				USING ERRCODE = 'object_in_use',
+				      DETAIL = 'A class has not consumed all its events, or a retry or dead letter refers to them.',
+				      HINT = 'It is packed once the pipeline has caught up.';
+		END IF;
 	END IF;
-	-- the pipeline reads the live log: only a fully consumed partition leaves it
-	EXECUTE pg_catalog.format(
-		'SELECT EXISTS (SELECT 1 FROM %s e JOIN fleet.consumer_cursor c ON c.class OPERATOR(pg_catalog.=) e.class'
-		'                WHERE NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.lo))', v_part) INTO v_busy;
-	v_busy := v_busy
-		OR EXISTS (SELECT 1 FROM fleet.event_retry r
-		            WHERE r.logged_at OPERATOR(pg_catalog.>=) p_lo AND r.logged_at OPERATOR(pg_catalog.<) v_hi)
-		OR EXISTS (SELECT 1 FROM fleet.dead_letter d
-		            WHERE d.logged_at OPERATOR(pg_catalog.>=) p_lo AND d.logged_at OPERATOR(pg_catalog.<) v_hi);
-	IF v_busy THEN
-		RAISE EXCEPTION 'partition of fleet.event_log starting % is not fully consumed', fleet.utc_text(p_lo)
-			USING ERRCODE = 'object_in_use',
-			      DETAIL = 'A class has not consumed all its events, or a retry or dead letter refers to them.',
-			      HINT = 'It is packed once the pipeline has caught up.';
-	END IF;
-	v_work := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_part) OPERATOR(pg_catalog.||) '_c';
-	LOCK TABLE fleet.event_log IN ACCESS EXCLUSIVE MODE;
-	INSERT INTO fleet.tier_state (relation, lo, hi, tier, work) VALUES ('fleet.event_log', p_lo, v_hi, 'cooling', v_work)
-	ON CONFLICT (relation, lo) DO UPDATE SET tier = 'cooling', work = EXCLUDED.work, since = pg_catalog.now();
-	EXECUTE pg_catalog.format('ALTER TABLE fleet.event_log DETACH PARTITION %s', v_part);
-	EXECUTE pg_catalog.format('ALTER TABLE %s RENAME TO %I', v_part, v_work);
-	RETURN v_work;
+	RETURN fleet.tier_cold_detach('fleet.event_log', p_lo);
 END
 $$;
 COMMENT ON FUNCTION fleet.event_cold_detach(timestamptz) IS
 	'Step 1 of the event log''s warm -> cold: once every class has consumed it, detach the partition starting at lo (short lock) and keep it as the work table <partition>_c';
 
 CREATE FUNCTION fleet.event_cold_pack(p_lo timestamptz) RETURNS TABLE (segments bigint, events bigint, bytes bigint)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	v_work text;
-	v_src record;
-	v_back record;
-BEGIN
-	SELECT s.work INTO v_work FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass
-	   AND s.lo OPERATOR(pg_catalog.=) p_lo AND s.tier OPERATOR(pg_catalog.=) 'cooling';
-	IF v_work IS NULL THEN
-		RAISE EXCEPTION 'partition of fleet.event_log starting % is not being packed', fleet.utc_text(p_lo)
-			USING ERRCODE = 'object_not_in_prerequisite_state';
-	END IF;
-	PERFORM fleet.tier_background();
-	DELETE FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	EXECUTE pg_catalog.format(
-		'INSERT INTO fleet.cold_event_segment (tenant_id, part_lo, day, lo, hi, nrows, data)'
-		' SELECT w.tenant_id, %L, (w.logged_at AT TIME ZONE ''UTC'')::date, pg_catalog.min(w.logged_at), pg_catalog.max(w.logged_at),'
-		'        pg_catalog.count(*),'
-		'        fleet.cold_event_encode(pg_catalog.array_agg(w.event_id ORDER BY w.logged_at, w.event_id),'
-		'          pg_catalog.array_agg(w.logged_at ORDER BY w.logged_at, w.event_id), pg_catalog.array_agg(w.txid ORDER BY w.logged_at, w.event_id),'
-		'          pg_catalog.array_agg(w.class ORDER BY w.logged_at, w.event_id), pg_catalog.array_agg(w.kind ORDER BY w.logged_at, w.event_id),'
-		'          pg_catalog.array_agg(w.schema_version ORDER BY w.logged_at, w.event_id),'
-		'          pg_catalog.array_agg(w.original_version ORDER BY w.logged_at, w.event_id),'
-		'          pg_catalog.array_agg(w.source ORDER BY w.logged_at, w.event_id), pg_catalog.array_agg(w.idem_key ORDER BY w.logged_at, w.event_id),'
-		'          pg_catalog.array_agg(w.occurred_at ORDER BY w.logged_at, w.event_id), pg_catalog.array_agg(w.payload ORDER BY w.logged_at, w.event_id))'
-		'   FROM fleet.%I w GROUP BY w.tenant_id, (w.logged_at AT TIME ZONE ''UTC'')::date', p_lo, v_work);
-	-- read the cold copy back and compare it with the source, row for row
-	SELECT * INTO v_src FROM fleet.tier_hash(pg_catalog.format('fleet.%I', v_work)::pg_catalog.regclass);
-	CREATE TEMP TABLE IF NOT EXISTS fleet_cold_event_check (LIKE fleet.event_log) ON COMMIT DROP;
-	TRUNCATE fleet_cold_event_check;
-	INSERT INTO fleet_cold_event_check (tenant_id, event_id, logged_at, txid, class, kind, schema_version, original_version,
-	                                    source, idem_key, occurred_at, payload)
-	SELECT s.tenant_id, d.event_id, d.logged_at, d.txid, d.class, d.kind, d.schema_version, d.original_version,
-	       d.source, d.idem_key, d.occurred_at, d.payload
-	  FROM fleet.cold_event_segment s CROSS JOIN LATERAL fleet.cold_event_decode(s.data) d
-	 WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	SELECT * INTO v_back FROM fleet.tier_hash('pg_temp.fleet_cold_event_check'::pg_catalog.regclass);
-	IF v_src.n OPERATOR(pg_catalog.<>) v_back.n OR v_src.hash OPERATOR(pg_catalog.<>) v_back.hash THEN
-		RAISE EXCEPTION 'cold copy of fleet.event_log from % does not read back equal to its source (% rows %, cold % rows %)',
-			fleet.utc_text(p_lo), v_src.n, v_src.hash, v_back.n, v_back.hash
-			USING ERRCODE = 'data_corrupted';
-	END IF;
-	DROP TABLE fleet_cold_event_check;
-	SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(s.nrows), 0), COALESCE(pg_catalog.sum(pg_catalog.octet_length(s.data)), 0)
-	  INTO segments, events, bytes
-	  FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	EXECUTE pg_catalog.format('DROP TABLE fleet.%I', v_work);
-	UPDATE fleet.tier_state s SET tier = 'cold', work = NULL, since = pg_catalog.now()
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
-	PERFORM fleet.ledger_append('pack', 'fleet.event_log', pg_catalog.jsonb_build_object(
-		'lo', p_lo, 'segments', segments, 'events', events, 'bytes', bytes, 'hash', v_src.hash));
-	RETURN NEXT;
-END
+	SELECT p.segments, p.nrows, p.bytes FROM fleet.tier_cold_pack('fleet.event_log', p_lo) p
 $$;
 COMMENT ON FUNCTION fleet.event_cold_pack(timestamptz) IS
 	'Step 2 of the event log''s warm -> cold: encode the detached partition into cold event segments (one per tenant and UTC day), decode them and compare every row with the source (count and hash), then drop the source; ledgered';
 
--- (a procedure that commits cannot carry SET search_path: every name in it is qualified)
 CREATE PROCEDURE fleet.event_cold_restore(p_lo timestamptz)
 LANGUAGE plpgsql
 AS $$
-DECLARE
-	v_part regclass;
-	v_hi timestamptz;
-	v_want bigint;
-	v_n bigint;
 BEGIN
-	SELECT s.hi INTO v_hi FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo
-	   AND s.tier OPERATOR(pg_catalog.=) ANY (ARRAY['cold', 'restoring']);
-	IF v_hi IS NULL OR NOT EXISTS (SELECT 1 FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo) THEN
-		RAISE EXCEPTION 'no cold data of fleet.event_log starting %', fleet.utc_text(p_lo) USING ERRCODE = 'no_data_found';
-	END IF;
-	UPDATE fleet.tier_state s SET tier = 'restoring', since = pg_catalog.now()
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
-	PERFORM fleet.create_range_partition('fleet.event_log', p_lo, v_hi);
-	COMMIT;
-	v_part := fleet.tier_partition('fleet.event_log', p_lo);
-	SELECT pg_catalog.sum(s.nrows) INTO v_want FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	EXECUTE pg_catalog.format(
-		'INSERT INTO %s (tenant_id, event_id, logged_at, txid, class, kind, schema_version, original_version, source, idem_key, occurred_at, payload)'
-		' SELECT s.tenant_id, d.event_id, d.logged_at, d.txid, d.class, d.kind, d.schema_version, d.original_version,'
-		'        d.source, d.idem_key, d.occurred_at, d.payload'
-		'   FROM fleet.cold_event_segment s CROSS JOIN LATERAL fleet.cold_event_decode(s.data) d'
-		'  WHERE s.part_lo OPERATOR(pg_catalog.=) $1 ON CONFLICT DO NOTHING', v_part) USING p_lo;
-	EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_part) INTO v_n;
-	IF v_n OPERATOR(pg_catalog.<) v_want THEN
-		RAISE EXCEPTION 'restore of the event log from % found % of % cold events in the partition', fleet.utc_text(p_lo), v_n, v_want
-			USING ERRCODE = 'data_corrupted';
-	END IF;
-	DELETE FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-	DELETE FROM fleet.tier_state s
-	 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
-	PERFORM fleet.ledger_append('restore', 'fleet.event_log', pg_catalog.jsonb_build_object('lo', p_lo, 'hi', v_hi, 'events', v_want));
-	COMMIT;
+	CALL fleet.tier_cold_restore('fleet.event_log', p_lo);
 END
 $$;
 COMMENT ON PROCEDURE fleet.event_cold_restore(timestamptz) IS

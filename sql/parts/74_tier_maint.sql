@@ -92,50 +92,38 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	l record;
 	v_ret interval;
 	v_n bigint;
-	v_fixes bigint;
+	v_rows bigint;
 	v_left bigint;
 BEGIN
 	SELECT t.retention INTO v_ret FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) p_rel;
 	IF v_ret IS NULL THEN
 		RETURN 'nothing to purge';
 	END IF;
-	IF p_rel OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass THEN
-		WITH gone AS (
-			DELETE FROM fleet.cold_event_segment s
-			 WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo
-			   AND s.hi OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) v_ret)
-			   AND NOT fleet.row_held('fleet.event_log', s.tenant_id, NULL, s.lo, s.hi)
-			RETURNING s.nrows)
-		SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(gone.nrows), 0) INTO v_n, v_fixes FROM gone;
-		SELECT pg_catalog.count(*) INTO v_left FROM fleet.cold_event_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
-		IF v_left OPERATOR(pg_catalog.=) 0 THEN
-			DELETE FROM fleet.tier_state s
-			 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
-		END IF;
-		IF v_n OPERATOR(pg_catalog.>) 0 THEN
-			PERFORM fleet.ledger_append('purge', 'fleet.event_log',
-				pg_catalog.jsonb_build_object('lo', p_lo, 'tier', 'cold', 'segments', v_n, 'events', v_fixes, 'segments_kept', v_left));
-		END IF;
-		RETURN CASE WHEN v_left OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('purged %s segments, kept %s (legal hold or newer)', v_n, v_left)
-		            ELSE pg_catalog.format('purged %s segments', v_n) END;
-	END IF;
-	WITH gone AS (
-		DELETE FROM fleet.cold_segment s
-		 WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo
-		   AND s.hi OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) v_ret)
-		   AND NOT fleet.row_held('fleet.position', s.tenant_id, s.vehicle_id, s.lo, s.hi)
-		RETURNING s.nrows)
-	SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(gone.nrows), 0) INTO v_n, v_fixes FROM gone;
-	SELECT pg_catalog.count(*) INTO v_left FROM fleet.cold_segment s WHERE s.part_lo OPERATOR(pg_catalog.=) p_lo;
+	SELECT * INTO STRICT l FROM fleet.cold_layout(p_rel);
+	-- a hold names a vehicle: it reaches the segments of that vehicle where
+	-- segments are kept per vehicle, else every segment of its tenant
+	EXECUTE pg_catalog.format(
+		'WITH gone AS ('
+		'	DELETE FROM %s s'
+		'	 WHERE s.part_lo OPERATOR(pg_catalog.=) $1'
+		'	   AND s.hi OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) $2)'
+		'	   AND NOT fleet.row_held($3, s.tenant_id, %s, s.lo, s.hi)'
+		'	RETURNING s.nrows)'
+		' SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(gone.nrows), 0) FROM gone',
+		l.segments, CASE WHEN 'vehicle_id' OPERATOR(pg_catalog.=) ANY (l.seg_cols) THEN 's.vehicle_id' ELSE 'NULL' END)
+		INTO v_n, v_rows USING p_lo, v_ret, p_rel;
+	EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s s WHERE s.part_lo OPERATOR(pg_catalog.=) $1', l.segments)
+		INTO v_left USING p_lo;
 	IF v_left OPERATOR(pg_catalog.=) 0 THEN
 		DELETE FROM fleet.tier_state s
-		 WHERE s.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass AND s.lo OPERATOR(pg_catalog.=) p_lo;
+		 WHERE s.relation OPERATOR(pg_catalog.=) p_rel AND s.lo OPERATOR(pg_catalog.=) p_lo;
 	END IF;
 	IF v_n OPERATOR(pg_catalog.>) 0 THEN
-		PERFORM fleet.ledger_append('purge', 'fleet.position',
-			pg_catalog.jsonb_build_object('lo', p_lo, 'tier', 'cold', 'segments', v_n, 'fixes', v_fixes, 'segments_kept', v_left));
+		PERFORM fleet.ledger_append('purge', l.relname,
+			pg_catalog.jsonb_build_object('lo', p_lo, 'tier', 'cold', 'segments', v_n, l.noun, v_rows, 'segments_kept', v_left));
 	END IF;
 	RETURN CASE WHEN v_left OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('purged %s segments, kept %s (legal hold or newer)', v_n, v_left)
 	            ELSE pg_catalog.format('purged %s segments', v_n) END;
@@ -267,32 +255,24 @@ AS $$
 	  LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid OPERATOR(pg_catalog.=) c.reltablespace
 	  LEFT JOIN fleet.tier_state s ON s.relation OPERATOR(pg_catalog.=) t.relation AND s.lo OPERATOR(pg_catalog.=) d.lo
 	UNION ALL
-	SELECT 'fleet.position'::pg_catalog.regclass, NULL, (g.part_lo AT TIME ZONE 'UTC')::date, 'cold',
+	SELECT g.relation, NULL, (g.part_lo AT TIME ZONE 'UTC')::date, 'cold',
 	       g.part_lo, COALESCE(st.hi, g.part_hi),
-	       COALESCE(ts.spcname, 'pg_default'), g.fixes, g.bytes,
+	       COALESCE(ts.spcname, 'pg_default'), g.nrows, g.bytes,
 	       (SELECT pg_catalog.count(*)::integer FROM fleet.legal_hold h
-	         WHERE h.released_at IS NULL AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass)
+	         WHERE h.released_at IS NULL AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) g.relation)
 	           AND h.lo OPERATOR(pg_catalog.<) COALESCE(st.hi, g.part_hi) AND h.hi OPERATOR(pg_catalog.>) g.part_lo)
-	  FROM (SELECT s.part_lo, pg_catalog.max(s.hi) AS part_hi, pg_catalog.sum(s.nrows)::bigint AS fixes,
+	  FROM (SELECT 'fleet.position'::pg_catalog.regclass AS relation, 'fleet.cold_segment'::pg_catalog.regclass AS segments,
+	               s.part_lo, pg_catalog.max(s.hi) AS part_hi, pg_catalog.sum(s.nrows)::bigint AS nrows,
 	               pg_catalog.sum(pg_catalog.pg_column_size(s.data))::bigint AS bytes
-	          FROM fleet.cold_segment s GROUP BY s.part_lo) g
-	  LEFT JOIN fleet.tier_state st ON st.relation OPERATOR(pg_catalog.=) 'fleet.position'::pg_catalog.regclass
-	                               AND st.lo OPERATOR(pg_catalog.=) g.part_lo
-	  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) 'fleet.cold_segment'::pg_catalog.regclass
-	  LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid OPERATOR(pg_catalog.=) c.reltablespace
-	UNION ALL
-	SELECT 'fleet.event_log'::pg_catalog.regclass, NULL, (g.part_lo AT TIME ZONE 'UTC')::date, 'cold',
-	       g.part_lo, COALESCE(st.hi, g.part_hi),
-	       COALESCE(ts.spcname, 'pg_default'), g.events, g.bytes,
-	       (SELECT pg_catalog.count(*)::integer FROM fleet.legal_hold h
-	         WHERE h.released_at IS NULL AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass)
-	           AND h.lo OPERATOR(pg_catalog.<) COALESCE(st.hi, g.part_hi) AND h.hi OPERATOR(pg_catalog.>) g.part_lo)
-	  FROM (SELECT s.part_lo, pg_catalog.max(s.hi) AS part_hi, pg_catalog.sum(s.nrows)::bigint AS events,
-	               pg_catalog.sum(pg_catalog.pg_column_size(s.data))::bigint AS bytes
+	          FROM fleet.cold_segment s GROUP BY s.part_lo
+	        UNION ALL
+	        SELECT 'fleet.event_log'::pg_catalog.regclass, 'fleet.cold_event_segment'::pg_catalog.regclass,
+	               s.part_lo, pg_catalog.max(s.hi), pg_catalog.sum(s.nrows)::bigint,
+	               pg_catalog.sum(pg_catalog.pg_column_size(s.data))::bigint
 	          FROM fleet.cold_event_segment s GROUP BY s.part_lo) g
-	  LEFT JOIN fleet.tier_state st ON st.relation OPERATOR(pg_catalog.=) 'fleet.event_log'::pg_catalog.regclass
+	  LEFT JOIN fleet.tier_state st ON st.relation OPERATOR(pg_catalog.=) g.relation
 	                               AND st.lo OPERATOR(pg_catalog.=) g.part_lo
-	  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) 'fleet.cold_event_segment'::pg_catalog.regclass
+	  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.segments
 	  LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid OPERATOR(pg_catalog.=) c.reltablespace
 	ORDER BY 1, 5
 $$;
@@ -363,3 +343,4 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 REVOKE ALL ON PROCEDURE fleet.tier_maintenance(integer, text, integer, double precision) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE fleet.cold_restore(timestamptz) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE fleet.event_cold_restore(timestamptz) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE fleet.tier_cold_restore(regclass, timestamptz) FROM PUBLIC;
