@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #define DBM_TIMEOUT_MS "5000"
@@ -505,6 +506,17 @@ reporter(void *arg)
 	}
 	pthread_mutex_unlock(&dm->stop_mu);
 	return NULL;
+}
+
+void
+dbmetrics_instance(char *buf, size_t len, const char *fallback_host, long port)
+{
+	char		host[128];
+
+	if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "%s", fallback_host);
+	host[sizeof(host) - 1] = '\0';
+	snprintf(buf, len, "%s:%ld", host, port);
 }
 
 dbmetrics *

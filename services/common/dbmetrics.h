@@ -39,6 +39,8 @@ typedef void (*dbmetrics_gauges_fn) (dbmetrics *dm, void *arg);
  */
 dbmetrics *dbmetrics_start(const char *dsn, const char *service, const char *instance,
 						   int interval_s, dbmetrics_gauges_fn gauges, void *arg);
+/* The instance name of this process: "<host name>:<port>" (fallback when the host has none). */
+void dbmetrics_instance(char *buf, size_t len, const char *fallback_host, long port);
 /*
  * Stop reporting: join the reporter thread and send a last report (the
  * gauges callback runs one last time).  dbmetrics_append still works after

@@ -14,18 +14,15 @@
 #include "../common/config.h"
 #include "../common/dbmetrics.h"
 #include "../common/httpd.h"
+#include "../common/lifecycle.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
 
-#include <signal.h>
-#include <pthread.h>
-#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static volatile sig_atomic_t signals_seen = 0;
 static volatile bool draining = false;
 
 /* Before each report to the database: the journal depth. */
@@ -33,15 +30,6 @@ static void
 report_gauges(dbmetrics *dm, void *arg)
 {
 	dbmetrics_gauge(dm, "journal_depth", (double) batcher_journal_depth((batcher *) arg));
-}
-
-/* Count signals; the second one exits at once. */
-static void
-on_signal(int sig)
-{
-	(void) sig;
-	if (++signals_seen > 1)
-		_exit(1);
 }
 
 int
@@ -98,9 +86,6 @@ main(int argc, char **argv)
 	http_server *dev_http = NULL,
 			   *admin_http = NULL;
 	http_front	front;
-	struct sigaction sa;
-	sigset_t	term,
-				old_mask;
 	int			rc = config_parse(opts, nopts, argc, argv,
 								  "fleet-gateway: tracker protocols in, acknowledged only after the commit that stored them");
 
@@ -109,23 +94,7 @@ main(int argc, char **argv)
 	log_init("fleet-gateway", log_parse_level(log_level));
 	config_log(opts, nopts);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	/*
-	 * SIGTERM/SIGINT are blocked in every thread (the mask is inherited by
-	 * the threads started below) and taken only by the main thread in
-	 * sigsuspend(): a process-directed signal handled by another thread
-	 * would not wake the main thread's wait, and shutdown would hang (seen
-	 * under valgrind, test/tap/205_sanitizers.pl).
-	 */
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigaddset(&term, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &term, &old_mask);
+	lifecycle_init();			/* before any thread starts */
 
 	http_front_init();
 	bc.dsn = dsn;
@@ -152,12 +121,9 @@ main(int argc, char **argv)
 	front.dbm = NULL;
 	if (db_metrics)
 	{
-		char		host[128] = "gateway";
 		char		instance[160];
 
-		(void) gethostname(host, sizeof(host) - 1);
-		host[sizeof(host) - 1] = '\0';
-		snprintf(instance, sizeof(instance), "%s:%ld", host, admin_port);
+		dbmetrics_instance(instance, sizeof(instance), "gateway", admin_port);
 		front.dbm = dbmetrics_start(dsn, "fleet-gateway", instance, (int) report_interval, report_gauges, b);
 		if (!front.dbm)
 		{
@@ -203,9 +169,7 @@ main(int argc, char **argv)
 			dev_http ? http_port(dev_http) : -1, tcp ? tcp_port(tcp, "teltonika") : -1,
 			tcp ? tcp_port(tcp, "udp") : -1, tcp ? tcp_port(tcp, "gt06") : -1, http_port(admin_http));
 
-	while (signals_seen == 0)
-		sigsuspend(&old_mask);
-	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);	/* a second signal exits at once */
+	lifecycle_wait();			/* a second signal exits at once */
 
 	log_msg(LOG_INFO, "shutting down: draining", NULL);
 	draining = true;

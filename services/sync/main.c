@@ -10,25 +10,12 @@
 #include "api.h"
 #include "../common/config.h"
 #include "../common/httpd.h"
+#include "../common/lifecycle.h"
 #include "../common/log.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-static volatile sig_atomic_t signals_seen = 0;
-
-/* Count signals; the second one exits at once. */
-static void
-on_signal(int sig)
-{
-	(void) sig;
-	if (++signals_seen > 1)
-		_exit(1);
-}
 
 int
 main(int argc, char **argv)
@@ -75,9 +62,6 @@ main(int argc, char **argv)
 	sync_api   *api;
 	http_server *http,
 			   *admin;
-	struct sigaction sa;
-	sigset_t	term,
-				old_mask;
 	int			rc = config_parse(opts, nopts, argc, argv,
 								  "fleet-sync: driver apps push and pull offline work over HTTP");
 
@@ -92,23 +76,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	/*
-	 * SIGTERM/SIGINT are blocked in every thread (the mask is inherited by
-	 * the threads started below) and taken only by the main thread in
-	 * sigsuspend(): a process-directed signal handled by another thread
-	 * would not wake the main thread's wait, and shutdown would hang (seen
-	 * under valgrind, test/tap/209_sync_sanitizers.pl).
-	 */
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigaddset(&term, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &term, &old_mask);
+	lifecycle_init();			/* before any thread starts */
 
 	cfg.dsn = dsn;
 	cfg.workers = (int) workers;
@@ -121,12 +89,9 @@ main(int argc, char **argv)
 	cfg.dbm = NULL;
 	if (db_metrics)
 	{
-		char		host[128] = "sync";
 		char		instance[160];
 
-		(void) gethostname(host, sizeof(host) - 1);
-		host[sizeof(host) - 1] = '\0';
-		snprintf(instance, sizeof(instance), "%s:%ld", host, admin_port);
+		dbmetrics_instance(instance, sizeof(instance), "sync", admin_port);
 		cfg.dbm = dbmetrics_start(dsn, "fleet-sync", instance, (int) report_interval, NULL, NULL);
 		if (!cfg.dbm)
 			log_msg(LOG_WARN, "database metrics off", "error=\"could not start the reporter\"");
@@ -152,9 +117,7 @@ main(int argc, char **argv)
 	}
 	log_msg(LOG_INFO, "listening", "port=%d admin=%d", http_port(http), http_port(admin));
 
-	while (signals_seen == 0)
-		sigsuspend(&old_mask);
-	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	lifecycle_wait();			/* a second signal exits at once */
 
 	log_msg(LOG_INFO, "shutting down: draining", NULL);
 	http_quiesce(http);			/* no new connections */
