@@ -69,6 +69,19 @@ AS $$
 $$;
 COMMENT ON FUNCTION fleet.stop_status_rank(text) IS 'Order of stop statuses: a stop''s status only moves to a higher rank (NULL: not a stop status)';
 
+-- Inlined like the ranks (no SET clause, every operator schema-qualified).
+CREATE FUNCTION fleet.status_moves_forward(new_rank integer, old_rank integer, new_status text, old_status text,
+	old_event_id bigint, old_status_at timestamptz, occurred_at timestamptz, event_id bigint) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT new_rank OPERATOR(pg_catalog.>) old_rank
+	    OR (new_rank OPERATOR(pg_catalog.=) old_rank AND new_status OPERATOR(pg_catalog.<>) old_status
+	        AND old_event_id IS NOT NULL
+	        AND ROW(occurred_at, event_id) OPERATOR(pg_catalog.>) ROW(old_status_at, old_event_id))
+$$;
+COMMENT ON FUNCTION fleet.status_moves_forward(integer, integer, text, text, bigint, timestamptz, timestamptz, bigint) IS
+	'Whether an event''s status replaces the current one (the job and stop status handlers): a higher rank; or, between two statuses of one rank (completed and failed), the later of two events by (occurred_at, event_id), when the current status came from an event too';
+
 CREATE FUNCTION fleet.handle_job_status(tenant_id bigint, event_id bigint, kind text, payload jsonb, occurred_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -89,10 +102,8 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'job "%" does not exist', payload OPERATOR(pg_catalog.->>) 'job' USING ERRCODE = 'no_data_found';
 	END IF;
-	IF fleet.job_status_rank(v_new) OPERATOR(pg_catalog.>) fleet.job_status_rank(j.status)
-	   OR (fleet.job_status_rank(v_new) OPERATOR(pg_catalog.=) fleet.job_status_rank(j.status)
-	       AND v_new OPERATOR(pg_catalog.<>) j.status AND j.status_event_id IS NOT NULL
-	       AND ROW(occurred_at, event_id) OPERATOR(pg_catalog.>) ROW(j.status_at, j.status_event_id)) THEN
+	IF fleet.status_moves_forward(fleet.job_status_rank(v_new), fleet.job_status_rank(j.status), v_new, j.status,
+	                              j.status_event_id, j.status_at, occurred_at, event_id) THEN
 		INSERT INTO fleet.status_change (tenant_id, entity, entity_id, event_id, old_status, old_status_at, old_event_id, new_status)
 		VALUES (handle_job_status.tenant_id, 'job', j.job_id, event_id, j.status, j.status_at, j.status_event_id, v_new);
 		UPDATE fleet.job x
@@ -127,10 +138,8 @@ BEGIN
 		RAISE EXCEPTION 'stop % of job "%" does not exist', payload OPERATOR(pg_catalog.->>) 'seq', payload OPERATOR(pg_catalog.->>) 'job'
 			USING ERRCODE = 'no_data_found';
 	END IF;
-	IF fleet.stop_status_rank(v_new) OPERATOR(pg_catalog.>) fleet.stop_status_rank(s.status)
-	   OR (fleet.stop_status_rank(v_new) OPERATOR(pg_catalog.=) fleet.stop_status_rank(s.status)
-	       AND v_new OPERATOR(pg_catalog.<>) s.status AND s.status_event_id IS NOT NULL
-	       AND ROW(occurred_at, event_id) OPERATOR(pg_catalog.>) ROW(s.status_at, s.status_event_id)) THEN
+	IF fleet.status_moves_forward(fleet.stop_status_rank(v_new), fleet.stop_status_rank(s.status), v_new, s.status,
+	                              s.status_event_id, s.status_at, occurred_at, event_id) THEN
 		INSERT INTO fleet.status_change (tenant_id, entity, entity_id, event_id, old_status, old_status_at, old_event_id, new_status)
 		VALUES (handle_stop_status.tenant_id, 'stop', s.stop_id, event_id, s.status, s.status_at, s.status_event_id, v_new);
 		UPDATE fleet.stop x

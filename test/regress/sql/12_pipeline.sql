@@ -127,6 +127,35 @@ SELECT * FROM fleet.process_pending('financial');
 SELECT fleet.current_tenant() = :north AS unchanged;
 SELECT fleet.clear_tenant();
 
+-- Two statuses of one rank (failed, completed): the later event by
+-- (occurred_at, event_id) wins, whichever is applied first; a lower rank
+-- never moves a stop back (fleet.status_moves_forward).
+SET ROLE fleet_app;
+SELECT fleet.set_tenant(:north);
+SELECT idx, status FROM fleet.ingest_events(ARRAY['app', 'app', 'app'], ARRAY['s2-arr', 's2-comp', 's2-fail-old'],
+	ARRAY['stop.status', 'stop.status', 'stop.status'], NULL,
+	ARRAY[:'t'::timestamptz + interval '1 min', :'t'::timestamptz + interval '5 min', :'t'::timestamptz + interval '3 min']::timestamptz[],
+	ARRAY['{"job": "PJ-1", "seq": 2, "status": "arrived"}', '{"job": "PJ-1", "seq": 2, "status": "completed"}',
+	      '{"job": "PJ-1", "seq": 2, "status": "failed"}']::jsonb[]);
+RESET ROLE;
+SELECT * FROM fleet.process_pending('operational');
+SELECT s.status, s.status_at = :'t'::timestamptz + interval '5 min' AS from_latest
+  FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.code = 'PJ-1' AND s.seq = 2;
+SET ROLE fleet_app;
+SELECT fleet.set_tenant(:north);
+SELECT idx, status FROM fleet.ingest_events(ARRAY['app', 'app'], ARRAY['s2-fail-new', 's2-arr-late'],
+	ARRAY['stop.status', 'stop.status'], NULL,
+	ARRAY[:'t'::timestamptz + interval '6 min', :'t'::timestamptz + interval '7 min']::timestamptz[],
+	ARRAY['{"job": "PJ-1", "seq": 2, "status": "failed"}', '{"job": "PJ-1", "seq": 2, "status": "arrived"}']::jsonb[]);
+RESET ROLE;
+SELECT * FROM fleet.process_pending('operational');
+SELECT s.status, s.status_at = :'t'::timestamptz + interval '6 min' AS from_latest
+  FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.code = 'PJ-1' AND s.seq = 2;
+SELECT c.old_status, c.new_status FROM fleet.status_change c
+  JOIN fleet.stop s ON s.tenant_id = c.tenant_id AND s.stop_id = c.entity_id
+  JOIN fleet.job j ON j.tenant_id = s.tenant_id AND j.job_id = s.job_id
+ WHERE c.entity = 'stop' AND j.code = 'PJ-1' AND s.seq = 2 ORDER BY c.change_id;
+
 -- Errors.
 SELECT * FROM fleet.process_pending('nosuch');
 SELECT * FROM fleet.process_pending(NULL, 0);

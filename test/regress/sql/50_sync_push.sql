@@ -328,12 +328,29 @@ RESET ROLE;
 -- a trail key taken by another writer fails the whole push, nothing of it stays.
 SET ROLE fleet_app;
 SELECT last_mutation_id + 1 AS next_a FROM fleet.sync_client WHERE client_id = :A \gset
-SELECT status FROM fleet.ingest_events(ARRAY['sync'], ARRAY[:A || ':' || :next_a], ARRAY['sync.mutation'], NULL, NULL,
-	ARRAY['{"client": "forged", "mutation_id": 0, "workflow": "x", "result": "applied"}'::jsonb]);
-\set VERBOSITY default
-SELECT * FROM fleet.sync_push(:A, jsonb_build_array(jsonb_build_object('id', :next_a, 'workflow', 'stop_status',
-	'args', jsonb_build_object('stop_id', :s1, 'status', 'arrived'))));
-\set VERBOSITY terse
+SELECT status, event_id AS forged FROM fleet.ingest_events(ARRAY['sync'], ARRAY[:A || ':' || :next_a], ARRAY['sync.mutation'], NULL, NULL,
+	ARRAY['{"client": "forged", "mutation_id": 0, "workflow": "x", "result": "applied"}'::jsonb]) \gset
+SELECT :'status' AS status;
+SELECT set_config('fleet_test.client', :A, false) IS NOT NULL AS client, set_config('fleet_test.next', :'next_a', false) IS NOT NULL AS next,
+       set_config('fleet_test.stop', :'s1', false) IS NOT NULL AS stop, set_config('fleet_test.forged', :'forged', false) IS NOT NULL AS forged;
+-- (the event id in the detail depends on what earlier tests logged: compared, not printed)
+DO $$
+DECLARE
+	m text;
+	d text;
+	s text;
+BEGIN
+	PERFORM * FROM fleet.sync_push(current_setting('fleet_test.client')::uuid, jsonb_build_array(jsonb_build_object(
+		'id', current_setting('fleet_test.next')::bigint, 'workflow', 'stop_status',
+		'args', jsonb_build_object('stop_id', current_setting('fleet_test.stop')::bigint, 'status', 'arrived'))));
+	RAISE NOTICE 'not refused';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, s = RETURNED_SQLSTATE;
+	RAISE NOTICE 'refused (%): %', s, m;
+	RAISE NOTICE 'the detail names the key and the event holding it: %',
+		d = format('Its idempotency key (source "sync", key "%s:%s") is already taken by event %s.',
+		           current_setting('fleet_test.client'), current_setting('fleet_test.next'), current_setting('fleet_test.forged'));
+END $$;
 SELECT last_mutation_id + 1 = :next_a AS nothing_processed FROM fleet.sync_client WHERE client_id = :A;
 SELECT count(*) AS stored FROM fleet.sync_mutation WHERE client_id = :A AND mutation_id = :next_a;
 -- the reserved-id ingest is internal: not for the app, and every id must be given
