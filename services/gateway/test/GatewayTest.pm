@@ -10,6 +10,8 @@ use IO::Select;
 use POSIX ':sys_wait_h';
 use Time::HiRes qw(usleep time);
 use Test::More;
+use lib (($ENV{FLEET_REPO} || '.') . '/services/common/test');
+use ServiceProc;
 use Exporter 'import';
 our @EXPORT = qw(gw_start gw_stop gw_kill9 tcp_connect send_hex read_reply expect_closed
   crc16_ibm tlt_login_hex tlt_avl_hex gt06_login_hex read_tsv http_get wait_for);
@@ -23,62 +25,27 @@ sub gw_start
 {
 	my (%o) = @_;
 	my $log = "$o{dir}/gateway.log";
-	my $off = -s $log || 0;
 	my @cmd = ($BIN, '--dsn', $o{dsn}, '--bind', '127.0.0.1',
 		'--osmand-port', 0, '--teltonika-port', 0, '--gt06-port', 0, '--admin-port', 0,
 		'--journal-dir', "$o{dir}/journal", '--log-level', 'info', @{ $o{extra} || [] });
-	my $pid = fork();
-	die "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		open(STDIN, '<', '/dev/null');
-		open(STDOUT, '>>', $log) or die;
-		open(STDERR, '>>', $log) or die;
-		exec(@cmd) or POSIX::_exit(127);
-	}
+	my ($pid, @ports) = service_start('fleet-gateway', \@cmd, $log,
+		qr/msg="listening" osmand=(-?\d+) teltonika=(-?\d+) teltonika_udp=(-?\d+) gt06=(-?\d+) admin=(\d+)/);
 	my %gw = (pid => $pid, log => $log, dir => $o{dir});
-	for (my $i = 0; $i < 300; $i++)
-	{
-		if (open(my $fh, '<', $log))
-		{
-			seek($fh, $off, 0);
-			local $/;
-			my $text = <$fh>;
-			close $fh;
-			if ($text =~ /msg="listening" osmand=(-?\d+) teltonika=(-?\d+) teltonika_udp=(-?\d+) gt06=(-?\d+) admin=(\d+)/)
-			{
-				@gw{qw(osmand teltonika udp gt06 admin)} = ($1, $2, $3, $4, $5);
-				return \%gw;
-			}
-		}
-		die "fleet-gateway exited early, see $log" if waitpid($pid, WNOHANG) == $pid;
-		usleep(50_000);
-	}
-	die "fleet-gateway did not report its ports, see $log";
+	@gw{qw(osmand teltonika udp gt06 admin)} = @ports;
+	return \%gw;
 }
 
 # SIGTERM and wait; returns the exit status (or -1 on timeout).
 sub gw_stop
 {
 	my ($gw, $timeout, $already_signalled) = @_;
-	kill('TERM', $gw->{pid}) unless $already_signalled;
-	my $deadline = time + ($timeout || 30);
-	while (time < $deadline)
-	{
-		my $r = waitpid($gw->{pid}, WNOHANG);
-		return $? >> 8 if $r == $gw->{pid};
-		usleep(20_000);
-	}
-	kill('KILL', $gw->{pid});
-	waitpid($gw->{pid}, 0);
-	return -1;
+	return service_stop($gw->{pid}, $timeout || 30, $already_signalled);
 }
 
 sub gw_kill9
 {
 	my ($gw) = @_;
-	kill('KILL', $gw->{pid});
-	waitpid($gw->{pid}, 0);
+	service_kill9($gw->{pid});
 	return;
 }
 
@@ -239,16 +206,6 @@ sub http_get
 }
 
 # Poll a sub until it returns true or the timeout passes.
-sub wait_for
-{
-	my ($cb, $timeout) = @_;
-	my $deadline = time + ($timeout || 60);
-	while (time < $deadline)
-	{
-		return 1 if $cb->();
-		usleep(100_000);
-	}
-	return 0;
-}
+sub wait_for { return poll_until(@_); }
 
 1;

@@ -9,6 +9,8 @@ use HTTP::Tiny;
 use JSON::PP;
 use POSIX ':sys_wait_h';
 use Time::HiRes qw(usleep time);
+use lib (($ENV{FLEET_REPO} || '.') . '/services/common/test');
+use ServiceProc;
 use Exporter 'import';
 our @EXPORT = qw(sync_start sync_stop api admin_get wait_until setup_tenant issue_token replica_apply);
 
@@ -22,55 +24,18 @@ sub sync_start
 {
 	my (%o) = @_;
 	my $log = "$o{dir}/sync.log";
-	my $off = -s $log || 0;
 	my @cmd = ($BIN, '--dsn', $o{dsn}, '--bind', '127.0.0.1', '--port', 0, '--admin-port', 0,
 		'--log-level', 'info', @{ $o{extra} || [] });
-	my $pid = fork();
-	die "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		open(STDIN, '<', '/dev/null');
-		open(STDOUT, '>>', $log) or die;
-		open(STDERR, '>>', $log) or die;
-		exec(@cmd) or POSIX::_exit(127);
-	}
-	my %s = (pid => $pid, log => $log,
-		http => HTTP::Tiny->new(keep_alive => 1, timeout => 120));
-	for (my $i = 0; $i < 600; $i++)
-	{
-		if (open(my $fh, '<', $log))
-		{
-			seek($fh, $off, 0);
-			local $/;
-			my $text = <$fh>;
-			close $fh;
-			if ($text =~ /msg="listening" port=(\d+) admin=(\d+)/)
-			{
-				@s{qw(port admin)} = ($1, $2);
-				return \%s;
-			}
-		}
-		die "fleet-sync exited early, see $log" if waitpid($pid, WNOHANG) == $pid;
-		usleep(50_000);
-	}
-	die "fleet-sync did not report its ports, see $log";
+	my ($pid, $port, $admin) = service_start('fleet-sync', \@cmd, $log, qr/msg="listening" port=(\d+) admin=(\d+)/, 600);
+	return { pid => $pid, log => $log, port => $port, admin => $admin,
+		http => HTTP::Tiny->new(keep_alive => 1, timeout => 120) };
 }
 
 # SIGTERM (unless already sent) and wait; returns the exit status, -1 on timeout.
 sub sync_stop
 {
 	my ($s, $timeout, $already_signalled) = @_;
-	kill('TERM', $s->{pid}) unless $already_signalled;
-	my $deadline = time + ($timeout || 60);
-	while (time < $deadline)
-	{
-		my $r = waitpid($s->{pid}, WNOHANG);
-		return $? >> 8 if $r == $s->{pid};
-		usleep(20_000);
-	}
-	kill('KILL', $s->{pid});
-	waitpid($s->{pid}, 0);
-	return -1;
+	return service_stop($s->{pid}, $timeout || 60, $already_signalled);
 }
 
 # One API request: (status, decoded body or undef, raw body, headers).
@@ -96,17 +61,7 @@ sub admin_get
 }
 
 # Poll until the sub returns true or the timeout passes.
-sub wait_until
-{
-	my ($cb, $timeout) = @_;
-	my $deadline = time + ($timeout || 60);
-	while (time < $deadline)
-	{
-		return 1 if $cb->();
-		usleep(100_000);
-	}
-	return 0;
-}
+sub wait_until { return poll_until(@_); }
 
 # A tenant with a vehicle, drivers, one job per driver and $stops stops each;
 # returns {tenant, drivers => [ids], stops => {driver => [ids]}}.
