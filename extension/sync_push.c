@@ -4,13 +4,15 @@
  *	  The fast path of fleet.sync_push(): a run of a driver app's mutations
  *	  that meet no conflict, decided in memory and written set-based.
  *
- * fleet.sync_push() (sql/parts/51_sync_push.sql) decides one mutation at a
- * time with fleet.sync_apply(), about twenty statements each.  Most pushes
- * are a driver's ordinary day: their own stops going en route, arrived,
- * proof of delivery, completed, each written against the version the app
- * last saw.  fleet.sync_apply_run() takes a run of consecutive new
- * mutations, locks every stop they name in one statement (in stop id
- * order), and walks the run in id order with the stops' state in memory.
+ * fleet.sync_apply() (sql/parts/51_sync_push.sql) decides one mutation in
+ * about twenty statements.  Most pushes are a driver's ordinary day: their
+ * own stops going en route, arrived, proof of delivery, completed, each
+ * written against the version the app last saw.  fleet.sync_apply_run()
+ * takes a run of consecutive new mutations and reads it up to the first
+ * one that cannot be plain whatever the state (its workflow, arguments or
+ * clock); it locks the stops of that prefix in one statement (in stop id
+ * order; none when the run starts with a mutation for the single path) and
+ * walks the prefix in id order with the stops' state in memory.
  * It stops at the first mutation that needs more than the plain rules: a
  * conflict of any kind (stale base version, stop reassigned or cancelled),
  * a rejection, a job, a field adjustment, the clock rule or a custom merge
