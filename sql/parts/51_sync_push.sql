@@ -612,6 +612,9 @@ BEGIN
 				     OR operator_intervention OR system_error OR internal_error OR query_canceled THEN
 					RAISE;
 				WHEN others THEN
+					-- for the server log: a push that keeps falling back is slow
+					RAISE LOG 'fleet.sync_push: the set-based run from mutation % of client % failed (%: %); deciding one at a time',
+						a_id[i], client_id, SQLSTATE, SQLERRM;
 					v_fast := false;
 					v_run := '{}';
 			END;
