@@ -80,6 +80,7 @@ typedef struct StopState
 {
 	int64		stop_id;
 	char	   *status;
+	int			rank;			/* fleet.stop_status_rank(status) */
 	int64		version;
 	bool		in_scope;
 	char	   *job_code;
@@ -112,7 +113,8 @@ typedef struct Decided
 	int64		event_id;
 	int64		version;		/* the stop's, after the mutation */
 	TimestampTz occurred;
-	char	   *status;			/* EFFECT_STATUS: the new status */
+	char	   *status;			/* a status mutation's new status */
+	int			rank;			/* and its fleet.stop_status_rank() */
 	char	   *old_status;		/* EFFECT_STATUS: the status history row */
 	TimestampTz old_status_at;
 	bool		old_status_at_null;
@@ -129,6 +131,7 @@ typedef struct Decided
 } Decided;
 
 static SPIPlanPtr workflow_plan = NULL;
+static SPIPlanPtr rank_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr payload_plan = NULL;
 static SPIPlanPtr stop_plan = NULL;
@@ -139,10 +142,18 @@ static const FleetPlanSpec plans[] = {
 	{&workflow_plan, FLEET_PLAN_AUTO, 0, {InvalidOid},
 		"SELECT w.workflow, w.entity, w.action, w.rule, w.evidence_kind FROM fleet.sync_workflow w"},
 
+	/*
+	 * The ranks of statuses come from fleet.stop_status_rank() itself, so
+	 * the forward-only rule here is the one fleet.sync_apply() applies.
+	 */
+	{&rank_plan, FLEET_PLAN_GENERIC, 1, {TEXTARRAYOID},
+		"SELECT fleet.stop_status_rank(x.s) FROM ROWS FROM (pg_catalog.unnest($1)) WITH ORDINALITY x (s, o)"
+		" ORDER BY x.o"},
+
 	/* $1 tenant, $2 stop ids, $3 the pushing driver */
 	{&lock_plan, FLEET_PLAN_CUSTOM, 3, {INT8OID, INT8ARRAYOID, INT8OID},
 		"SELECT s.stop_id, s.status, s.version, s.driver_id OPERATOR(pg_catalog.=) $3, j.code, s.seq,"
-		"       s.status_at, s.status_event_id, s.arrived_at, s.completed_at"
+		"       s.status_at, s.status_event_id, s.arrived_at, s.completed_at, fleet.stop_status_rank(s.status)"
 		"  FROM fleet.stop s"
 		"  JOIN fleet.job j ON j.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND j.job_id OPERATOR(pg_catalog.=) s.job_id"
 		" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) ANY ($2)"
@@ -213,20 +224,12 @@ static const FleetPlanSpec plans[] = {
 		"       u (stop_id, kind, captured_at, metadata, event_id)"},
 };
 
-/* the rank of a stop status, as fleet.stop_status_rank(); -1: not one */
-static int
-stop_status_rank(const char *status)
-{
-	static const char *const names[] = {"planned", "assigned", "en_route", "arrived", "completed", "failed", "cancelled"};
-	static const int ranks[] = {0, 1, 2, 3, 4, 4, 4};
-	int			i;
-
-	for (i = 0; i < lengthof(names); i++)
-		if (strcmp(status, names[i]) == 0)
-			return ranks[i];
-	return -1;
-}
-
+/*
+ * The evidence kinds of fleet.proof_of_delivery's CHECK (and of
+ * fleet.sync_apply()).  Only a shortcut: a kind accepted here that the
+ * table refused would fail the run's insert, and the run would then be
+ * decided one mutation at a time.
+ */
 static bool
 valid_evidence_kind(const char *kind)
 {
@@ -254,17 +257,7 @@ valid_hlc(const char *s)
 static bool
 jsonb_key(Jsonb *jb, const char *key, JsonbValue *out)
 {
-	JsonbValue	k;
-	JsonbValue *v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
-	if (v == NULL)
-		return false;
-	*out = *v;
-	return true;
+	return getKeyJsonValueFromContainer(&jb->root, key, strlen(key), out) != NULL;
 }
 
 /* a JSON number that (args->>key)::bigint reads without error */
@@ -382,7 +375,6 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	int			nwfs;
 	int			nplain;
 	int64	   *ids;
-	int			nids = 0;
 	StopState  *stops;
 	int			nstops = 0;
 	Decided    *dec;
@@ -480,8 +472,6 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 			if (!jsonb_key(args, "status", &v) || v.type != jbvString)
 				break;
 			d->status = jsonb_string(&v);
-			if (stop_status_rank(d->status) < 0)
-				break;
 		}
 		else
 		{
@@ -513,6 +503,40 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 		}
 		ids[nplain] = d->stop_id;
 	}
+
+	/* the ranks of the statuses asked for: the prefix ends before an unknown one */
+	{
+		Datum	   *st = palloc(sizeof(Datum) * Max(nplain, 1));
+		int			m = 0;
+		uint64		j;
+
+		for (i = 0; i < nplain; i++)
+			if (dec[i].w->action == ACT_STATUS)
+				st[m++] = CStringGetTextDatum(dec[i].status);
+		if (m > 0)
+		{
+			Datum		args[1] = {PointerGetDatum(FleetMakeArray(st, NULL, m, TEXTOID))};
+			bool		isnull;
+
+			if (SPI_execute_plan(rank_plan, args, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != (uint64) m)
+				elog(ERROR, "status rank look-up failed");
+			for (i = 0, j = 0; i < nplain; i++)
+			{
+				Datum		r;
+
+				if (dec[i].w->action != ACT_STATUS)
+					continue;
+				r = SPI_getbinval(SPI_tuptable->vals[j++], SPI_tuptable->tupdesc, 1, &isnull);
+				if (isnull)
+				{
+					nplain = i;
+					break;
+				}
+				dec[i].rank = DatumGetInt32(r);
+			}
+			MemoryContextSwitchTo(callcxt);
+		}
+	}
 	if (nplain == 0)
 	{
 		SPI_finish();
@@ -520,15 +544,14 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	}
 
 	/* lock the prefix's stops, in stop id order */
-	nids = nplain;
-	qsort(ids, nids, sizeof(int64), cmp_int64);
+	qsort(ids, nplain, sizeof(int64), cmp_int64);
 	{
-		Datum	   *d = palloc(sizeof(Datum) * nids);
+		Datum	   *d = palloc(sizeof(Datum) * nplain);
 		Datum		args[3];
 		int			m = 0;
 		uint64		j;
 
-		for (i = 0; i < nids; i++)
+		for (i = 0; i < nplain; i++)
 			if (i == 0 || ids[i] != ids[i - 1])
 				d[m++] = Int64GetDatum(ids[i]);
 		args[0] = Int64GetDatum(tenant);
@@ -558,6 +581,7 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 			s->status_event = DatumGetInt64(SPI_getbinval(tup, desc, 8, &s->status_event_null));
 			s->arrived_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &s->arrived_null));
 			s->completed_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &s->completed_null));
+			s->rank = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
 		}
 	}
 
@@ -580,7 +604,7 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 			break;
 		/* forward-only: a lower rank, or another status of the same rank, is refused */
 		if (w->action == ACT_STATUS && w->rule == RULE_FORWARD && strcmp(d->status, s->status) != 0 &&
-			stop_status_rank(d->status) <= stop_status_rank(s->status))
+			d->rank <= s->rank)
 			break;
 		d->stop = s;
 		d->occurred = ct_null ? now : Min(DatumGetTimestampTz(av[A_CLIENT_TIME][k]), now);
@@ -604,6 +628,7 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 			d->old_event = s->status_event;
 			d->old_event_null = s->status_event_null;
 			s->status = d->status;
+			s->rank = d->rank;
 			s->status_at = d->occurred;
 			s->status_at_null = false;
 			if (strcmp(d->status, "arrived") == 0)
