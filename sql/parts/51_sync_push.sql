@@ -413,6 +413,26 @@ COMMENT ON FUNCTION fleet.sync_apply(bigint, uuid, bigint, bigint, text, jsonb, 
 	'Internal to fleet.sync_push(): decide one mutation by its workflow''s merge rule, log its trail event, apply the effect, record any conflict and review item. Returns the result; rejections for known reasons are returned, not raised.';
 REVOKE ALL ON FUNCTION fleet.sync_apply(bigint, uuid, bigint, bigint, text, jsonb, timestamptz, bigint, text) FROM PUBLIC;
 
+-- Inlined into fleet.sync_push's batch check (no SET clause; every
+-- operator schema-qualified).
+CREATE FUNCTION fleet.sync_envelope_fault(elem jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT CASE
+	       WHEN pg_catalog.jsonb_typeof(elem) OPERATOR(pg_catalog.<>) 'object'
+	         OR pg_catalog.jsonb_typeof(elem OPERATOR(pg_catalog.->) 'id') IS DISTINCT FROM 'number'
+	         OR (elem OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.!~) '^[0-9]{1,18}$' THEN 'malformed'
+	       WHEN (elem OPERATOR(pg_catalog.->>) 'id')::bigint OPERATOR(pg_catalog.<) 1
+	         OR pg_catalog.jsonb_typeof(elem OPERATOR(pg_catalog.->) 'workflow') IS DISTINCT FROM 'string' THEN 'malformed'
+	       WHEN (elem OPERATOR(pg_catalog.?) 'base_version')
+	        AND pg_catalog.jsonb_typeof(elem OPERATOR(pg_catalog.->) 'base_version') OPERATOR(pg_catalog.<>) ALL (ARRAY['number', 'null']) THEN 'base_version'
+	       WHEN (elem OPERATOR(pg_catalog.?) 'hlc')
+	        AND pg_catalog.jsonb_typeof(elem OPERATOR(pg_catalog.->) 'hlc') OPERATOR(pg_catalog.<>) ALL (ARRAY['string', 'null']) THEN 'hlc'
+	       END
+$$;
+COMMENT ON FUNCTION fleet.sync_envelope_fault(jsonb) IS
+	'Internal to fleet.sync_push(): what is wrong with one mutation''s envelope, checked before anything is decided: malformed (not an object with a positive integer "id" and a string "workflow"), base_version (not a number), hlc (not a string); NULL when nothing is (client_time is checked by its cast)';
+
 CREATE FUNCTION fleet.sync_push(client_id uuid, mutations jsonb)
 RETURNS TABLE (mutation_id bigint, result text, rule text, reason text, conflict_id bigint, stored jsonb)
 LANGUAGE plpgsql VOLATILE
@@ -499,40 +519,28 @@ BEGIN
 	-- validate the envelopes: one statement for the batch; only a batch
 	-- with a bad envelope is walked one by one, to name the first
 	BEGIN
-		SELECT pg_catalog.bool_and(CASE
-		         WHEN pg_catalog.jsonb_typeof(e.elem) OPERATOR(pg_catalog.<>) 'object'
-		           OR pg_catalog.jsonb_typeof(e.elem OPERATOR(pg_catalog.->) 'id') IS DISTINCT FROM 'number'
-		           OR (e.elem OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.!~) '^[0-9]{1,18}$' THEN false
-		         WHEN (e.elem OPERATOR(pg_catalog.->>) 'id')::bigint OPERATOR(pg_catalog.<) 1
-		           OR pg_catalog.jsonb_typeof(e.elem OPERATOR(pg_catalog.->) 'workflow') IS DISTINCT FROM 'string'
-		           OR ((e.elem OPERATOR(pg_catalog.?) 'base_version')
-		               AND pg_catalog.jsonb_typeof(e.elem OPERATOR(pg_catalog.->) 'base_version') OPERATOR(pg_catalog.<>) ALL (ARRAY['number', 'null']))
-		           OR ((e.elem OPERATOR(pg_catalog.?) 'hlc')
-		               AND pg_catalog.jsonb_typeof(e.elem OPERATOR(pg_catalog.->) 'hlc') OPERATOR(pg_catalog.<>) ALL (ARRAY['string', 'null'])) THEN false
+		SELECT pg_catalog.bool_and(fleet.sync_envelope_fault(e.elem) IS NULL
 		         -- the cast is what is checked (COALESCE keeps it from being folded away)
-		         ELSE COALESCE((e.elem OPERATOR(pg_catalog.->>) 'client_time')::timestamptz, '-infinity') IS NOT NULL END)
+		         AND COALESCE((e.elem OPERATOR(pg_catalog.->>) 'client_time')::timestamptz, '-infinity') IS NOT NULL)
 		  INTO v_valid
 		  FROM pg_catalog.jsonb_array_elements(mutations) e (elem);
 	EXCEPTION WHEN data_exception THEN
 		v_valid := false;
 	END;
 	FOR m IN
-		SELECT e.ord, e.elem FROM pg_catalog.jsonb_array_elements(mutations) WITH ORDINALITY e (elem, ord)
+		SELECT e.ord, e.elem, fleet.sync_envelope_fault(e.elem) AS fault
+		  FROM pg_catalog.jsonb_array_elements(mutations) WITH ORDINALITY e (elem, ord)
 		 WHERE NOT COALESCE(v_valid, true)
+		 ORDER BY e.ord
 	LOOP
-		IF pg_catalog.jsonb_typeof(m.elem) OPERATOR(pg_catalog.<>) 'object'
-		   OR pg_catalog.jsonb_typeof(m.elem OPERATOR(pg_catalog.->) 'id') IS DISTINCT FROM 'number'
-		   OR (m.elem OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.!~) '^[0-9]{1,18}$' OR (m.elem OPERATOR(pg_catalog.->>) 'id')::bigint OPERATOR(pg_catalog.<) 1
-		   OR pg_catalog.jsonb_typeof(m.elem OPERATOR(pg_catalog.->) 'workflow') IS DISTINCT FROM 'string' THEN
+		IF m.fault OPERATOR(pg_catalog.=) 'malformed' THEN
 			RAISE EXCEPTION 'mutation % of the batch is malformed', m.ord
 				USING ERRCODE = 'invalid_parameter_value',
 				      DETAIL = 'Each mutation is an object with a positive integer "id" and a string "workflow".';
-		END IF;
-		IF (m.elem OPERATOR(pg_catalog.?) 'base_version') AND pg_catalog.jsonb_typeof(m.elem OPERATOR(pg_catalog.->) 'base_version') OPERATOR(pg_catalog.<>) ALL (ARRAY['number', 'null']) THEN
+		ELSIF m.fault OPERATOR(pg_catalog.=) 'base_version' THEN
 			RAISE EXCEPTION 'mutation % of the batch has a base_version that is not a number', m.elem OPERATOR(pg_catalog.->>) 'id'
 				USING ERRCODE = 'invalid_parameter_value';
-		END IF;
-		IF (m.elem OPERATOR(pg_catalog.?) 'hlc') AND pg_catalog.jsonb_typeof(m.elem OPERATOR(pg_catalog.->) 'hlc') OPERATOR(pg_catalog.<>) ALL (ARRAY['string', 'null']) THEN
+		ELSIF m.fault OPERATOR(pg_catalog.=) 'hlc' THEN
 			RAISE EXCEPTION 'mutation % of the batch has an hlc that is not a string', m.elem OPERATOR(pg_catalog.->>) 'id'
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
