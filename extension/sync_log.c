@@ -105,25 +105,33 @@ row_trigger(FunctionCallInfo fcinfo, const char *name)
 	return trigdata;
 }
 
-/* a column of the row by name, as a Datum (isnull set) */
-static Datum
-column(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull)
+/* the attribute number of a column of the trigger's table */
+static int
+attno_of(TupleDesc desc, const char *name)
 {
 	int			attno = SPI_fnumber(desc, name);
 
 	if (attno <= 0)
 		elog(ERROR, "column \"%s\" not found in the row of the change-log trigger", name);
-	return heap_getattr(tup, attno, desc, isnull);
+	return attno;
+}
+
+/* a column of the row by name, as a Datum (isnull set) */
+static Datum
+column(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull)
+{
+	return heap_getattr(tup, attno_of(desc, name), desc, isnull);
 }
 
 /* IS DISTINCT FROM for the adjustable fields' types */
 static bool
 distinct(HeapTuple a, HeapTuple b, TupleDesc desc, const char *name, Oid type)
 {
+	int			attno = attno_of(desc, name);
 	bool		an;
 	bool		bn;
-	Datum		x = column(a, desc, name, &an);
-	Datum		y = column(b, desc, name, &bn);
+	Datum		x = heap_getattr(a, attno, desc, &an);
+	Datum		y = heap_getattr(b, attno, desc, &bn);
 
 	if (an || bn)
 		return an != bn;
