@@ -151,7 +151,7 @@ static const FleetPlanSpec plans[] = {
 		" ORDER BY x.o"},
 
 	/* $1 tenant, $2 stop ids, $3 the pushing driver */
-	{&lock_plan, FLEET_PLAN_CUSTOM, 3, {INT8OID, INT8ARRAYOID, INT8OID},
+	{&lock_plan, FLEET_PLAN_GENERIC, 3, {INT8OID, INT8ARRAYOID, INT8OID},
 		"SELECT s.stop_id, s.status, s.version, s.driver_id OPERATOR(pg_catalog.=) $3, j.code, s.seq,"
 		"       s.status_at, s.status_event_id, s.arrived_at, s.completed_at, fleet.stop_status_rank(s.status)"
 		"  FROM fleet.stop s"
@@ -191,7 +191,7 @@ static const FleetPlanSpec plans[] = {
 		" ORDER BY u.ord"},
 
 	/* $1 tenant, then the changed stops' final state */
-	{&stop_plan, FLEET_PLAN_CUSTOM, 8,
+	{&stop_plan, FLEET_PLAN_GENERIC, 8,
 		{INT8OID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		TIMESTAMPTZARRAYOID, INT8ARRAYOID},
 		"UPDATE fleet.stop s"
@@ -202,7 +202,8 @@ static const FleetPlanSpec plans[] = {
 		"                  pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
 		"                  pg_catalog.unnest($8))"
 		"       u (stop_id, status, status_at, event_id, arrived_at, completed_at, version)"
-		" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) u.stop_id"},
+		" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) ANY ($2)"
+		"   AND s.stop_id OPERATOR(pg_catalog.=) u.stop_id"},
 
 	/* $1 tenant, then one status history row per status change */
 	{&history_plan, FLEET_PLAN_GENERIC, 7,
