@@ -272,12 +272,13 @@ and within runs, the short baseline most; the CPU-second figures are steadier.
 Why 0.5 of plain INSERT is out of reach, measured in this run: a push must store, per mutation,
 its record (with the stored result), a trail event and its idempotency key, the status history
 row or the proof of delivery, a change-log row and the stop's new state. Writing only those rows
-with plain set-based SQL per page (tables of the same shape, indexes, checks and defaults, but no
-triggers, foreign keys, row security or decisions) ran at $(rate "$n_mut" "$t_writes") mutations/s
-($(cpu_rate "$n_mut" "$c_writes") per CPU-second), $(ratio "$(rate "$n_mut" "$t_writes")" "$r_insert") of the plain INSERT of one row per mutation. So even a push
-whose decisions cost nothing would stay near a tenth of that baseline; the push reaches
-$(ratio "$rc_push" "$(cpu_rate "$n_mut" "$c_writes")") of the plain-SQL bound per CPU-second. (The bound itself falls as the tenant grows, see the
-table above, while the push holds its rate.)
+with plain set-based SQL per page (tables of the same shape, indexes, checks and defaults, each
+page's stops found by key, but no triggers, foreign keys, row security or decisions) ran at
+$(rate "$n_mut" "$t_writes") mutations/s ($(cpu_rate "$n_mut" "$c_writes") per CPU-second), $(ratio "$(rate "$n_mut" "$t_writes")" "$r_insert") of the plain INSERT of one row per mutation.
+So even a push whose decisions cost nothing would stay near a fifth of that baseline; the push
+reaches $(ratio "$rc_push" "$(cpu_rate "$n_mut" "$c_writes")") of the plain-SQL bound per CPU-second. (Before 2026-11-29T11:30Z this bound
+hash-joined each page to a full scan of the tenant's stops, so it fell as the tenant grew and the
+push looked like 0.59 of it at 200 apps; it finds the stops by key now, as the push does.)
 
 What the push does now (2026-11-29): a run of consecutive new mutation ids is decided by
 fleet.sync_apply_run() (extension/sync_push.c), which locks the stops of the run's plain prefix
@@ -291,11 +292,16 @@ results, history and trail as the one-at-a-time path (regress 50_sync_push uncha
 At 200 apps on this machine, in quiet runs of this script: 2,761-2,828 mutations/s before
 (2026-11-29T08:09Z and 09:17Z), 4,149 with the trail batched, 8,524 with the set-based run,
 about 10,700 per CPU-second with the C triggers.
-Where the rest goes (pg_stat_statements, track = all, 200 apps): per page of 50, the set-based run
-about 45% (the stops' update with one change-log row and two foreign-key checks per stop, the
-proofs with theirs, the status history, the payloads, the lock), the trail ingest about 18%, the
-mutation records about 14% (a foreign-key check to the client per row), and the PL/pgSQL loop
-around them (validation, one outcome, stored result and array entry per mutation) the rest.
+Where the rest goes (perf, cpu-clock samples of the pushing backend, 200 apps, 2026-11-29T11:20Z):
+the set-based run 43% (of the whole push: its payloads' jsonb_build_object 7%, the foreign-key
+checks of the proofs and status history 6%, the change-log triggers 8.5%, index inserts 3.5%,
+planning 4%, since removed by generic plans), the trail ingest 16% (index inserts and key
+probes), the PL/pgSQL interpreter around them 13% (one outcome, stored result and array entries
+per mutation), its other statements 14% (envelope check, the batch's arrays, the client's lock
+and update, the subtransaction around the run) and the mutation records' insert 11% (a
+foreign-key check to the client per row). Tried and not kept: the run storing its own mutation
+records and trail (no PL/pgSQL per mutation) moved that 7% into the run's statements and gained
+nothing measurable.
 The pull: 1,466 ms for the same 10,000 rows at 2026-11-29T08:09Z. Each entity was built by its own
 call of a SQL function, and a stop's evidence by a scan of all the tenant's proofs of delivery (no
 index on fleet.proof_of_delivery (tenant_id, stop_id); a schema rule now requires an index behind
