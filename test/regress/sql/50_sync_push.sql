@@ -437,4 +437,28 @@ CREATE TRIGGER misuse AFTER UPDATE ON public.sync_log_misuse FOR EACH ROW EXECUT
 INSERT INTO public.sync_log_misuse VALUES (:tn, 1, 1, 1);
 UPDATE public.sync_log_misuse SET driver_id = 2;
 DROP TABLE public.sync_log_misuse;
+-- 15. The run reads a mutation's clock itself (valid_hlc() in
+-- extension/sync_push.c): it must take exactly the clocks
+-- fleet.sync_parse_hlc() accepts, or a mutation whose clock
+-- fleet.sync_apply() rejects could be applied by the run.
+CREATE FUNCTION pg_temp.hlc_ok(h text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM fleet.sync_parse_hlc(h);
+	RETURN true;
+EXCEPTION WHEN invalid_parameter_value THEN
+	RETURN false;
+END $$;
+BEGIN;
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id)
+SELECT :tn, j.job_id, 3, :cat FROM fleet.job j WHERE j.tenant_id = :tn AND j.code = 'J-C'
+RETURNING stop_id AS c3 \gset
+SELECT x.ord, x.h, pg_temp.hlc_ok(x.h) AS parses,
+       (SELECT count(*) FROM fleet.sync_apply_run(:tn, :C, :cat, ARRAY[1], ARRAY['stop_status'],
+                                                 ARRAY[jsonb_build_object('stop_id', :c3, 'status', 'en_route')],
+                                                 NULL, NULL, ARRAY[x.h])) = 1 AS run_takes_it
+  FROM unnest(ARRAY['1:0', '0:0', '123456789012345:123456789', '1234567890123456:0', '1:1234567890',
+                    ':0', '1:', '1', '1:2:3', ' 1:0', '1:0 ', E'1:0\n', '+1:0', '-1:0', '1.5:0',
+                    U&'\FF11:0', U&'\0663:0', 'a:0', '', '0x1:0', '00000000000001:000000001']) WITH ORDINALITY x (h, ord)
+ ORDER BY x.ord;
+ROLLBACK;
 SELECT * FROM fleet.check_schema_rules();
