@@ -5,7 +5,9 @@
 #   make test       build, install, then every test layer (regress, isolation, TAP, services)
 #   make run        a local cluster under ./var with fleet, its workers and the services
 #   make bench      benchmarks, written to bench/results.md
-#   make soak       the fault scenarios (test/tap/2xx) run longer; figures into docs/RELIABILITY.md
+#   make soak       the fault scenarios (test/tap/2xx) run longer; figures into docs/RELIABILITY.md;
+#                   then make sync-chaos
+#   make sync-chaos the offline-sync chaos test with 100 interleavings (make test runs 20)
 
 EXTENSION  = fleet
 EXTVERSION = 0.1
@@ -39,7 +41,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
 	   printf '%s\n' '\echo Use "CREATE EXTENSION fleet CASCADE" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
-.PHONY: test test-regress test-isolation test-tap test-services services run bench fuzz soak reliability-table
+.PHONY: test test-regress test-isolation test-tap test-services services run bench fuzz soak sync-chaos reliability-table
 
 REGRESS_TESTS   = $(shell sed -n 's/^test: *//p' test/regress/schedule)
 ISOLATION_TESTS = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
@@ -113,6 +115,16 @@ soak: all
 	$(MAKE) services
 	$(MAKE) test-tap FLEET_SOAK=1 SMALLFS_SIZE=768m TAP_TESTS='$(CURDIR)/test/tap/2*.pl'
 	$(MAKE) reliability-table
+	$(MAKE) sync-chaos TESTOUT=$(TESTOUT)/sync-chaos
+
+# The sync chaos test (test/tap/50_sync_chaos.pl) with more seeds and
+# interleavings than make test's 4 x 5: by default 10 seeds x 10 runs.
+CHAOS_SEEDS  ?= 11,12,13,14,15,16,17,18,19,20
+CHAOS_REPEAT ?= 10
+sync-chaos: all
+	$(MAKE) install
+	SYNC_CHAOS_SEEDS=$(CHAOS_SEEDS) SYNC_CHAOS_REPEAT=$(CHAOS_REPEAT) \
+	  $(MAKE) test-tap TAP_TESTS='$(CURDIR)/test/tap/50_sync_chaos.pl'
 
 # docs/RELIABILITY.md's table from the last TAP run's figures
 reliability-table:
