@@ -36,24 +36,23 @@ $$;
 COMMENT ON FUNCTION fleet.partition_name(regclass, date) IS
 	'Name of the daily partition of a fleet table for a day (UTC): <table>_pYYYYMMDD';
 
--- The partition interval of a table: its tier policy's, else one day.
--- (plpgsql: fleet.tier_policy is created later in the install script)
-CREATE FUNCTION fleet.partition_interval(parent regclass) RETURNS interval
+-- A table's tier policy, as far as partitioning needs it: its partition
+-- interval and how far ahead partitions are kept (NULL: no policy, or not
+-- set).  plpgsql, reading fleet.tier_policy late: that table is created
+-- later in the install script, after partitions are first made.
+CREATE FUNCTION fleet.tier_partitioning(rel regclass, OUT partition_interval interval, OUT ahead interval)
 LANGUAGE plpgsql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	v interval;
 BEGIN
 	IF pg_catalog.to_regclass('fleet.tier_policy') IS NOT NULL THEN
-		EXECUTE 'SELECT t.partition_interval FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) $1'
-			INTO v USING parent;
+		EXECUTE 'SELECT t.partition_interval, t.ahead FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) $1'
+			INTO partition_interval, ahead USING rel;
 	END IF;
-	RETURN COALESCE(v, '1 day'::interval);
 END
 $$;
-COMMENT ON FUNCTION fleet.partition_interval(regclass) IS
-	'The partition interval of a time-partitioned table: its tier policy''s partition_interval, else 1 day';
+COMMENT ON FUNCTION fleet.tier_partitioning(regclass) IS
+	'A table''s tier policy as partitioning reads it: partition_interval (NULL: none, so daily) and ahead, how far into the future fleet.run_maintenance() keeps partitions (NULL: none set)';
 
 CREATE FUNCTION fleet.check_partition_interval(p interval) RETURNS interval
 LANGUAGE plpgsql IMMUTABLE
@@ -184,7 +183,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_iv interval := fleet.partition_interval(parent);
+	v_iv interval := COALESCE((fleet.tier_partitioning(parent)).partition_interval, '1 day'::interval);
 	v_start timestamptz;
 	v_end timestamptz;
 	v_cur timestamptz;

@@ -14,23 +14,6 @@
 -- unschedules it, see extension/guard.c).  A partition with rows a legal
 -- hold covers is never dropped (fleet.relation_held, 70_tier.sql).
 
--- How far ahead a tier policy wants partitions (NULL: no policy or no ahead).
--- (plpgsql: fleet.tier_policy is created later in the install script)
-CREATE FUNCTION fleet.tier_ahead(p_rel regclass) RETURNS interval
-LANGUAGE plpgsql STABLE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v interval;
-BEGIN
-	IF pg_catalog.to_regclass('fleet.tier_policy') IS NOT NULL THEN
-		EXECUTE 'SELECT t.ahead FROM fleet.tier_policy t WHERE t.relation OPERATOR(pg_catalog.=) $1' INTO v USING p_rel;
-	END IF;
-	RETURN v;
-END
-$$;
-COMMENT ON FUNCTION fleet.tier_ahead(regclass) IS 'The ahead of a table''s tier policy: how far into the future fleet.run_maintenance() keeps its partitions (NULL: none set)';
-
 CREATE FUNCTION fleet.run_maintenance()
 RETURNS TABLE (relation regclass, created integer, dropped integer)
 LANGUAGE plpgsql VOLATILE
@@ -52,7 +35,7 @@ BEGIN
 		created := fleet.create_partitions(t.relation,
 			(v_today OPERATOR(pg_catalog.-) t.days_back)::timestamp AT TIME ZONE 'UTC',
 			GREATEST((v_today OPERATOR(pg_catalog.+) t.days_ahead OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC',
-			         pg_catalog.now() OPERATOR(pg_catalog.+) COALESCE(fleet.tier_ahead(t.relation), '0'::interval)));
+			         pg_catalog.now() OPERATOR(pg_catalog.+) COALESCE((fleet.tier_partitioning(t.relation)).ahead, '0'::interval)));
 		dropped := 0;
 		IF t.retention IS NOT NULL THEN
 			v_keep := t.retention;
