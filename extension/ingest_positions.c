@@ -319,6 +319,35 @@ cmp_vehicle(const void *a, const void *b)
 }
 
 /*
+ * qsort_arg comparator: accepted batch rows (indexes into the PosRow array)
+ * in the order they are inserted: by tenant, vehicle (none last), device
+ * and fix time.  Inserting a batch in that order keeps the primary key's
+ * insertions together per device, and hands the capture triggers of the
+ * views over fleet.position a transition table already sorted by their
+ * group keys (tenant, vehicle, then day or fix time), which their sorts
+ * then only check.
+ */
+static int
+cmp_insert_order(const void *a, const void *b, void *arg)
+{
+	const PosRow *rows = (const PosRow *) arg;
+	const PosRow *x = &rows[*(const int *) a];
+	const PosRow *y = &rows[*(const int *) b];
+
+	if (x->dev->tenant != y->dev->tenant)
+		return x->dev->tenant < y->dev->tenant ? -1 : 1;
+	if (x->dev->has_vehicle != y->dev->has_vehicle)
+		return x->dev->has_vehicle ? -1 : 1;
+	if (x->dev->has_vehicle && x->dev->vehicle != y->dev->vehicle)
+		return x->dev->vehicle < y->dev->vehicle ? -1 : 1;
+	if (x->dev->device != y->dev->device)
+		return x->dev->device < y->dev->device ? -1 : 1;
+	if (x->fix != y->fix)
+		return x->fix < y->fix ? -1 : 1;
+	return 0;
+}
+
+/*
  * fleet.ingest_positions(device text[], fix_time timestamptz[], lat float8[],
  *		lon float8[], speed real[], heading real[], altitude real[],
  *		accuracy real[], seq bigint[], attrs jsonb[])
@@ -632,6 +661,8 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 			int			k = 0;
 			HTAB	   *vehicles;
 			int			c;
+			int		   *order = palloc(sizeof(int) * nnew);
+			int			j;
 
 			for (c = 0; c < 12; c++)
 			{
@@ -644,12 +675,17 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 			ctl.hcxt = CurrentMemoryContext;
 			vehicles = hash_create("fleet ingest vehicles", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-			for (i = 0; i < n; i++)
+			for (i = 0, j = 0; i < n; i++)
+				if (rows[i].status == ST_ACCEPTED)
+					order[j++] = i;
+			Assert(j == nnew);
+			qsort_arg(order, nnew, sizeof(int), cmp_insert_order, rows);
+			for (j = 0; j < nnew; j++)
 			{
-				PosRow	   *r = &rows[i];
+				PosRow	   *r;
 
-				if (r->status != ST_ACCEPTED)
-					continue;
+				i = order[j];
+				r = &rows[i];
 				cv[0][k] = Int64GetDatum(r->dev->tenant);
 				cv[1][k] = Int64GetDatum(r->dev->device);
 				cv[2][k] = TimestampTzGetDatum(r->fix);
