@@ -29,6 +29,13 @@ COMMENT ON TABLE fleet.position IS
 
 SELECT fleet.enable_tenant_rls('fleet.position');
 
+CREATE TYPE fleet.position_row AS (
+	tenant_id bigint, device_id bigint, fix_time timestamptz, vehicle_id bigint,
+	lat double precision, lon double precision, speed real, heading real, altitude real, accuracy real,
+	seq bigint, attrs jsonb);
+COMMENT ON TYPE fleet.position_row IS
+	'Internal to fleet.ingest_positions(): a new fix as the batch insert passes it (one array of these per batch, scanned by one unnest)';
+
 INSERT INTO fleet.partitioned_table (relation, days_ahead, days_back, retention, description)
 VALUES ('fleet.position', 7, 2, NULL, 'GPS fixes by fix time; kept until tiered storage takes them');
 
