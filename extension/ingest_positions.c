@@ -30,9 +30,10 @@
  *	   this replaces ON CONFLICT);
  *	4. fetch the already-stored fixes in one join: one primary-key range
  *	   scan per device over the batch's time range for that device;
- *	5. classify, then insert the new fixes with one INSERT ... SELECT from
- *	   unnest(), and move each vehicle's latest state forward to its newest
- *	   accepted fix (never backward).
+ *	5. classify, then insert the new fixes, sorted by vehicle, device and
+ *	   time, with one INSERT ... SELECT from unnest() of one array of
+ *	   fleet.position_row, and move each vehicle's latest state forward to
+ *	   its newest accepted fix (never backward).
  * The SPI plans are prepared once per backend and kept.
  *
  *-------------------------------------------------------------------------
