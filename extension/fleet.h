@@ -72,6 +72,20 @@ typedef struct FleetPlanSpec
 	const char *sql;
 } FleetPlanSpec;
 extern void FleetKeepPlans(const FleetPlanSpec *specs, int n);
+/*
+ * A batch insert whose $1 is one array of a composite type of schema fleet
+ * (one unnest() to scan, not one per column); prepared on first use and
+ * again when the type is not the one it was prepared for (see ingest.c).
+ */
+typedef struct FleetRowsPlan
+{
+	const char *typname;		/* the row type, in schema fleet */
+	const char *sql;
+	SPIPlanPtr	plan;
+	Oid			rowtype;
+} FleetRowsPlan;
+extern TupleDesc FleetRowsPrepare(FleetRowsPlan *rp);
+extern int	FleetRowsExecute(FleetRowsPlan *rp, TupleDesc desc, Datum *rows, int n);
 
 /* tenant.c: SQL-callable, used to enter a tenant context for handlers */
 extern Datum fleet_set_tenant(PG_FUNCTION_ARGS);

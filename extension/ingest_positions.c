@@ -58,12 +58,9 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
-#include "utils/typcache.h"
 
 #include "fleet.h"
 
@@ -148,8 +145,13 @@ typedef struct PosRow
 
 static SPIPlanPtr route_plan = NULL;
 static SPIPlanPtr lookup_plan = NULL;
-static SPIPlanPtr insert_plan = NULL;
-static Oid	insert_rowtype = InvalidOid;	/* fleet.position_row, as insert_plan takes it */
+/* the new fixes, as one array of fleet.position_row (see FleetRowsPrepare) */
+static FleetRowsPlan insert_rows = {"position_row",
+	"INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
+	"                            speed, heading, altitude, accuracy, seq, attrs)"
+	" SELECT u.tenant_id, u.device_id, u.fix_time, u.vehicle_id, u.lat, u.lon,"
+	"        u.speed, u.heading, u.altitude, u.accuracy, u.seq, u.attrs"
+	"   FROM pg_catalog.unnest($1) u"};
 static SPIPlanPtr state_plan = NULL;
 static SPIPlanPtr quarantine_plan = NULL;
 
@@ -312,43 +314,6 @@ cmp_vehicle(const void *a, const void *b)
 	if (x->key.vehicle != y->key.vehicle)
 		return x->key.vehicle < y->key.vehicle ? -1 : 1;
 	return 0;
-}
-
-/*
- * The insert of a batch's new fixes takes them as one array of
- * fleet.position_row (one function to scan: an unnest() per column made the
- * executor materialize twelve single-column result sets, 25% more time for
- * the insert).  Its argument type is an OID known only at run time, so the
- * plan is prepared here rather than from the spec table, and again if the
- * type is not the one it was prepared for (the extension dropped and
- * created again in this backend: regress 99_reinstall).  Returns the row
- * type's descriptor.
- */
-static TupleDesc
-prepare_insert(void)
-{
-	Oid			nsp = get_namespace_oid("fleet", false);
-	Oid			rowtype = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-										  CStringGetDatum("position_row"), ObjectIdGetDatum(nsp));
-	Oid			arraytype;
-
-	if (!OidIsValid(rowtype) || !OidIsValid(arraytype = get_array_type(rowtype)))
-		elog(ERROR, "type fleet.position_row is missing");
-	if (insert_plan == NULL || insert_rowtype != rowtype)
-	{
-		if (insert_plan != NULL)
-			SPI_freeplan(insert_plan);
-		insert_plan = NULL;
-		insert_plan = FleetKeepPlan(
-			"INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon,"
-			"                            speed, heading, altitude, accuracy, seq, attrs)"
-			" SELECT u.tenant_id, u.device_id, u.fix_time, u.vehicle_id, u.lat, u.lon,"
-			"        u.speed, u.heading, u.altitude, u.accuracy, u.seq, u.attrs"
-			"   FROM pg_catalog.unnest($1) u",
-			1, &arraytype, FLEET_PLAN_AUTO);
-		insert_rowtype = rowtype;
-	}
-	return lookup_rowtype_tupdesc_copy(rowtype, -1);
 }
 
 /*
@@ -685,9 +650,8 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 		if (nnew > 0)
 		{
 			static const int optargs[8] = {A_LAT, A_LON, A_SPEED, A_HEADING, A_ALT, A_ACC, A_SEQ, A_ATTRS};
-			TupleDesc	rowdesc = prepare_insert();
+			TupleDesc	rowdesc = FleetRowsPrepare(&insert_rows);
 			Datum	   *elems = palloc(sizeof(Datum) * nnew);
-			Datum		arg;
 			int			k = 0;
 			HTAB	   *vehicles;
 			int			c;
@@ -746,9 +710,7 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 						ve->newest = i;
 				}
 			}
-			arg = PointerGetDatum(FleetMakeArray(elems, NULL, nnew, rowdesc->tdtypeid));
-			if (SPI_execute_plan(insert_plan, &arg, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "position insert failed");
+			FleetRowsExecute(&insert_rows, rowdesc, elems, nnew);
 
 			if (hash_get_num_entries(vehicles) > 0)
 			{
