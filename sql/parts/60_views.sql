@@ -70,6 +70,36 @@ COMMENT ON COLUMN fleet.view_registry.apply_sql IS 'Incremental refresh statemen
 
 -- ------------------------------------------------------------------ helpers
 
+-- first(x, time) and last(x, time) of rollup views (extension/first_last.c):
+-- the value of the row with the smallest (largest) (time, value), NULLs
+-- skipped; what (array_agg(x ORDER BY time, x) FILTER (...))[1] gave,
+-- without sorting each group.
+CREATE FUNCTION fleet.first_by_trans(internal, anyelement, anycompatible) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_first_by_trans';
+COMMENT ON FUNCTION fleet.first_by_trans(internal, anyelement, anycompatible) IS
+	'Transition function of fleet.first_by()';
+CREATE FUNCTION fleet.last_by_trans(internal, anyelement, anycompatible) RETURNS internal
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_last_by_trans';
+COMMENT ON FUNCTION fleet.last_by_trans(internal, anyelement, anycompatible) IS
+	'Transition function of fleet.last_by()';
+CREATE FUNCTION fleet.by_final(internal, anyelement, anycompatible) RETURNS anyelement
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_by_final';
+COMMENT ON FUNCTION fleet.by_final(internal, anyelement, anycompatible) IS
+	'Final function of fleet.first_by() and fleet.last_by(): the kept value';
+CREATE AGGREGATE fleet.first_by(anyelement, anycompatible) (
+	SFUNC = fleet.first_by_trans, STYPE = internal,
+	FINALFUNC = fleet.by_final, FINALFUNC_EXTRA);
+COMMENT ON AGGREGATE fleet.first_by(anyelement, anycompatible) IS
+	'first_by(value, key): the value of the row with the smallest (key, value), rows with a NULL value or key skipped (a rollup view''s first(x, time))';
+CREATE AGGREGATE fleet.last_by(anyelement, anycompatible) (
+	SFUNC = fleet.last_by_trans, STYPE = internal,
+	FINALFUNC = fleet.by_final, FINALFUNC_EXTRA);
+COMMENT ON AGGREGATE fleet.last_by(anyelement, anycompatible) IS
+	'last_by(value, key): the value of the row with the largest (key, value), rows with a NULL value or key skipped (a rollup view''s last(x, time))';
+
 CREATE FUNCTION fleet.view_split_item(item text, OUT name text, OUT expr text)
 LANGUAGE plpgsql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
@@ -264,7 +294,6 @@ BEGIN
 					DECLARE
 						mm text[] := pg_catalog.regexp_match(m[3], '^(.+),\s*([^,]+)$');
 						v_t text := '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_t';
-						v_dir text := CASE m[2] WHEN 'first' THEN '' ELSE ' DESC' END;
 						v_ext text := CASE m[2] WHEN 'first' THEN 'min' ELSE 'max' END;
 						v_op text := CASE m[2] WHEN 'first' THEN '<' ELSE '>' END;
 					BEGIN
@@ -273,13 +302,11 @@ BEGIN
 								USING ERRCODE = 'invalid_parameter_value';
 						END IF;
 						v_sel := v_sel OPERATOR(pg_catalog.||) ARRAY[
-							pg_catalog.format('(pg_catalog.array_agg(%1$s ORDER BY %2$s%3$s, %1$s%3$s) FILTER (WHERE (%1$s) IS NOT NULL AND (%2$s) IS NOT NULL))[1] AS %4$I',
-								mm[1], mm[2], v_dir, m[1]),
+							pg_catalog.format('fleet.%1$s_by(%2$s, %3$s) AS %4$I', m[2], mm[1], mm[2], m[1]),
 							pg_catalog.format('pg_catalog.%1$s(%3$s) FILTER (WHERE (%2$s) IS NOT NULL AND (%3$s) IS NOT NULL) AS %4$I',
 								v_ext, mm[1], mm[2], v_t)];
 						v_comb := v_comb OPERATOR(pg_catalog.||) ARRAY[
-							pg_catalog.format('(pg_catalog.array_agg(%1$I ORDER BY %2$I%3$s, %1$I%3$s) FILTER (WHERE %1$I IS NOT NULL))[1] AS %1$I',
-								m[1], v_t, v_dir),
+							pg_catalog.format('fleet.%1$s_by(%2$I, %3$I) AS %2$I', m[2], m[1], v_t),
 							pg_catalog.format('pg_catalog.%1$s(%2$I) AS %2$I', v_ext, v_t)];
 						v_set := v_set OPERATOR(pg_catalog.||) ARRAY[
 							pg_catalog.format('%1$I = CASE WHEN excluded.%2$I IS NULL THEN t.%1$I WHEN t.%2$I IS NULL THEN excluded.%1$I'

@@ -232,3 +232,30 @@ UPDATE fleet.vehicle_daily_activity SET pings = 0;
 SELECT fleet.clear_tenant();
 RESET ROLE;
 SELECT count(*) AS schema_rule_breaches FROM fleet.check_schema_rules();
+
+-- ---------------------------------------------------------------- first_by / last_by
+-- The first(x, time) and last(x, time) aggregates of rollup views
+-- (extension/first_last.c) give what the ordered aggregate they replace
+-- gave: (array_agg(x ORDER BY time, x) FILTER (x and time not NULL))[1],
+-- and DESC for last; ties on the time go to the smaller (larger) value.
+CREATE TEMP TABLE fl (g int, x float8, t timestamptz, s text);
+INSERT INTO fl VALUES
+	(1, 3, '2026-01-01 10:00Z', 'b'), (1, 1, '2026-01-01 10:00Z', 'a'), (1, 2, '2026-01-01 11:00Z', 'c'),
+	(1, NULL, '2026-01-01 09:00Z', 'z'), (1, 9, NULL, 'y'),
+	(2, NULL, NULL, NULL), (3, 5, '2026-01-01 12:00Z', 'b'), (3, 5, '2026-01-01 12:00Z', 'a');
+SELECT g, fleet.first_by(x, t) AS first_x, fleet.last_by(x, t) AS last_x,
+       fleet.first_by(s, t) AS first_s, fleet.last_by(s, t) AS last_s, fleet.first_by(t, x) AS t_of_min_x
+  FROM fl GROUP BY g ORDER BY g;
+SELECT fleet.first_by(x, t) IS NULL AS empty FROM fl WHERE false;
+-- the same as the ordered aggregate over random groups with ties
+INSERT INTO fl SELECT 10 + (i % 37), round((random() * 5)::numeric)::float8,
+       '2026-01-01'::timestamptz + (round((random() * 20)::numeric) || ' minutes')::interval, NULL
+  FROM generate_series(1, 5000) i;
+SELECT count(*) AS groups,
+       count(*) FILTER (WHERE f IS NOT DISTINCT FROM fo AND l IS NOT DISTINCT FROM lo) AS same
+  FROM (SELECT g, fleet.first_by(x, t) AS f, fleet.last_by(x, t) AS l,
+               (array_agg(x ORDER BY t, x) FILTER (WHERE x IS NOT NULL AND t IS NOT NULL))[1] AS fo,
+               (array_agg(x ORDER BY t DESC, x DESC) FILTER (WHERE x IS NOT NULL AND t IS NOT NULL))[1] AS lo
+          FROM fl GROUP BY g) y;
+-- a type without an ordering is refused
+SELECT fleet.first_by(point(1, 2), now());
