@@ -30,8 +30,8 @@
  *	   this replaces ON CONFLICT);
  *	4. fetch the already-stored fixes in one join: one primary-key range
  *	   scan per device over the batch's time range for that device;
- *	5. classify, then insert the new fixes, sorted by vehicle, device and
- *	   time, with one INSERT ... SELECT from unnest() of one array of
+ *	5. classify, then insert the new fixes, sorted by vehicle and newest
+ *	   first, with one INSERT ... SELECT from unnest() of one array of
  *	   fleet.position_row, and move each vehicle's latest state forward to
  *	   its newest accepted fix (never backward).
  * The SPI plans are prepared once per backend and kept.
@@ -318,12 +318,14 @@ cmp_vehicle(const void *a, const void *b)
 
 /*
  * qsort_arg comparator: accepted batch rows (indexes into the PosRow array)
- * in the order they are inserted: by tenant, vehicle (none last), device
- * and fix time.  Inserting a batch in that order keeps the primary key's
- * insertions together per device, and hands the capture triggers of the
- * views over fleet.position a transition table already sorted by their
- * group keys (tenant, vehicle, then day or fix time), which their sorts
- * then only check.
+ * in the order they are inserted: by tenant, vehicle (none last), then
+ * newest fix first (ties: highest device first).  A gateway's batch
+ * interleaves its devices; inserted in this order, the capture triggers of
+ * the views over fleet.position get a transition table already in their
+ * sort order (fleet.vehicle_last_position's DISTINCT ON takes the newest
+ * fix per vehicle, ties to the highest device; the daily rollup groups by
+ * vehicle and day), so their sorts only check it, and the primary key's
+ * insertions stay together per device.
  */
 static int
 cmp_insert_order(const void *a, const void *b, void *arg)
@@ -338,10 +340,10 @@ cmp_insert_order(const void *a, const void *b, void *arg)
 		return x->dev->has_vehicle ? -1 : 1;
 	if (x->dev->has_vehicle && x->dev->vehicle != y->dev->vehicle)
 		return x->dev->vehicle < y->dev->vehicle ? -1 : 1;
-	if (x->dev->device != y->dev->device)
-		return x->dev->device < y->dev->device ? -1 : 1;
 	if (x->fix != y->fix)
-		return x->fix < y->fix ? -1 : 1;
+		return x->fix > y->fix ? -1 : 1;
+	if (x->dev->device != y->dev->device)
+		return x->dev->device > y->dev->device ? -1 : 1;
 	return 0;
 }
 
