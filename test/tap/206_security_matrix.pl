@@ -134,12 +134,17 @@ BEGIN
     END;
     INSERT INTO enf VALUES (o.rel::text, has_any_column_privilege(o.rel, 'SELECT'), st);
   END LOOP;
+  -- functions and aggregates; support functions taking internal cannot be
+  -- called from SQL at all, and polymorphic arguments are given integers
   FOR o IN SELECT p.oid, p.oid::regproc::text AS fn, p.pronargs FROM pg_proc p
-            WHERE p.pronamespace = 'fleet'::regnamespace AND p.prokind = 'f'
+            WHERE p.pronamespace = 'fleet'::regnamespace AND p.prokind IN ('f', 'a')
+              AND NOT 'internal'::regtype::oid = ANY (p.proargtypes::oid[])
               AND NOT has_function_privilege(p.oid, 'EXECUTE') LOOP
     -- (SELECT NULL::type), not a constant: a STRICT function with constant
     -- NULL arguments is folded away by the planner without being called
-    SELECT format('SELECT %s(%s)', o.fn, coalesce(string_agg('(SELECT NULL::' || format_type(t, NULL) || ')', ', ' ORDER BY i), ''))
+    SELECT format('SELECT %s(%s)', o.fn, coalesce(string_agg('(SELECT NULL::'
+             || CASE WHEN t IN ('anyelement'::regtype, 'anycompatible'::regtype) THEN 'integer' ELSE format_type(t, NULL) END
+             || ')', ', ' ORDER BY i), ''))
       INTO call FROM unnest((SELECT proargtypes::oid[] FROM pg_proc WHERE oid = o.oid)) WITH ORDINALITY a(t, i);
     st := '00000';
     BEGIN
