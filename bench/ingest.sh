@@ -105,14 +105,15 @@ shares; ratios swing by a factor of up to 1.5 between runs):
 - *batch ingest vs COPY* (target 0.75): the ingest does what COPY into a plain table does not: it
   resolves every device through fleet.device_route, looks up the fixes already stored for the
   batch's devices and time range (dedupe and conflict detection), updates fleet.vehicle_state, and
-  fires the statement-level capture triggers of the two fleet views over positions (about 30% of
-  its time in a perf profile: they aggregate each batch per group into the views' delta logs, the
-  price of refreshes that follow the change instead of the table). Two other costs a profile found
-  (2026-11-29) are gone: the fixes went in in the gateway's order, interleaved by device, so the
-  triggers sorted every batch and the primary key's insertions jumped between devices (now sorted
-  by vehicle, device and time first), and through one unnest() per column, which the executor
-  materializes as twelve single-column result sets (now one array of fleet.position_row): 0.46 to
-  0.61 on this box, COPY unchanged.
+  fires the statement-level capture triggers of the two fleet views over positions (about a
+  quarter of its time in a perf profile: they aggregate each batch per group into the views'
+  delta logs, the price of refreshes that follow the change instead of the table). Three costs a
+  profile found (2026-11-29) are gone: the fixes went in in the gateway's order, interleaved by
+  device, so the triggers sorted every batch (now inserted by vehicle, newest first: their sort
+  order); they went in through one unnest() per column, which the executor materializes as twelve
+  single-column result sets (now one array of fleet.position_row); and the daily rollup's
+  first/last positions were ordered aggregates sorting every vehicle-day (now the C aggregates
+  fleet.first_by/last_by). 0.46 before them on this box; 0.66-0.73 after, COPY unchanged.
 - *consumer vs SKIP LOCKED* (target 3) and *with a held snapshot* (target 0.9): the bench kind has
   no handler, so this is the pipeline's own cost per batch. A perf profile (2026-11-29) found and
   removed three costs: at the start of every batch window the log index was walked from the
