@@ -676,7 +676,6 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 			for (j = 0; j < nnew; j++)
 			{
 				PosRow	   *r;
-
 				Datum		v[12];
 				bool		nul[12];
 				HeapTuple	tup;
