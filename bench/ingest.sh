@@ -113,7 +113,7 @@ shares; ratios swing by a factor of up to 1.5 between runs):
   order); they went in through one unnest() per column, which the executor materializes as twelve
   single-column result sets (now one array of fleet.position_row); and the daily rollup's
   first/last positions were ordered aggregates sorting every vehicle-day (now the C aggregates
-  fleet.first_by/last_by). 0.46 before them on this box; 0.66-0.73 after, COPY unchanged.
+  fleet.first_by/last_by). 0.46 before them on this box; 0.66-0.78 after, COPY unchanged.
 - *consumer vs SKIP LOCKED* (target 3) and *with a held snapshot* (target 0.9): the bench kind has
   no handler, so this is the pipeline's own cost per batch. A perf profile (2026-11-29) found and
   removed three costs: at the start of every batch window the log index was walked from the
@@ -131,4 +131,7 @@ shares; ratios swing by a factor of up to 1.5 between runs):
   lower priority (fleet.pipeline_telemetry_nice), the flood's client backend cannot be.
 - *replay vs COPY TO* (target 0.5): replay re-runs every handler in commit order inside one
   transaction (the projections must end equal to live processing), COPY TO only serialises rows.
+  Most of its time is the rewind (collecting the range's applied events into temporary tables
+  and joining them to the projections); analyzing those tables with the default 30,000-row
+  sample was a fifth of it, a 3,000-row sample does (2026-11-29: 0.47-0.49 -> 0.62).
 MD
