@@ -147,7 +147,7 @@ prepare_plans(void)
 	 * consumed log) on each pass.
 	 */
 	batch_plan = FleetKeepPlan(
-		"SELECT e.tenant_id, e.event_id, e.logged_at, e.kind, e.payload, e.occurred_at, e.txid::pg_catalog.text"
+		"SELECT e.tenant_id, e.event_id, e.logged_at, e.kind, e.payload, e.occurred_at, e.txid"
 		"  FROM fleet.event_log e"
 		" WHERE e.class OPERATOR(pg_catalog.=) $1"
 		"   AND ROW(e.txid, e.event_id) OPERATOR(pg_catalog.>)"
@@ -438,7 +438,7 @@ read_event(SPITupleTable *tt, uint64 i, FleetEvent *e)
 	e->tenant = DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
 	e->event_id = DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
 	e->logged_at = SPI_getbinval(tup, tt->tupdesc, 3, &isnull);
-	e->kind = SPI_getvalue(tup, tt->tupdesc, 4);
+	e->kind = TextDatumGetCString(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
 	e->payload = SPI_getbinval(tup, tt->tupdesc, 5, &isnull);
 	e->occurred = SPI_getbinval(tup, tt->tupdesc, 6, &isnull);
 }
@@ -609,6 +609,7 @@ FleetProcessClass(const char *class_name, int max_events,
 				else
 					record_failure(&pass, &ev[i]);
 			}
+			/* the batch's last transaction id, as text (xid8's output) */
 			pos_txid = SPI_getvalue(tt->vals[ntup - 1], tt->tupdesc, 7);
 			pos_event = ev[ntup - 1].event_id;
 			nevents = (int) ntup;
