@@ -120,7 +120,8 @@ shares; ratios swing by a factor of up to 1.5 between runs):
   oldest consumed entry (a scalar and a row lower bound on the same index column, which btree
   cannot merge: an empty pass over 300k consumed events took 75 ms, now 1 ms); both snapshot
   texts were parsed again for every row; a plpgsql trigger on the cursor re-read the pass's
-  first and last events (15% of a pass). What remains is flat: the ordered index scan over the
+  first and last events (15% of a pass); and later each row's txid was cast to text and its
+  kind read through an output function (about 7%). What remains is flat: the ordered index scan over the
   class's partitions (merge append, set up once per pass), SPI copying 1,000 rows per pass, the
   per-50-events subtransaction of the applier, and the commit's WAL flush, which the SKIP LOCKED
   baseline also pays once per batch but with a DELETE instead of a read. The held snapshot keeps
