@@ -26,6 +26,7 @@ PAGE=${PAGE:-50}
 PULL_STOPS=${PULL_STOPS:-2500}
 SCALE_DRIVERS=${SCALE_DRIVERS:-20 100}
 VEHICLES=${VEHICLES:-5000}
+CONFLICT_DRIVERS=${CONFLICT_DRIVERS:-20}
 FIXES=${FIXES:-288}
 
 bench_cluster "fleet.pipeline_enabled = off" "fleet.views_enabled = off" ${BENCH_CONF:+"$BENCH_CONF"}
@@ -211,6 +212,55 @@ t_range=$(ms "SELECT count(*), sum(length(s.address)) FROM (
                  ORDER BY c.txid, c.change_id LIMIT 10000) c
               JOIN fleet.stop s ON s.tenant_id = c.tenant_id AND s.stop_id = c.entity_id")
 
+# --- a day with conflicts: CONFLICT_DRIVERS more apps; before they push, a
+# dispatcher hands every 10th of their stops to another driver and edits the
+# address of every 10th other one (a newer version than the apps saw), so
+# those stops' mutations are decided one at a time by the merge rules
+q <<SQL >/dev/null
+SELECT fleet.set_tenant(1);
+INSERT INTO fleet.driver (tenant_id, code, name) SELECT 1, 'c' || g, 'Conflict Driver ' || g FROM generate_series(1, $CONFLICT_DRIVERS) g;
+INSERT INTO fleet.job (tenant_id, code, driver_id, status)
+SELECT 1, 'JC' || substr(d.code, 2), d.driver_id, 'assigned' FROM fleet.driver d WHERE d.code LIKE 'c%';
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id, address)
+SELECT 1, j.job_id, g, j.driver_id, 'Lane ' || g FROM fleet.job j, generate_series(1, $STOPS) g WHERE j.code LIKE 'JC%';
+SELECT count(fleet.sync_register_client(md5('cclient' || driver_id)::uuid, driver_id)) FROM fleet.driver WHERE code LIKE 'c%';
+CREATE TABLE bench_cmutation AS
+SELECT md5('cclient' || s.driver_id)::uuid AS client, m.id, m.m
+  FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id)
+  CROSS JOIN LATERAL (SELECT (s.seq - 1) * 4 + k AS id,
+       jsonb_build_object('id', (s.seq - 1) * 4 + k,
+           'workflow', CASE k WHEN 3 THEN 'proof_of_delivery' ELSE 'stop_status' END,
+           'args', CASE k WHEN 1 THEN jsonb_build_object('stop_id', s.stop_id, 'status', 'en_route')
+                          WHEN 2 THEN jsonb_build_object('stop_id', s.stop_id, 'status', 'arrived')
+                          WHEN 3 THEN jsonb_build_object('stop_id', s.stop_id, 'kind', 'signature',
+                                          'metadata', jsonb_build_object('signed_by', 'Customer ' || s.seq))
+                          ELSE jsonb_build_object('stop_id', s.stop_id, 'status', 'completed') END,
+           'client_time', to_char(timestamptz '2026-01-05 08:00Z' + (s.seq * 4 + k) * interval '3 minutes', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+           'base_version', CASE k WHEN 1 THEN 1 WHEN 2 THEN 2 ELSE 3 END) AS m
+         FROM generate_series(1, 4) k) m
+ WHERE j.code LIKE 'JC%';
+CREATE TABLE bench_cpage AS
+SELECT client, (id - 1) / $PAGE AS page, jsonb_agg(m ORDER BY id) AS body FROM bench_cmutation GROUP BY client, (id - 1) / $PAGE;
+UPDATE fleet.stop s SET driver_id = (SELECT driver_id FROM fleet.driver WHERE code = 'd1')
+  FROM fleet.job j WHERE j.tenant_id = s.tenant_id AND j.job_id = s.job_id AND j.code LIKE 'JC%' AND s.seq % 10 = 0;
+UPDATE fleet.stop s SET address = s.address || ' (moved)'
+  FROM fleet.job j WHERE j.tenant_id = s.tenant_id AND j.job_id = s.job_id AND j.code LIKE 'JC%' AND s.seq % 10 = 5;
+CREATE PROCEDURE bench_cpush() LANGUAGE plpgsql AS \$\$
+DECLARE r record;
+BEGIN
+	FOR r IN SELECT client, body FROM bench_cpage ORDER BY page, client LOOP
+		PERFORM fleet.sync_push(r.client, r.body);
+		COMMIT;
+	END LOOP;
+END \$\$;
+SQL
+n_cmut=$(q -c "SELECT count(*) FROM bench_cmutation")
+q -c "VACUUM ANALYZE" >/dev/null
+read -r t_cpush c_cpush < <(timed "CALL bench_cpush()")
+cresults=$(q -c "SELECT string_agg(result || ' ' || n, ', ' ORDER BY result) FROM (
+                   SELECT m.result, count(*) n FROM fleet.sync_mutation m JOIN bench_cmutation b ON b.client = m.client_id AND b.id = m.mutation_id
+                    GROUP BY m.result) x")
+
 # --- reconcile one day for VEHICLES vehicles (direct load of the fixes)
 q <<SQL >/dev/null
 SELECT fleet.set_tenant(1);
@@ -252,6 +302,7 @@ PostgreSQL defaults (fsync and synchronous_commit on) plus shared_buffers=256MB;
 | --- | --- | --- | --- | --- |
 | fleet.sync_push, $DRIVERS apps x $((STOPS * 4)) mutations in pages of $PAGE, one push per transaction: mutations/s | $r_push | plain INSERT of the same pages: $r_insert | $(ratio "$r_push" "$r_insert") | >= 0.5 |
 | same push vs writing the rows it stores (mutation record, trail event and key, status change or proof, change-log row, stop update) with plain set-based SQL per page, no decisions: mutations/s | $r_push | same rows, plain SQL: $(rate "$n_mut" "$t_writes") | $(ratio "$r_push" "$(rate "$n_mut" "$t_writes")") | report |
+| same push, $CONFLICT_DRIVERS more apps, after a dispatcher reassigned every 10th of their stops and edited every 10th other one (their mutations decided one at a time by the merge rules): mutations/s | $(rate "$n_cmut" "$t_cpush") | results: $cresults | | report |
 | fleet.sync_pull of $logrows change-log rows for one driver ($pulled), ms | $t_pull | indexed range query over those rows joined to their stops: $t_range ms | $(ratio "$t_range" "$t_pull") | report |
 | fleet.reconcile of one day, $VEHICLES vehicles, $fixes fixes, ms | $t_rec | | | report |
 
