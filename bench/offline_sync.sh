@@ -44,9 +44,11 @@ INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id, address)
 SELECT :t, j.job_id, g, j.driver_id, 'Street ' || g FROM fleet.job j, generate_series(1, $STOPS) g;
 SELECT count(fleet.sync_register_client(md5('client' || driver_id)::uuid, driver_id)) FROM fleet.driver;
 
--- every driver's day as pages of mutations
-CREATE TABLE bench_mutation AS
-SELECT md5('client' || s.driver_id)::uuid AS client, (s.seq - 1) * 4 + k AS id,
+-- a driver's day (per stop: en route, arrived, proof of delivery,
+-- completed, against the versions the app saw) for the stops of the jobs
+-- whose code is LIKE jobs, from the app md5(prefix || driver id)
+CREATE FUNCTION bench_day(prefix text, jobs text) RETURNS TABLE (client uuid, id int, m jsonb) LANGUAGE sql AS \$\$
+SELECT md5(prefix || s.driver_id)::uuid, (s.seq - 1) * 4 + k,
        jsonb_build_object('id', (s.seq - 1) * 4 + k,
            'workflow', CASE k WHEN 3 THEN 'proof_of_delivery' ELSE 'stop_status' END,
            'args', CASE k WHEN 1 THEN jsonb_build_object('stop_id', s.stop_id, 'status', 'en_route')
@@ -55,8 +57,12 @@ SELECT md5('client' || s.driver_id)::uuid AS client, (s.seq - 1) * 4 + k AS id,
                                           'metadata', jsonb_build_object('signed_by', 'Customer ' || s.seq))
                           ELSE jsonb_build_object('stop_id', s.stop_id, 'status', 'completed') END,
            'client_time', to_char(timestamptz '2026-01-05 08:00Z' + (s.seq * 4 + k) * interval '3 minutes', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-           'base_version', CASE k WHEN 1 THEN 1 WHEN 2 THEN 2 WHEN 3 THEN 3 ELSE 3 END) AS m
-  FROM fleet.stop s, generate_series(1, 4) k;
+           'base_version', CASE k WHEN 1 THEN 1 WHEN 2 THEN 2 ELSE 3 END)
+  FROM fleet.stop s JOIN fleet.job j ON j.tenant_id = s.tenant_id AND j.job_id = s.job_id, generate_series(1, 4) k
+ WHERE j.code LIKE jobs
+\$\$;
+-- every driver's day as pages of mutations
+CREATE TABLE bench_mutation AS SELECT * FROM bench_day('client', 'J%');
 CREATE TABLE bench_page AS
 SELECT client, (id - 1) / $PAGE AS page, jsonb_agg(m ORDER BY id) AS body, count(*) AS n
   FROM bench_mutation GROUP BY client, (id - 1) / $PAGE;
@@ -125,10 +131,11 @@ BEGIN
 		COMMIT;
 	END LOOP;
 END \$\$;
-CREATE PROCEDURE bench_push() LANGUAGE plpgsql AS \$\$
+-- push the pages of a table like bench_page, one push per transaction
+CREATE PROCEDURE bench_push(pages regclass) LANGUAGE plpgsql AS \$\$
 DECLARE r record;
 BEGIN
-	FOR r IN SELECT client, body FROM bench_page ORDER BY page, client LOOP
+	FOR r IN EXECUTE format('SELECT client, body FROM %s ORDER BY page, client', pages) LOOP
 		PERFORM fleet.sync_push(r.client, r.body);
 		COMMIT;
 	END LOOP;
@@ -157,7 +164,7 @@ timed() {
 		     END { if (c[0] == "n/a" || c[1] == "n/a") print t, "n/a"; else printf "%s %.1f\n", t, c[1] - c[0] }'
 }
 read -r t_insert c_insert < <(timed "CALL bench_insert()")
-read -r t_push c_push < <(timed "CALL bench_push()")
+read -r t_push c_push < <(timed "CALL bench_push('bench_page')")
 read -r t_writes c_writes < <(timed "CALL bench_writes()")
 writes_check=$(q -c "SELECT (SELECT count(*) FROM w_event) || ' events, ' || (SELECT count(*) FROM w_mutation) || ' mutations, '
                             || (SELECT count(*) FROM w_status) || ' status changes, ' || (SELECT count(*) FROM w_pod) || ' proofs, '
@@ -224,39 +231,17 @@ SELECT 1, 'JC' || substr(d.code, 2), d.driver_id, 'assigned' FROM fleet.driver d
 INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id, address)
 SELECT 1, j.job_id, g, j.driver_id, 'Lane ' || g FROM fleet.job j, generate_series(1, $STOPS) g WHERE j.code LIKE 'JC%';
 SELECT count(fleet.sync_register_client(md5('cclient' || driver_id)::uuid, driver_id)) FROM fleet.driver WHERE code LIKE 'c%';
-CREATE TABLE bench_cmutation AS
-SELECT md5('cclient' || s.driver_id)::uuid AS client, m.id, m.m
-  FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id)
-  CROSS JOIN LATERAL (SELECT (s.seq - 1) * 4 + k AS id,
-       jsonb_build_object('id', (s.seq - 1) * 4 + k,
-           'workflow', CASE k WHEN 3 THEN 'proof_of_delivery' ELSE 'stop_status' END,
-           'args', CASE k WHEN 1 THEN jsonb_build_object('stop_id', s.stop_id, 'status', 'en_route')
-                          WHEN 2 THEN jsonb_build_object('stop_id', s.stop_id, 'status', 'arrived')
-                          WHEN 3 THEN jsonb_build_object('stop_id', s.stop_id, 'kind', 'signature',
-                                          'metadata', jsonb_build_object('signed_by', 'Customer ' || s.seq))
-                          ELSE jsonb_build_object('stop_id', s.stop_id, 'status', 'completed') END,
-           'client_time', to_char(timestamptz '2026-01-05 08:00Z' + (s.seq * 4 + k) * interval '3 minutes', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-           'base_version', CASE k WHEN 1 THEN 1 WHEN 2 THEN 2 ELSE 3 END) AS m
-         FROM generate_series(1, 4) k) m
- WHERE j.code LIKE 'JC%';
+CREATE TABLE bench_cmutation AS SELECT * FROM bench_day('cclient', 'JC%');
 CREATE TABLE bench_cpage AS
 SELECT client, (id - 1) / $PAGE AS page, jsonb_agg(m ORDER BY id) AS body FROM bench_cmutation GROUP BY client, (id - 1) / $PAGE;
 UPDATE fleet.stop s SET driver_id = (SELECT driver_id FROM fleet.driver WHERE code = 'd1')
   FROM fleet.job j WHERE j.tenant_id = s.tenant_id AND j.job_id = s.job_id AND j.code LIKE 'JC%' AND s.seq % 10 = 0;
 UPDATE fleet.stop s SET address = s.address || ' (moved)'
   FROM fleet.job j WHERE j.tenant_id = s.tenant_id AND j.job_id = s.job_id AND j.code LIKE 'JC%' AND s.seq % 10 = 5;
-CREATE PROCEDURE bench_cpush() LANGUAGE plpgsql AS \$\$
-DECLARE r record;
-BEGIN
-	FOR r IN SELECT client, body FROM bench_cpage ORDER BY page, client LOOP
-		PERFORM fleet.sync_push(r.client, r.body);
-		COMMIT;
-	END LOOP;
-END \$\$;
 SQL
 n_cmut=$(q -c "SELECT count(*) FROM bench_cmutation")
 q -c "VACUUM ANALYZE" >/dev/null
-read -r t_cpush c_cpush < <(timed "CALL bench_cpush()")
+read -r t_cpush c_cpush < <(timed "CALL bench_push('bench_cpage')")
 cresults=$(q -c "SELECT string_agg(result || ' ' || n, ', ' ORDER BY result) FROM (
                    SELECT m.result, count(*) n FROM fleet.sync_mutation m JOIN bench_cmutation b ON b.client = m.client_id AND b.id = m.mutation_id
                     GROUP BY m.result) x")
