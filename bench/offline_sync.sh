@@ -219,7 +219,25 @@ t_range=$(ms "SELECT count(*), sum(length(s.address)) FROM (
                  ORDER BY c.txid, c.change_id LIMIT 10000) c
               JOIN fleet.stop s ON s.tenant_id = c.tenant_id AND s.stop_id = c.entity_id")
 
-# --- a day with conflicts: CONFLICT_DRIVERS more apps; before they push, a
+# --- reconcile one day for VEHICLES vehicles (direct load of the fixes)
+q <<SQL >/dev/null
+SELECT fleet.set_tenant(1);
+INSERT INTO fleet.vehicle (tenant_id, code) SELECT 1, 'R' || g FROM generate_series(1, $VEHICLES) g;
+INSERT INTO fleet.device (tenant_id, identifier, protocol, vehicle_id)
+SELECT 1, 'rec-' || v.code, 'osmand', v.vehicle_id FROM fleet.vehicle v WHERE v.code LIKE 'R%';
+SELECT fleet.create_daily_partitions('fleet.position', current_date - 1, current_date);
+INSERT INTO fleet.position (tenant_id, device_id, vehicle_id, fix_time, lat, lon, speed, seq)
+SELECT 1, d.device_id, d.vehicle_id, (current_date - 1)::timestamptz + g * interval '5 minutes',
+       52 + d.device_id % 100 * 0.01, 13 + g * 0.001, 30, g + CASE WHEN g > 100 AND d.device_id % 50 = 0 THEN 3 ELSE 0 END
+  FROM fleet.device d, generate_series(0, $FIXES - 1) g WHERE d.identifier LIKE 'rec-%';
+SQL
+q -c "VACUUM ANALYZE" >/dev/null
+fixes=$(q -c "SELECT count(*) FROM fleet.position")
+t_rec=$(q -c "SELECT fleet.set_tenant(1)" -c '\timing on' -c "SELECT count(*) FROM fleet.reconcile((current_date - 1)::timestamptz, current_date::timestamptz, false)" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
+scanned=$(q -c "SELECT scanned::text || ', findings ' || findings FROM fleet.sync_reconcile_run ORDER BY run_id DESC LIMIT 1")
+
+# --- a day with conflicts (after the reconciliation's measure, which it
+# would change): CONFLICT_DRIVERS more apps; before they push, a
 # dispatcher hands every 10th of their stops to another driver and edits the
 # address of every 10th other one (a newer version than the apps saw), so
 # those stops' mutations are decided one at a time by the merge rules
@@ -245,23 +263,6 @@ read -r t_cpush c_cpush < <(timed "CALL bench_push('bench_cpage')")
 cresults=$(q -c "SELECT string_agg(result || ' ' || n, ', ' ORDER BY result) FROM (
                    SELECT m.result, count(*) n FROM fleet.sync_mutation m JOIN bench_cmutation b ON b.client = m.client_id AND b.id = m.mutation_id
                     GROUP BY m.result) x")
-
-# --- reconcile one day for VEHICLES vehicles (direct load of the fixes)
-q <<SQL >/dev/null
-SELECT fleet.set_tenant(1);
-INSERT INTO fleet.vehicle (tenant_id, code) SELECT 1, 'R' || g FROM generate_series(1, $VEHICLES) g;
-INSERT INTO fleet.device (tenant_id, identifier, protocol, vehicle_id)
-SELECT 1, 'rec-' || v.code, 'osmand', v.vehicle_id FROM fleet.vehicle v WHERE v.code LIKE 'R%';
-SELECT fleet.create_daily_partitions('fleet.position', current_date - 1, current_date);
-INSERT INTO fleet.position (tenant_id, device_id, vehicle_id, fix_time, lat, lon, speed, seq)
-SELECT 1, d.device_id, d.vehicle_id, (current_date - 1)::timestamptz + g * interval '5 minutes',
-       52 + d.device_id % 100 * 0.01, 13 + g * 0.001, 30, g + CASE WHEN g > 100 AND d.device_id % 50 = 0 THEN 3 ELSE 0 END
-  FROM fleet.device d, generate_series(0, $FIXES - 1) g WHERE d.identifier LIKE 'rec-%';
-SQL
-q -c "VACUUM ANALYZE" >/dev/null
-fixes=$(q -c "SELECT count(*) FROM fleet.position")
-t_rec=$(q -c "SELECT fleet.set_tenant(1)" -c '\timing on' -c "SELECT count(*) FROM fleet.reconcile((current_date - 1)::timestamptz, current_date::timestamptz, false)" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
-scanned=$(q -c "SELECT scanned::text || ', findings ' || findings FROM fleet.sync_reconcile_run ORDER BY run_id DESC LIMIT 1")
 
 r_push=$(rate "$n_mut" "$t_push"); r_insert=$(rate "$n_mut" "$t_insert")
 rc_push=$(cpu_rate "$n_mut" "$c_push"); rc_insert=$(cpu_rate "$n_mut" "$c_insert")
