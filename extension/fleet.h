@@ -85,7 +85,7 @@ typedef struct FleetRowsPlan
 	Oid			rowtype;
 } FleetRowsPlan;
 extern TupleDesc FleetRowsPrepare(FleetRowsPlan *rp);
-extern int	FleetRowsExecute(FleetRowsPlan *rp, TupleDesc desc, Datum *rows, int n);
+extern void FleetRowsExecute(FleetRowsPlan *rp, Datum *rows, int n);
 
 /* tenant.c: SQL-callable, used to enter a tenant context for handlers */
 extern Datum fleet_set_tenant(PG_FUNCTION_ARGS);

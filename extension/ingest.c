@@ -299,17 +299,16 @@ FleetRowsPrepare(FleetRowsPlan *rp)
 }
 
 /*
- * Run a prepared batch insert over n rows (composite datums of its type,
- * from HeapTupleGetDatum); returns the number of rows inserted.
+ * Run a batch insert prepared by FleetRowsPrepare over n rows (composite
+ * datums of its row type, from HeapTupleGetDatum).
  */
-int
-FleetRowsExecute(FleetRowsPlan *rp, TupleDesc desc, Datum *rows, int n)
+void
+FleetRowsExecute(FleetRowsPlan *rp, Datum *rows, int n)
 {
-	Datum		arg = PointerGetDatum(FleetMakeArray(rows, NULL, n, desc->tdtypeid));
+	Datum		arg = PointerGetDatum(FleetMakeArray(rows, NULL, n, rp->rowtype));
 
 	if (SPI_execute_plan(rp->plan, &arg, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "batch insert of fleet.%s rows failed", rp->typname);
-	return (int) SPI_processed;
 }
 
 /*

@@ -711,7 +711,7 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 						ve->newest = i;
 				}
 			}
-			FleetRowsExecute(&insert_rows, rowdesc, elems, nnew);
+			FleetRowsExecute(&insert_rows, elems, nnew);
 
 			if (hash_get_num_entries(vehicles) > 0)
 			{
