@@ -56,6 +56,20 @@ extern void FleetLockKeys(uint16 lockspace, uint64 *keys, int n);
 extern void FleetAsOwner(Oid *saved_uid, int *saved_ctx);
 extern void FleetAsCaller(Oid saved_uid, int saved_ctx);
 extern ArrayType *FleetMakeArray(Datum *values, bool *nulls, int n, Oid elemtype);
+/*
+ * The array arguments of a set-based statement, built row by row: ncols
+ * columns of room for nrows values each, with NULL flags (all false to
+ * start); FleetColumnsArgs turns the first nrows of each into an array.
+ */
+#define FLEET_COLUMNS_MAX	16
+typedef struct FleetColumns
+{
+	int			ncols;
+	Datum	   *v[FLEET_COLUMNS_MAX];
+	bool	   *n[FLEET_COLUMNS_MAX];
+} FleetColumns;
+extern void FleetColumnsInit(FleetColumns *cs, int ncols, int nrows);
+extern void FleetColumnsArgs(const FleetColumns *cs, const Oid *elemtypes, int nrows, Datum *args);
 /* plan modes of FleetKeepPlan (see ingest.c) */
 #define FLEET_PLAN_AUTO		0
 #define FLEET_PLAN_GENERIC	1

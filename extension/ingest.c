@@ -235,6 +235,34 @@ FleetMakeArray(Datum *values, bool *nulls, int n, Oid elemtype)
 }
 
 /*
+ * Room for ncols columns of nrows values each (see FleetColumns), in the
+ * current memory context.
+ */
+void
+FleetColumnsInit(FleetColumns *cs, int ncols, int nrows)
+{
+	int			k;
+
+	Assert(ncols <= FLEET_COLUMNS_MAX);
+	cs->ncols = ncols;
+	for (k = 0; k < ncols; k++)
+	{
+		cs->v[k] = palloc0(sizeof(Datum) * Max(nrows, 1));
+		cs->n[k] = palloc0(sizeof(bool) * Max(nrows, 1));
+	}
+}
+
+/* args[k] = the first nrows values of column k, as an array of elemtypes[k] */
+void
+FleetColumnsArgs(const FleetColumns *cs, const Oid *elemtypes, int nrows, Datum *args)
+{
+	int			k;
+
+	for (k = 0; k < cs->ncols; k++)
+		args[k] = PointerGetDatum(FleetMakeArray(cs->v[k], cs->n[k], nrows, elemtypes[k]));
+}
+
+/*
  * Prepare a statement once per backend and keep its plan.
  *
  * FLEET_PLAN_GENERIC: the plan cache uses the generic plan from the first

@@ -689,38 +689,35 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	/* 6. log the new events and their keys; record conflicts */
 	if (nnew > 0)
 	{
-		Datum	   *c[9];
+		FleetColumns cs;
 		Datum		args[10];
 		int			m = 0;
-		int			col;
 		static const Oid types[9] = {INT8OID, TEXTOID, TEXTOID, INT4OID, INT4OID,
 		TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID};
 		Datum		kargs[5];
 		Datum	   *hashes = palloc(sizeof(Datum) * nnew);
 
-		for (col = 0; col < 9; col++)
-			c[col] = palloc(sizeof(Datum) * nnew);
+		FleetColumnsInit(&cs, 9, nnew);
 		for (i = 0; i < n; i++)
 		{
 			EventRow   *r = &rows[i];
 
 			if (r->status != ST_ACCEPTED)
 				continue;
-			c[0][m] = Int64GetDatum(r->event_id);
-			c[1][m] = CStringGetTextDatum(r->kind->class_name);
-			c[2][m] = CStringGetTextDatum(r->kind->kind);
-			c[3][m] = Int32GetDatum(r->kind->version);
-			c[4][m] = Int32GetDatum(r->version);
-			c[5][m] = av[A_SOURCE][i];
-			c[6][m] = av[A_KEY][i];
-			c[7][m] = TimestampTzGetDatum(r->occurred);
-			c[8][m] = JsonbPGetDatum(r->payload);
+			cs.v[0][m] = Int64GetDatum(r->event_id);
+			cs.v[1][m] = CStringGetTextDatum(r->kind->class_name);
+			cs.v[2][m] = CStringGetTextDatum(r->kind->kind);
+			cs.v[3][m] = Int32GetDatum(r->kind->version);
+			cs.v[4][m] = Int32GetDatum(r->version);
+			cs.v[5][m] = av[A_SOURCE][i];
+			cs.v[6][m] = av[A_KEY][i];
+			cs.v[7][m] = TimestampTzGetDatum(r->occurred);
+			cs.v[8][m] = JsonbPGetDatum(r->payload);
 			hashes[m] = Int64GetDatum((int64) r->hash);
 			m++;
 		}
 		args[0] = Int64GetDatum(tenant);
-		for (col = 0; col < 9; col++)
-			args[col + 1] = PointerGetDatum(FleetMakeArray(c[col], NULL, nnew, types[col]));
+		FleetColumnsArgs(&cs, types, nnew, args + 1);
 		if (SPI_execute_plan(log_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "event log insert failed");
 
@@ -734,15 +731,13 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	}
 	if (nconf > 0)
 	{
-		Datum	   *c[9];
+		FleetColumns cs;
 		Datum		args[10];
 		int			m = 0;
-		int			col;
 		static const Oid types[9] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID,
 		TIMESTAMPTZOID, JSONBOID, INT8OID, INT8OID};
 
-		for (col = 0; col < 9; col++)
-			c[col] = palloc(sizeof(Datum) * nconf);
+		FleetColumnsInit(&cs, 9, nconf);
 		for (i = 0; i < n; i++)
 		{
 			EventRow   *r = &rows[i];
@@ -751,20 +746,19 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 			if (r->status != ST_CONFLICT)
 				continue;
 			ref = r->first >= 0 ? &rows[r->first] : r;
-			c[0][m] = av[A_SOURCE][i];
-			c[1][m] = av[A_KEY][i];
-			c[2][m] = Int64GetDatum(r->event_id);
-			c[3][m] = CStringGetTextDatum(r->kind->kind);
-			c[4][m] = Int32GetDatum(r->version);
-			c[5][m] = TimestampTzGetDatum(r->occurred);
-			c[6][m] = av[A_PAYLOAD][i];
-			c[7][m] = Int64GetDatum((int64) r->hash);
-			c[8][m] = Int64GetDatum((int64) (ref->stored ? ref->stored_hash : ref->hash));
+			cs.v[0][m] = av[A_SOURCE][i];
+			cs.v[1][m] = av[A_KEY][i];
+			cs.v[2][m] = Int64GetDatum(r->event_id);
+			cs.v[3][m] = CStringGetTextDatum(r->kind->kind);
+			cs.v[4][m] = Int32GetDatum(r->version);
+			cs.v[5][m] = TimestampTzGetDatum(r->occurred);
+			cs.v[6][m] = av[A_PAYLOAD][i];
+			cs.v[7][m] = Int64GetDatum((int64) r->hash);
+			cs.v[8][m] = Int64GetDatum((int64) (ref->stored ? ref->stored_hash : ref->hash));
 			m++;
 		}
 		args[0] = Int64GetDatum(tenant);
-		for (col = 0; col < 9; col++)
-			args[col + 1] = PointerGetDatum(FleetMakeArray(c[col], NULL, nconf, types[col]));
+		FleetColumnsArgs(&cs, types, nconf, args + 1);
 		if (SPI_execute_plan(conflict_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "event conflict insert failed");
 	}

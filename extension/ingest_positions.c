@@ -722,8 +722,7 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 				static const Oid sttypes[9] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
 				FLOAT8OID, FLOAT8OID, FLOAT4OID, FLOAT4OID, FLOAT4OID};
 				static const int stargs[5] = {A_LAT, A_LON, A_SPEED, A_HEADING, A_ALT};
-				Datum	   *sv[9];
-				bool	   *sn[9];
+				FleetColumns cs;
 				Datum		sargs[9];
 				int			m = 0;
 
@@ -731,31 +730,26 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 				while ((ve = hash_seq_search(&seq)) != NULL)
 					vs[m++] = ve;
 				qsort(vs, nv, sizeof(VehicleEntry *), cmp_vehicle);
-				for (c = 0; c < 9; c++)
-				{
-					sv[c] = palloc(sizeof(Datum) * nv);
-					sn[c] = palloc0(sizeof(bool) * nv);
-				}
+				FleetColumnsInit(&cs, 9, nv);
 				for (m = 0; m < nv; m++)
 				{
 					int			row = vs[m]->newest;
 
-					sv[0][m] = Int64GetDatum(vs[m]->key.tenant);
-					sv[1][m] = Int64GetDatum(vs[m]->key.vehicle);
-					sv[2][m] = Int64GetDatum(rows[row].dev->device);
-					sv[3][m] = TimestampTzGetDatum(rows[row].fix);
+					cs.v[0][m] = Int64GetDatum(vs[m]->key.tenant);
+					cs.v[1][m] = Int64GetDatum(vs[m]->key.vehicle);
+					cs.v[2][m] = Int64GetDatum(rows[row].dev->device);
+					cs.v[3][m] = TimestampTzGetDatum(rows[row].fix);
 					for (c = 0; c < 5; c++)
 					{
 						int			arg = stargs[c];
 
 						if (av[arg] == NULL || an[arg][row])
-							sn[4 + c][m] = true;
+							cs.n[4 + c][m] = true;
 						else
-							sv[4 + c][m] = av[arg][row];
+							cs.v[4 + c][m] = av[arg][row];
 					}
 				}
-				for (c = 0; c < 9; c++)
-					sargs[c] = PointerGetDatum(FleetMakeArray(sv[c], sn[c], nv, sttypes[c]));
+				FleetColumnsArgs(&cs, sttypes, nv, sargs);
 				if (SPI_execute_plan(state_plan, sargs, NULL, false, 0) != SPI_OK_INSERT)
 					elog(ERROR, "vehicle state update failed");
 			}
@@ -775,42 +769,36 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 				FLOAT8OID, FLOAT8OID, FLOAT4OID, FLOAT4OID, FLOAT4OID, FLOAT4OID,
 			INT8OID, JSONBOID, TEXTOID};
 			static const int optargs[8] = {A_LAT, A_LON, A_SPEED, A_HEADING, A_ALT, A_ACC, A_SEQ, A_ATTRS};
-			Datum	   *qv[13];
-			bool	   *qn[13];
+			FleetColumns cs;
 			Datum		args[13];
 			int			k = 0;
 			int			c;
 
-			for (c = 0; c < 13; c++)
-			{
-				qv[c] = palloc(sizeof(Datum) * nq);
-				qn[c] = palloc0(sizeof(bool) * nq);
-			}
+			FleetColumnsInit(&cs, 13, nq);
 			for (i = 0; i < n; i++)
 			{
 				PosRow	   *r = &rows[i];
 
 				if (r->status != ST_QUARANTINED)
 					continue;
-				qv[0][k] = Int64GetDatum(r->dev->tenant);
-				qv[1][k] = Int64GetDatum(r->dev->device);
-				qv[2][k] = TimestampTzGetDatum(r->fix);
-				qv[3][k] = Int64GetDatum(r->dev->vehicle);
-				qn[3][k] = !r->dev->has_vehicle;
+				cs.v[0][k] = Int64GetDatum(r->dev->tenant);
+				cs.v[1][k] = Int64GetDatum(r->dev->device);
+				cs.v[2][k] = TimestampTzGetDatum(r->fix);
+				cs.v[3][k] = Int64GetDatum(r->dev->vehicle);
+				cs.n[3][k] = !r->dev->has_vehicle;
 				for (c = 0; c < 8; c++)
 				{
 					int			arg = optargs[c];
 
 					if (av[arg] == NULL || an[arg][i])
-						qn[4 + c][k] = true;
+						cs.n[4 + c][k] = true;
 					else
-						qv[4 + c][k] = av[arg][i];
+						cs.v[4 + c][k] = av[arg][i];
 				}
-				qv[12][k] = CStringGetTextDatum(r->reason);
+				cs.v[12][k] = CStringGetTextDatum(r->reason);
 				k++;
 			}
-			for (c = 0; c < 13; c++)
-				args[c] = PointerGetDatum(FleetMakeArray(qv[c], qn[c], nq, qtypes[c]));
+			FleetColumnsArgs(&cs, qtypes, nq, args);
 			if (SPI_execute_plan(quarantine_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "position quarantine insert failed");
 		}

@@ -652,66 +652,50 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 
 	/* 4. the trail payloads (and the proofs' captured_at), by SQL */
 	{
-		Datum	   *col[11];
-		bool	   *nul[11];
+		FleetColumns cs;
 		Datum		args[14];
-		static const Oid types[11] = {INT4OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
-		INT8OID, TEXTOID, TEXTOID, TEXTOID};
-		int			k;
+		static const Oid types[12] = {INT4OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
+		INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 		uint64		j;
 
-		for (k = 0; k < 11; k++)
-		{
-			col[k] = palloc0(sizeof(Datum) * ndec);
-			nul[k] = palloc0(sizeof(bool) * ndec);
-		}
+		FleetColumnsInit(&cs, 12, ndec);
 		for (i = 0; i < ndec; i++)
 		{
 			Decided    *d = &dec[i];
 			int			m = d->m;
 
-			col[0][i] = Int32GetDatum((int32) d->effect);
-			col[1][i] = CStringGetTextDatum(d->job_code);
-			col[2][i] = d->seq;
-			nul[2][i] = d->seq_null;
+			cs.v[0][i] = Int32GetDatum((int32) d->effect);
+			cs.v[1][i] = CStringGetTextDatum(d->job_code);
+			cs.v[2][i] = d->seq;
+			cs.n[2][i] = d->seq_null;
 			if (d->status)
-				col[3][i] = CStringGetTextDatum(d->status);
+				cs.v[3][i] = CStringGetTextDatum(d->status);
 			else
-				nul[3][i] = true;
+				cs.n[3][i] = true;
 			if (d->evidence_kind)
-				col[4][i] = CStringGetTextDatum(d->evidence_kind);
+				cs.v[4][i] = CStringGetTextDatum(d->evidence_kind);
 			else
-				nul[4][i] = true;
+				cs.n[4][i] = true;
 			if (d->metadata)
-				col[5][i] = JsonbPGetDatum(d->metadata);
+				cs.v[5][i] = JsonbPGetDatum(d->metadata);
 			else
-				nul[5][i] = true;
-			col[6][i] = av[A_ARGS][m];
-			col[7][i] = av[A_ID][m];
-			col[8][i] = av[A_WORKFLOW][m];
-			col[9][i] = CStringGetTextDatum(d->w->rule_name);
+				cs.n[5][i] = true;
+			cs.v[6][i] = av[A_ARGS][m];
+			cs.v[7][i] = av[A_ID][m];
+			cs.v[8][i] = av[A_WORKFLOW][m];
+			cs.v[9][i] = CStringGetTextDatum(d->w->rule_name);
 			if (d->captured_at)
-				col[10][i] = CStringGetTextDatum(d->captured_at);
+				cs.v[10][i] = CStringGetTextDatum(d->captured_at);
 			else
-				nul[10][i] = true;
+				cs.n[10][i] = true;
+			if (av[A_CLIENT_TIME] == NULL || an[A_CLIENT_TIME][m])
+				cs.n[11][i] = true;
+			else
+				cs.v[11][i] = av[A_CLIENT_TIME][m];
 		}
 		args[0] = CStringGetTextDatum(client);
 		args[1] = Int64GetDatum(driver);
-		for (k = 0; k < 11; k++)
-			args[k + 2] = PointerGetDatum(FleetMakeArray(col[k], nul[k], ndec, types[k]));
-		{
-			Datum	   *ct = palloc(sizeof(Datum) * ndec);
-			bool	   *ctn = palloc(sizeof(bool) * ndec);
-
-			for (i = 0; i < ndec; i++)
-			{
-				int			m = dec[i].m;
-
-				ctn[i] = av[A_CLIENT_TIME] == NULL || an[A_CLIENT_TIME][m];
-				ct[i] = ctn[i] ? (Datum) 0 : av[A_CLIENT_TIME][m];
-			}
-			args[13] = PointerGetDatum(FleetMakeArray(ct, ctn, ndec, TIMESTAMPTZOID));
-		}
+		FleetColumnsArgs(&cs, types, ndec, args + 2);
 		if (SPI_execute_plan(payload_plan, args, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != (uint64) ndec)
 			elog(ERROR, "trail payloads of the sync run failed");
 		for (j = 0; j < SPI_processed; j++)
@@ -730,49 +714,39 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	/* 5. the stops' final state, the status history, the proofs */
 	if (nstatus > 0)
 	{
-		Datum	   *c[7];
-		bool	   *cn[7];
-		static const Oid types[7] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID,
+		static const Oid stop_types[7] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID,
 		TIMESTAMPTZOID, INT8OID};
+		static const Oid history_types[6] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID};
+		FleetColumns cs;
 		Datum		args[8];
 		int			m = 0;
-		int			k;
 
-		for (k = 0; k < 7; k++)
-		{
-			c[k] = palloc0(sizeof(Datum) * nstops);
-			cn[k] = palloc0(sizeof(bool) * nstops);
-		}
+		FleetColumnsInit(&cs, 7, nstops);
 		for (i = 0; i < nstops; i++)
 		{
 			StopState  *s = &stops[i];
 
 			if (!s->changed)
 				continue;
-			c[0][m] = Int64GetDatum(s->stop_id);
-			c[1][m] = CStringGetTextDatum(s->status);
-			c[2][m] = TimestampTzGetDatum(s->status_at);
-			cn[2][m] = s->status_at_null;
-			c[3][m] = Int64GetDatum(s->status_event);
-			cn[3][m] = s->status_event_null;
-			c[4][m] = TimestampTzGetDatum(s->arrived_at);
-			cn[4][m] = s->arrived_null;
-			c[5][m] = TimestampTzGetDatum(s->completed_at);
-			cn[5][m] = s->completed_null;
-			c[6][m] = Int64GetDatum(s->version);
+			cs.v[0][m] = Int64GetDatum(s->stop_id);
+			cs.v[1][m] = CStringGetTextDatum(s->status);
+			cs.v[2][m] = TimestampTzGetDatum(s->status_at);
+			cs.n[2][m] = s->status_at_null;
+			cs.v[3][m] = Int64GetDatum(s->status_event);
+			cs.n[3][m] = s->status_event_null;
+			cs.v[4][m] = TimestampTzGetDatum(s->arrived_at);
+			cs.n[4][m] = s->arrived_null;
+			cs.v[5][m] = TimestampTzGetDatum(s->completed_at);
+			cs.n[5][m] = s->completed_null;
+			cs.v[6][m] = Int64GetDatum(s->version);
 			m++;
 		}
 		args[0] = Int64GetDatum(tenant);
-		for (k = 0; k < 7; k++)
-			args[k + 1] = PointerGetDatum(FleetMakeArray(c[k], cn[k], m, types[k]));
+		FleetColumnsArgs(&cs, stop_types, m, args + 1);
 		if (SPI_execute_plan(stop_plan, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != (uint64) m)
 			elog(ERROR, "stop update of the sync run failed");
 
-		for (k = 0; k < 6; k++)
-		{
-			c[k] = palloc0(sizeof(Datum) * nstatus);
-			cn[k] = palloc0(sizeof(bool) * nstatus);
-		}
+		FleetColumnsInit(&cs, 6, nstatus);
 		m = 0;
 		for (i = 0; i < ndec; i++)
 		{
@@ -780,55 +754,45 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 
 			if (d->effect != EFFECT_STATUS)
 				continue;
-			c[0][m] = Int64GetDatum(d->stop->stop_id);
-			c[1][m] = Int64GetDatum(d->event_id);
-			c[2][m] = CStringGetTextDatum(d->old_status);
-			c[3][m] = TimestampTzGetDatum(d->old_status_at);
-			cn[3][m] = d->old_status_at_null;
-			c[4][m] = Int64GetDatum(d->old_event);
-			cn[4][m] = d->old_event_null;
-			c[5][m] = CStringGetTextDatum(d->status);
+			cs.v[0][m] = Int64GetDatum(d->stop->stop_id);
+			cs.v[1][m] = Int64GetDatum(d->event_id);
+			cs.v[2][m] = CStringGetTextDatum(d->old_status);
+			cs.v[3][m] = TimestampTzGetDatum(d->old_status_at);
+			cs.n[3][m] = d->old_status_at_null;
+			cs.v[4][m] = Int64GetDatum(d->old_event);
+			cs.n[4][m] = d->old_event_null;
+			cs.v[5][m] = CStringGetTextDatum(d->status);
 			m++;
 		}
 		args[0] = Int64GetDatum(tenant);
-		args[1] = PointerGetDatum(FleetMakeArray(c[0], cn[0], m, INT8OID));
-		args[2] = PointerGetDatum(FleetMakeArray(c[1], cn[1], m, INT8OID));
-		args[3] = PointerGetDatum(FleetMakeArray(c[2], cn[2], m, TEXTOID));
-		args[4] = PointerGetDatum(FleetMakeArray(c[3], cn[3], m, TIMESTAMPTZOID));
-		args[5] = PointerGetDatum(FleetMakeArray(c[4], cn[4], m, INT8OID));
-		args[6] = PointerGetDatum(FleetMakeArray(c[5], cn[5], m, TEXTOID));
+		FleetColumnsArgs(&cs, history_types, m, args + 1);
 		if (SPI_execute_plan(history_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "status history of the sync run failed");
 	}
 	if (npod > 0)
 	{
-		Datum	   *c[5];
+		static const Oid types[5] = {INT8OID, TEXTOID, TIMESTAMPTZOID, JSONBOID, INT8OID};
+		FleetColumns cs;
 		Datum		args[7];
 		int			m = 0;
-		int			k;
 
-		for (k = 0; k < 5; k++)
-			c[k] = palloc0(sizeof(Datum) * npod);
+		FleetColumnsInit(&cs, 5, npod);
 		for (i = 0; i < ndec; i++)
 		{
 			Decided    *d = &dec[i];
 
 			if (d->effect != EFFECT_EVIDENCE)
 				continue;
-			c[0][m] = Int64GetDatum(d->stop->stop_id);
-			c[1][m] = CStringGetTextDatum(d->evidence_kind);
-			c[2][m] = d->captured;
-			c[3][m] = JsonbPGetDatum(d->metadata);
-			c[4][m] = Int64GetDatum(d->event_id);
+			cs.v[0][m] = Int64GetDatum(d->stop->stop_id);
+			cs.v[1][m] = CStringGetTextDatum(d->evidence_kind);
+			cs.v[2][m] = d->captured;
+			cs.v[3][m] = JsonbPGetDatum(d->metadata);
+			cs.v[4][m] = Int64GetDatum(d->event_id);
 			m++;
 		}
 		args[0] = Int64GetDatum(tenant);
 		args[1] = Int64GetDatum(driver);
-		args[2] = PointerGetDatum(FleetMakeArray(c[0], NULL, m, INT8OID));
-		args[3] = PointerGetDatum(FleetMakeArray(c[1], NULL, m, TEXTOID));
-		args[4] = PointerGetDatum(FleetMakeArray(c[2], NULL, m, TIMESTAMPTZOID));
-		args[5] = PointerGetDatum(FleetMakeArray(c[3], NULL, m, JSONBOID));
-		args[6] = PointerGetDatum(FleetMakeArray(c[4], NULL, m, INT8OID));
+		FleetColumnsArgs(&cs, types, m, args + 2);
 		if (SPI_execute_plan(pod_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "proofs of delivery of the sync run failed");
 	}
