@@ -137,4 +137,33 @@ extern void FleetProcessClass(const char *class_name, int max_events,
 /* views_worker.c: the fleet views worker (staleness-bounded views) */
 extern void FleetViewsInit(void);
 
+/* sync_push.c: the set-based run of a driver app's plain mutations */
+typedef enum FleetSyncField
+{
+	SYNC_ID, SYNC_WORKFLOW, SYNC_ARGS, SYNC_CLIENT_TIME, SYNC_BASE_VERSION, SYNC_HLC, SYNC_NFIELDS
+} FleetSyncField;
+/* how one mutation was decided: a fleet.sync_outcome (NULL strings are NULL) */
+typedef struct FleetSyncOutcome
+{
+	const char *result;
+	const char *rule;
+	const char *reason;
+	const char *entity;
+	int64		entity_id;
+	bool		entity_id_null;
+	int64		conflict_id;
+	bool		conflict_null;
+	int64		event_id;
+	bool		event_null;
+	int64		version;
+	bool		version_null;
+	const char *trail_kind;
+	Datum		trail_payload;	/* jsonb, 0 if NULL */
+	TimestampTz trail_occurred;
+	bool		trail_occurred_null;
+} FleetSyncOutcome;
+extern int	FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
+						 Datum *const *v, bool *const *isnull, FleetSyncOutcome *out);
+extern void FleetSyncOutcomeValues(const FleetSyncOutcome *o, Datum *values, bool *nulls);
+
 #endif							/* FLEET_H */

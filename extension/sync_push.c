@@ -345,33 +345,19 @@ mutation_stop(Workflow *w, Datum args, bool args_null, int64 *stop_id)
 }
 
 /*
- * fleet.sync_apply_run(tenant_id bigint, client_id uuid, driver_id bigint,
- *		mutation_id bigint[], workflow text[], args jsonb[],
- *		client_time timestamptz[], base_version bigint[], hlc text[])
- *	RETURNS SETOF fleet.sync_outcome
- *
- * One row per mutation of the run's leading part that has no conflict, in
- * order; none when the first one needs fleet.sync_apply().
+ * FleetSyncRun: decide and write the leading plain part of a run of n
+ * consecutive new mutations of a client (v[field][i], isnull[field][i] for
+ * the fields of FleetSyncField) and fill out[] with one outcome per decided
+ * mutation, in order; returns how many (0 when the first one needs
+ * fleet.sync_apply()).  What it returns is allocated in the caller's
+ * current memory context.
  */
-Datum
-fleet_sync_apply_run(PG_FUNCTION_ARGS)
+int
+FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
+			 Datum *const *v, bool *const *isnull, FleetSyncOutcome *out)
 {
-	static const char *const argnames[NARGS] = {
-		NULL, NULL, NULL, "mutation_id", "workflow", "args", "client_time", "base_version", "hlc"
-	};
-	static const Oid elemtypes[NARGS] = {
-		InvalidOid, InvalidOid, InvalidOid, INT8OID, TEXTOID, JSONBOID, TIMESTAMPTZOID, INT8OID, TEXTOID
-	};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext callcxt;
-	Datum	   *av[NARGS];
-	bool	   *an[NARGS];
-	int			n = -1;
-	int			a;
+	MemoryContext callcxt = CurrentMemoryContext;
 	int			i;
-	int64		tenant;
-	int64		driver;
-	char	   *client;
 	Workflow   *wfs;
 	int			nwfs;
 	int			nplain;
@@ -385,21 +371,10 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	TimestampTz now;
 	Oid			seq;
 
-	if (PG_ARGISNULL(A_TENANT) || PG_ARGISNULL(A_CLIENT) || PG_ARGISNULL(A_DRIVER))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tenant, client and driver must not be null")));
-	tenant = PG_GETARG_INT64(A_TENANT);
-	client = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(A_CLIENT)));
-	driver = PG_GETARG_INT64(A_DRIVER);
-	InitMaterializedSRF(fcinfo, 0);
-	callcxt = CurrentMemoryContext;
-	for (a = A_ID; a < NARGS; a++)
-		FleetBatchArg(fcinfo, a, argnames[a], elemtypes[a], a == A_ID || a == A_WORKFLOW, &n, &av[a], &an[a]);
 	if (n <= 0)
-		return (Datum) 0;
+		return 0;
 	for (i = 0; i < n; i++)
-		if (an[A_ID][i] || an[A_WORKFLOW][i])
+		if (isnull[SYNC_ID][i] || isnull[SYNC_WORKFLOW][i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("mutation %d of the run has no id or workflow", i + 1)));
@@ -456,23 +431,23 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	for (nplain = 0; nplain < n; nplain++)
 	{
 		Decided    *d = &dec[nplain];
-		Workflow   *w = find_workflow(wfs, nwfs, TextDatumGetCString(av[A_WORKFLOW][nplain]));
+		Workflow   *w = find_workflow(wfs, nwfs, TextDatumGetCString(v[SYNC_WORKFLOW][nplain]));
 		Jsonb	   *args;
-		JsonbValue	v;
+		JsonbValue	jv;
 
-		if (!mutation_stop(w, av[A_ARGS] ? av[A_ARGS][nplain] : (Datum) 0,
-						   av[A_ARGS] == NULL || an[A_ARGS][nplain], &d->stop_id))
+		if (!mutation_stop(w, v[SYNC_ARGS][nplain],
+						   isnull[SYNC_ARGS][nplain], &d->stop_id))
 			break;
-		if (av[A_HLC] != NULL && !an[A_HLC][nplain] && !valid_hlc(TextDatumGetCString(av[A_HLC][nplain])))
+		if (!isnull[SYNC_HLC][nplain] && !valid_hlc(TextDatumGetCString(v[SYNC_HLC][nplain])))
 			break;
-		args = DatumGetJsonbP(av[A_ARGS][nplain]);
+		args = DatumGetJsonbP(v[SYNC_ARGS][nplain]);
 		d->m = nplain;
 		d->w = w;
 		if (w->action == ACT_STATUS)
 		{
-			if (!jsonb_key(args, "status", &v) || v.type != jbvString)
+			if (!jsonb_key(args, "status", &jv) || jv.type != jbvString)
 				break;
-			d->status = jsonb_string(&v);
+			d->status = jsonb_string(&jv);
 		}
 		else
 		{
@@ -481,25 +456,25 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 				d->evidence_kind = w->evidence_kind;
 			else
 			{
-				if (!jsonb_key(args, "kind", &v) || v.type != jbvString)
+				if (!jsonb_key(args, "kind", &jv) || jv.type != jbvString)
 					break;
-				d->evidence_kind = jsonb_string(&v);
+				d->evidence_kind = jsonb_string(&jv);
 			}
 			if (!valid_evidence_kind(d->evidence_kind))
 				break;
-			if (jsonb_key(args, "metadata", &v))
+			if (jsonb_key(args, "metadata", &jv))
 			{
-				if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+				if (jv.type != jbvBinary || !JsonContainerIsObject(jv.val.binary.data))
 					break;
-				d->metadata = JsonbValueToJsonb(&v);
+				d->metadata = JsonbValueToJsonb(&jv);
 			}
 			else
 				d->metadata = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-			if (jsonb_key(args, "captured_at", &v))
+			if (jsonb_key(args, "captured_at", &jv))
 			{
-				if (v.type != jbvString)
+				if (jv.type != jbvString)
 					break;
-				d->captured_at = jsonb_string(&v);
+				d->captured_at = jsonb_string(&jv);
 			}
 		}
 		ids[nplain] = d->stop_id;
@@ -541,7 +516,7 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	if (nplain == 0)
 	{
 		SPI_finish();
-		return (Datum) 0;
+		return 0;
 	}
 
 	/* lock the prefix's stops, in stop id order */
@@ -593,9 +568,9 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 		Workflow   *w = d->w;
 		int			k = d->m;
 		StopState  *s = find_stop(stops, nstops, d->stop_id);
-		bool		bv_null = av[A_BASE_VERSION] == NULL || an[A_BASE_VERSION][k];
-		int64		bv = bv_null ? 0 : DatumGetInt64(av[A_BASE_VERSION][k]);
-		bool		ct_null = av[A_CLIENT_TIME] == NULL || an[A_CLIENT_TIME][k];
+		bool		bv_null = isnull[SYNC_BASE_VERSION][k];
+		int64		bv = bv_null ? 0 : DatumGetInt64(v[SYNC_BASE_VERSION][k]);
+		bool		ct_null = isnull[SYNC_CLIENT_TIME][k];
 
 		/* not found, not the driver's (now), a base version beyond the stop's */
 		if (s == NULL || !s->in_scope || (!bv_null && (bv < 1 || bv > s->version)))
@@ -608,7 +583,7 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 			d->rank <= s->rank)
 			break;
 		d->stop = s;
-		d->occurred = ct_null ? now : Min(DatumGetTimestampTz(av[A_CLIENT_TIME][k]), now);
+		d->occurred = ct_null ? now : Min(DatumGetTimestampTz(v[SYNC_CLIENT_TIME][k]), now);
 		d->job_code = s->job_code;
 		d->seq = s->seq;
 		d->seq_null = s->seq_null;
@@ -647,7 +622,7 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	if (ndec == 0)
 	{
 		SPI_finish();
-		return (Datum) 0;
+		return 0;
 	}
 
 	/* 4. the trail payloads (and the proofs' captured_at), by SQL */
@@ -680,18 +655,18 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 				cs.v[5][i] = JsonbPGetDatum(d->metadata);
 			else
 				cs.n[5][i] = true;
-			cs.v[6][i] = av[A_ARGS][m];
-			cs.v[7][i] = av[A_ID][m];
-			cs.v[8][i] = av[A_WORKFLOW][m];
+			cs.v[6][i] = v[SYNC_ARGS][m];
+			cs.v[7][i] = v[SYNC_ID][m];
+			cs.v[8][i] = v[SYNC_WORKFLOW][m];
 			cs.v[9][i] = CStringGetTextDatum(d->w->rule_name);
 			if (d->captured_at)
 				cs.v[10][i] = CStringGetTextDatum(d->captured_at);
 			else
 				cs.n[10][i] = true;
-			if (av[A_CLIENT_TIME] == NULL || an[A_CLIENT_TIME][m])
+			if (isnull[SYNC_CLIENT_TIME][m])
 				cs.n[11][i] = true;
 			else
-				cs.v[11][i] = av[A_CLIENT_TIME][m];
+				cs.v[11][i] = v[SYNC_CLIENT_TIME][m];
 		}
 		args[0] = CStringGetTextDatum(client);
 		args[1] = Int64GetDatum(driver);
@@ -798,24 +773,120 @@ fleet_sync_apply_run(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
-	/* 6. one fleet.sync_outcome per decided mutation */
+	/* 6. one outcome per decided mutation */
 	for (i = 0; i < ndec; i++)
 	{
 		Decided    *d = &dec[i];
-		Datum		values[11];
-		bool		nulls[11] = {false, false, true, false, false, true, false, false, false, false, false};
+		FleetSyncOutcome *o = &out[i];
 
-		values[0] = CStringGetTextDatum("applied");
-		values[1] = CStringGetTextDatum(d->w->rule_name);
-		values[3] = CStringGetTextDatum("stop");
-		values[4] = Int64GetDatum(d->stop->stop_id);
-		values[6] = Int64GetDatum(d->event_id);
-		values[7] = Int64GetDatum(d->version);
-		values[8] = CStringGetTextDatum(d->effect == EFFECT_STATUS ? "stop.status" :
-										d->effect == EFFECT_EVIDENCE ? "pod.captured" : "sync.mutation");
-		values[9] = d->payload;
-		values[10] = TimestampTzGetDatum(d->occurred);
+		memset(o, 0, sizeof(*o));
+		o->result = "applied";
+		o->rule = d->w->rule_name;
+		o->entity = "stop";
+		o->entity_id = d->stop->stop_id;
+		o->conflict_null = true;
+		o->event_id = d->event_id;
+		o->version = d->version;
+		o->trail_kind = d->effect == EFFECT_STATUS ? "stop.status" :
+			d->effect == EFFECT_EVIDENCE ? "pod.captured" : "sync.mutation";
+		o->trail_payload = d->payload;
+		o->trail_occurred = d->occurred;
+	}
+	return ndec;
+}
+
+/*
+ * fleet.sync_apply_run(tenant_id bigint, client_id uuid, driver_id bigint,
+ *		mutation_id bigint[], workflow text[], args jsonb[],
+ *		client_time timestamptz[], base_version bigint[], hlc text[])
+ *	RETURNS SETOF fleet.sync_outcome
+ *
+ * FleetSyncRun from SQL (for tests): one row per mutation of the run's
+ * leading part that has no conflict, in order; none when the first one
+ * needs fleet.sync_apply().
+ */
+Datum
+fleet_sync_apply_run(PG_FUNCTION_ARGS)
+{
+	static const char *const argnames[NARGS] = {
+		NULL, NULL, NULL, "mutation_id", "workflow", "args", "client_time", "base_version", "hlc"
+	};
+	static const Oid elemtypes[NARGS] = {
+		InvalidOid, InvalidOid, InvalidOid, INT8OID, TEXTOID, JSONBOID, TIMESTAMPTZOID, INT8OID, TEXTOID
+	};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *av[NARGS];
+	bool	   *an[NARGS];
+	Datum	   *v[SYNC_NFIELDS];
+	bool	   *isnull[SYNC_NFIELDS];
+	FleetSyncOutcome *out;
+	int			n = -1;
+	int			a;
+	int			i;
+	int			ndec;
+
+	if (PG_ARGISNULL(A_TENANT) || PG_ARGISNULL(A_CLIENT) || PG_ARGISNULL(A_DRIVER))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant, client and driver must not be null")));
+	InitMaterializedSRF(fcinfo, 0);
+	for (a = A_ID; a < NARGS; a++)
+		FleetBatchArg(fcinfo, a, argnames[a], elemtypes[a], a == A_ID || a == A_WORKFLOW, &n, &av[a], &an[a]);
+	if (n <= 0)
+		return (Datum) 0;
+	for (a = A_ID; a < NARGS; a++)
+	{
+		/* a NULL array: every value NULL */
+		v[a - A_ID] = av[a] ? av[a] : palloc0(sizeof(Datum) * n);
+		isnull[a - A_ID] = an[a] ? an[a] : memset(palloc(sizeof(bool) * n), true, sizeof(bool) * n);
+	}
+	out = palloc(sizeof(FleetSyncOutcome) * n);
+	ndec = FleetSyncRun(PG_GETARG_INT64(A_TENANT),
+						DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(A_CLIENT))),
+						PG_GETARG_INT64(A_DRIVER), n, v, isnull, out);
+	for (i = 0; i < ndec; i++)
+	{
+		Datum		values[11];
+		bool		nulls[11];
+
+		FleetSyncOutcomeValues(&out[i], values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/* an outcome as the 11 columns of fleet.sync_outcome */
+void
+FleetSyncOutcomeValues(const FleetSyncOutcome *o, Datum *values, bool *nulls)
+{
+	memset(nulls, 0, sizeof(bool) * 11);
+	values[0] = CStringGetTextDatum(o->result);
+	if (o->rule)
+		values[1] = CStringGetTextDatum(o->rule);
+	else
+		nulls[1] = true;
+	if (o->reason)
+		values[2] = CStringGetTextDatum(o->reason);
+	else
+		nulls[2] = true;
+	if (o->entity)
+		values[3] = CStringGetTextDatum(o->entity);
+	else
+		nulls[3] = true;
+	values[4] = Int64GetDatum(o->entity_id);
+	nulls[4] = o->entity_id_null;
+	values[5] = Int64GetDatum(o->conflict_id);
+	nulls[5] = o->conflict_null;
+	values[6] = Int64GetDatum(o->event_id);
+	nulls[6] = o->event_null;
+	values[7] = Int64GetDatum(o->version);
+	nulls[7] = o->version_null;
+	if (o->trail_kind)
+		values[8] = CStringGetTextDatum(o->trail_kind);
+	else
+		nulls[8] = true;
+	values[9] = o->trail_payload;
+	nulls[9] = o->trail_payload == (Datum) 0;
+	values[10] = TimestampTzGetDatum(o->trail_occurred);
+	nulls[10] = o->trail_occurred_null;
 }
