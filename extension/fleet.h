@@ -137,6 +137,18 @@ extern void FleetProcessClass(const char *class_name, int max_events,
 /* views_worker.c: the fleet views worker (staleness-bounded views) */
 extern void FleetViewsInit(void);
 
+/* jsonb_build.c: jsonb values as jsonb_build_object() and to_jsonb() make them */
+struct JsonbValue;
+struct NumericData;
+extern Datum FleetJsonbObject(int n, const char *const *keys, struct JsonbValue *vals, bool strip);
+extern void FleetJvNull(struct JsonbValue *v);
+extern void FleetJvInt64(struct JsonbValue *v, int64 x);
+extern void FleetJvNumeric(struct JsonbValue *v, struct NumericData *x);
+extern void FleetJvString(struct JsonbValue *v, const char *s);
+extern void FleetJvText(struct JsonbValue *v, Datum t);
+extern void FleetJvTimestamptz(struct JsonbValue *v, TimestampTz ts);
+extern void FleetJvJsonb(struct JsonbValue *v, Datum jb);
+
 /* sync_push.c: the set-based run of a driver app's plain mutations */
 typedef enum FleetSyncField
 {

@@ -318,82 +318,6 @@ cmp_mutation(const void *a, const void *b)
 	return x->ord - y->ord;
 }
 
-/* a jsonb object from keys and values, keys with a NULL value left out when strip */
-static Datum
-build_object(int n, const char *const *keys, JsonbValue *vals, bool strip)
-{
-	JsonbParseState *state = NULL;
-	JsonbValue *res;
-	int			i;
-
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	for (i = 0; i < n; i++)
-	{
-		JsonbValue	k;
-
-		if (strip && vals[i].type == jbvNull)
-			continue;
-		k.type = jbvString;
-		k.val.string.val = (char *) keys[i];
-		k.val.string.len = strlen(keys[i]);
-		pushJsonbValue(&state, WJB_KEY, &k);
-		pushJsonbValue(&state, WJB_VALUE, &vals[i]);
-	}
-	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbPGetDatum(JsonbValueToJsonb(res));
-}
-
-static void
-jv_null(JsonbValue *v)
-{
-	v->type = jbvNull;
-}
-
-static void
-jv_int64(JsonbValue *v, int64 x)
-{
-	v->type = jbvNumeric;
-	v->val.numeric = int64_to_numeric(x);
-}
-
-static void
-jv_string(JsonbValue *v, const char *s)
-{
-	if (s == NULL)
-	{
-		v->type = jbvNull;
-		return;
-	}
-	v->type = jbvString;
-	v->val.string.val = (char *) s;
-	v->val.string.len = strlen(s);
-}
-
-/* a jsonb datum as a value inside another (JSON null for SQL NULL) */
-static void
-jv_jsonb(JsonbValue *v, Datum jb)
-{
-	Jsonb	   *j;
-
-	if (jb == (Datum) 0)
-	{
-		v->type = jbvNull;
-		return;
-	}
-	j = DatumGetJsonbP(jb);
-	if (JB_ROOT_IS_SCALAR(j))
-	{
-		JsonbValue	scalar;
-
-		JsonbExtractScalar(&j->root, &scalar);
-		*v = scalar;
-		return;
-	}
-	v->type = jbvBinary;
-	v->val.binary.data = &j->root;
-	v->val.binary.len = VARSIZE(j) - VARHDRSZ;
-}
-
 /*
  * The payload a duplicate must match: jsonb_build_object('workflow',
  * e->'workflow', 'args', e->'args', 'client_time', EXTRACT(epoch FROM
@@ -405,28 +329,19 @@ mutation_payload(Jsonb *elem, bool ct_null, TimestampTz ct)
 	static const char *const keys[5] = {"workflow", "args", "client_time", "base_version", "hlc"};
 	JsonbValue	vals[5];
 
-	jv_jsonb(&vals[0], field_jsonb(elem, "workflow"));
-	jv_jsonb(&vals[1], field_jsonb(elem, "args"));
+	FleetJvJsonb(&vals[0], field_jsonb(elem, "workflow"));
+	FleetJvJsonb(&vals[1], field_jsonb(elem, "args"));
 	if (ct_null)
-		jv_null(&vals[2]);
+		FleetJvNull(&vals[2]);
 	else
 	{
-		Numeric		epoch = DatumGetNumeric(DirectFunctionCall2(extract_timestamptz,
-																CStringGetTextDatum("epoch"),
-																TimestampTzGetDatum(ct)));
-
-		/* as to_jsonb() has it: a number unless it is not one (infinity) */
-		if (numeric_is_nan(epoch) || numeric_is_inf(epoch))
-			jv_string(&vals[2], DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(epoch))));
-		else
-		{
-			vals[2].type = jbvNumeric;
-			vals[2].val.numeric = epoch;
-		}
+		FleetJvNumeric(&vals[2], DatumGetNumeric(DirectFunctionCall2(extract_timestamptz,
+																	 CStringGetTextDatum("epoch"),
+																	 TimestampTzGetDatum(ct))));
 	}
-	jv_jsonb(&vals[3], field_jsonb(elem, "base_version"));
-	jv_jsonb(&vals[4], field_jsonb(elem, "hlc"));
-	return build_object(5, keys, vals, false);
+	FleetJvJsonb(&vals[3], field_jsonb(elem, "base_version"));
+	FleetJvJsonb(&vals[4], field_jsonb(elem, "hlc"));
+	return FleetJsonbObject(5, keys, vals, false);
 }
 
 /*
@@ -616,25 +531,25 @@ processed(Push *push, int i, FleetSyncOutcome *o)
 	push->trail.v[4][c] = Int64GetDatum(o->event_id);
 
 	/* the result a duplicate gets back */
-	jv_int64(&vals[0], id);
-	jv_string(&vals[1], o->result);
-	jv_string(&vals[2], o->rule);
-	jv_string(&vals[3], o->reason);
-	jv_string(&vals[4], o->entity);
+	FleetJvInt64(&vals[0], id);
+	FleetJvString(&vals[1], o->result);
+	FleetJvString(&vals[2], o->rule);
+	FleetJvString(&vals[3], o->reason);
+	FleetJvString(&vals[4], o->entity);
 	if (!o->entity_id_null)
-		jv_int64(&vals[5], o->entity_id);
+		FleetJvInt64(&vals[5], o->entity_id);
 	else
-		jv_null(&vals[5]);
+		FleetJvNull(&vals[5]);
 	if (o->version_null)
-		jv_null(&vals[6]);
+		FleetJvNull(&vals[6]);
 	else
-		jv_int64(&vals[6], o->version);
+		FleetJvInt64(&vals[6], o->version);
 	if (o->conflict_null)
-		jv_null(&vals[7]);
+		FleetJvNull(&vals[7]);
 	else
-		jv_int64(&vals[7], o->conflict_id);
-	jv_int64(&vals[8], o->event_id);
-	stored = build_object(9, keys, vals, true);
+		FleetJvInt64(&vals[7], o->conflict_id);
+	FleetJvInt64(&vals[8], o->event_id);
+	stored = FleetJsonbObject(9, keys, vals, true);
 
 	/* reconciled now, unless a review item waits on its conflict */
 	if (!o->conflict_null)

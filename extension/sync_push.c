@@ -126,14 +126,13 @@ typedef struct Decided
 	char	   *evidence_kind;	/* EFFECT_EVIDENCE */
 	Jsonb	   *metadata;
 	char	   *captured_at;	/* as sent, NULL if not */
-	Datum		payload;		/* built by SQL */
+	Datum		payload;		/* the trail event's */
 	Datum		captured;		/* captured_at as stored */
 } Decided;
 
 static SPIPlanPtr workflow_plan = NULL;
 static SPIPlanPtr rank_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr payload_plan = NULL;
 static SPIPlanPtr stop_plan = NULL;
 static SPIPlanPtr history_plan = NULL;
 static SPIPlanPtr pod_plan = NULL;
@@ -159,36 +158,6 @@ static const FleetPlanSpec plans[] = {
 		" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) ANY ($2)"
 		" ORDER BY s.stop_id"
 		"   FOR UPDATE OF s"},
-
-	/*
-	 * The same expressions as fleet.sync_apply() for an applied mutation
-	 * without conflict (decision "client"), so the trail is the same.  $1
-	 * client, $2 driver, then one array per column of Decided.
-	 */
-	{&payload_plan, FLEET_PLAN_GENERIC, 14,
-		{TEXTOID, INT8OID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		JSONBARRAYOID, JSONBARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID},
-		"SELECT CASE u.effect"
-		"         WHEN 1 THEN pg_catalog.jsonb_build_object('job', u.job, 'seq', u.seq, 'status', u.status)"
-		"         WHEN 2 THEN pg_catalog.jsonb_build_object('job', u.job, 'seq', u.seq, 'kind', u.ekind, 'metadata', u.metadata)"
-		"         ELSE pg_catalog.jsonb_build_object('args', u.args) END"
-		"       OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object("
-		"         'client', $1, 'mutation_id', u.id, 'workflow', u.workflow, 'result', 'applied',"
-		"         'rule', u.rule, 'decision', 'client', 'conflict', NULL::text, 'driver_id', $2,"
-		"         'client_time', u.client_time,"
-		"         'effect', CASE u.effect"
-		"                     WHEN 1 THEN pg_catalog.jsonb_build_object('status', u.status)"
-		"                     WHEN 2 THEN pg_catalog.jsonb_build_object('kind', u.ekind, 'metadata', u.metadata,"
-		"                                                               'captured_at', pg_catalog.to_jsonb(x.captured_at)) END),"
-		"       x.captured_at"
-		"  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-		"                  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-		"                  pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11),"
-		"                  pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)) WITH ORDINALITY"
-		"       u (effect, job, seq, status, ekind, metadata, args, id, workflow, rule, captured, client_time, ord)"
-		" CROSS JOIN LATERAL (SELECT CASE WHEN u.effect OPERATOR(pg_catalog.=) 2"
-		"                             THEN COALESCE(u.captured::timestamptz, u.client_time, pg_catalog.now()) END AS captured_at) x"
-		" ORDER BY u.ord"},
 
 	/* $1 tenant, then the changed stops' final state */
 	{&stop_plan, FLEET_PLAN_GENERIC, 8,
@@ -625,65 +594,128 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 		return 0;
 	}
 
-	/* 4. the trail payloads (and the proofs' captured_at), by SQL */
+	/*
+	 * 4. the trail payloads, as fleet.sync_apply() builds them for an
+	 * applied mutation without conflict (decision "client"), and the proofs'
+	 * captured_at (as sent, else the client's time, else now; one that does
+	 * not parse fails the run, which is then decided one at a time)
+	 */
+	for (i = 0; i < ndec; i++)
 	{
-		FleetColumns cs;
-		Datum		args[14];
-		static const Oid types[12] = {INT4OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
-		INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-		uint64		j;
+		static const char *const keys[15] = {
+			"job", "seq", "status", "kind", "metadata", "args", "client", "mutation_id", "workflow",
+			"result", "rule", "decision", "conflict", "driver_id", "client_time"
+		};
+		Decided    *d = &dec[i];
+		int			m = d->m;
+		JsonbValue	vals[16];
+		const char *allkeys[16];
+		int			nk = 0;
+		int			k;
 
-		FleetColumnsInit(&cs, 12, ndec);
-		for (i = 0; i < ndec; i++)
+		if (d->effect == EFFECT_EVIDENCE)
 		{
-			Decided    *d = &dec[i];
-			int			m = d->m;
-
-			cs.v[0][i] = Int32GetDatum((int32) d->effect);
-			cs.v[1][i] = CStringGetTextDatum(d->job_code);
-			cs.v[2][i] = d->seq;
-			cs.n[2][i] = d->seq_null;
-			if (d->status)
-				cs.v[3][i] = CStringGetTextDatum(d->status);
+			if (d->captured_at != NULL)
+				d->captured = DirectFunctionCall3(timestamptz_in, CStringGetDatum(d->captured_at),
+												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+			else if (!isnull[SYNC_CLIENT_TIME][m])
+				d->captured = v[SYNC_CLIENT_TIME][m];
 			else
-				cs.n[3][i] = true;
-			if (d->evidence_kind)
-				cs.v[4][i] = CStringGetTextDatum(d->evidence_kind);
-			else
-				cs.n[4][i] = true;
-			if (d->metadata)
-				cs.v[5][i] = JsonbPGetDatum(d->metadata);
-			else
-				cs.n[5][i] = true;
-			cs.v[6][i] = v[SYNC_ARGS][m];
-			cs.v[7][i] = v[SYNC_ID][m];
-			cs.v[8][i] = v[SYNC_WORKFLOW][m];
-			cs.v[9][i] = CStringGetTextDatum(d->w->rule_name);
-			if (d->captured_at)
-				cs.v[10][i] = CStringGetTextDatum(d->captured_at);
-			else
-				cs.n[10][i] = true;
-			if (isnull[SYNC_CLIENT_TIME][m])
-				cs.n[11][i] = true;
-			else
-				cs.v[11][i] = v[SYNC_CLIENT_TIME][m];
+				d->captured = TimestampTzGetDatum(now);
 		}
-		args[0] = CStringGetTextDatum(client);
-		args[1] = Int64GetDatum(driver);
-		FleetColumnsArgs(&cs, types, ndec, args + 2);
-		if (SPI_execute_plan(payload_plan, args, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != (uint64) ndec)
-			elog(ERROR, "trail payloads of the sync run failed");
-		for (j = 0; j < SPI_processed; j++)
+		for (k = 0; k < 15; k++)
 		{
-			bool		isnull;
-			Datum		p = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1, &isnull);
-			Datum		cap = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2, &isnull);
-			MemoryContext old = MemoryContextSwitchTo(callcxt);
+			JsonbValue *jv = &vals[nk];
 
-			dec[j].payload = datumCopy(p, false, -1);
-			dec[j].captured = isnull ? (Datum) 0 : cap;
-			MemoryContextSwitchTo(old);
+			switch (k)
+			{
+				case 0:			/* job */
+				case 1:			/* seq */
+					if (d->effect == EFFECT_NONE)
+						continue;
+					if (k == 0)
+						FleetJvString(jv, d->job_code);
+					else if (d->seq_null)
+						FleetJvNull(jv);
+					else
+						FleetJvInt64(jv, DatumGetInt32(d->seq));
+					break;
+				case 2:
+					if (d->effect != EFFECT_STATUS)
+						continue;
+					FleetJvString(jv, d->status);
+					break;
+				case 3:
+				case 4:
+					if (d->effect != EFFECT_EVIDENCE)
+						continue;
+					if (k == 3)
+						FleetJvString(jv, d->evidence_kind);
+					else
+						FleetJvJsonb(jv, JsonbPGetDatum(d->metadata));
+					break;
+				case 5:
+					if (d->effect != EFFECT_NONE)
+						continue;
+					FleetJvJsonb(jv, isnull[SYNC_ARGS][m] ? (Datum) 0 : v[SYNC_ARGS][m]);
+					break;
+				case 6:
+					FleetJvString(jv, client);
+					break;
+				case 7:
+					FleetJvInt64(jv, DatumGetInt64(v[SYNC_ID][m]));
+					break;
+				case 8:
+					FleetJvText(jv, v[SYNC_WORKFLOW][m]);
+					break;
+				case 9:
+					FleetJvString(jv, "applied");
+					break;
+				case 10:
+					FleetJvString(jv, d->w->rule_name);
+					break;
+				case 11:
+					FleetJvString(jv, "client");
+					break;
+				case 12:
+					FleetJvNull(jv);
+					break;
+				case 13:
+					FleetJvInt64(jv, driver);
+					break;
+				case 14:
+					if (isnull[SYNC_CLIENT_TIME][m])
+						FleetJvNull(jv);
+					else
+						FleetJvTimestamptz(jv, DatumGetTimestampTz(v[SYNC_CLIENT_TIME][m]));
+					break;
+			}
+			allkeys[nk++] = keys[k];
 		}
+		/* effect: what the mutation changed */
+		allkeys[nk] = "effect";
+		if (d->effect == EFFECT_STATUS)
+		{
+			static const char *const ekeys[1] = {"status"};
+			JsonbValue	ev[1];
+
+			FleetJvString(&ev[0], d->status);
+			FleetJvJsonb(&vals[nk], FleetJsonbObject(1, ekeys, ev, false));
+		}
+		else if (d->effect == EFFECT_EVIDENCE)
+		{
+			static const char *const ekeys[3] = {"kind", "metadata", "captured_at"};
+			JsonbValue	ev[3];
+
+			FleetJvString(&ev[0], d->evidence_kind);
+			FleetJvJsonb(&ev[1], JsonbPGetDatum(d->metadata));
+			FleetJvTimestamptz(&ev[2], DatumGetTimestampTz(d->captured));
+			FleetJvJsonb(&vals[nk], FleetJsonbObject(3, ekeys, ev, false));
+		}
+		else
+			FleetJvNull(&vals[nk]);
+		nk++;
+		d->payload = FleetJsonbObject(nk, allkeys, vals, false);
 	}
 
 	/* 5. the stops' final state, the status history, the proofs */

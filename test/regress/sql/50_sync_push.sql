@@ -461,4 +461,59 @@ SELECT x.ord, x.h, pg_temp.hlc_ok(x.h) AS parses,
                     U&'\FF11:0', U&'\0663:0', 'a:0', '', '0x1:0', '00000000000001:000000001']) WITH ORDINALITY x (h, ord)
  ORDER BY x.ord;
 ROLLBACK;
+-- 16. The run builds its trail payloads in C (extension/sync_push.c): for
+-- the same mutation they must equal what fleet.sync_apply() builds by SQL,
+-- client time and captured_at written in the session's zone included.
+BEGIN;
+SET LOCAL TimeZone = 'America/New_York';
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id)
+SELECT :tn, j.job_id, 4, :cat FROM fleet.job j WHERE j.tenant_id = :tn AND j.code = 'J-C'
+RETURNING stop_id AS c4 \gset
+CREATE TEMP TABLE trail_case (n int, wf text, args jsonb, ct timestamptz, bv bigint) ON COMMIT DROP;
+INSERT INTO trail_case VALUES
+ (1, 'stop_status', jsonb_build_object('stop_id', :c4, 'status', 'en_route'), '2026-01-05 08:00Z', 1),
+ (2, 'stop_status', jsonb_build_object('stop_id', :c4, 'status', 'assigned'), NULL, NULL),
+ (3, 'proof_of_delivery', jsonb_build_object('stop_id', :c4, 'kind', 'photo', 'metadata', jsonb_build_object('a', 1, 'b', 'x')),
+  '2026-01-05 08:00:01.5Z', 1),
+ (4, 'proof_of_delivery', jsonb_build_object('stop_id', :c4, 'kind', 'signature', 'captured_at', '2026-01-05 07:00+03'),
+  '2026-01-05 08:00Z', NULL),
+ (5, 'proof_of_delivery', jsonb_build_object('stop_id', :c4, 'kind', 'note'), NULL, NULL),	-- captured now
+ (6, 'stop_status', jsonb_build_object('stop_id', :c4, 'status', 'completed', 'extra', true), 'infinity', 1),
+ (7, 'inspection', jsonb_build_object('stop_id', :c4, 'metadata', jsonb_build_object('damage', 'none')), '2026-01-05 08:00Z', 1);
+CREATE TEMP TABLE trail_got (n int, path text, payload jsonb, occurred timestamptz) ON COMMIT DROP;
+DO $$
+DECLARE
+	c record;
+	p jsonb;
+	o timestamptz;
+	t bigint := fleet.current_tenant();
+	d bigint := (SELECT driver_id FROM fleet.driver WHERE code = 'cat');
+BEGIN
+	FOR c IN SELECT * FROM trail_case ORDER BY n LOOP
+		p := NULL; o := NULL;
+		BEGIN		-- each path alone, its writes rolled back
+			SELECT trail_payload, trail_occurred INTO p, o
+			  FROM fleet.sync_apply_run(t, '00000000-0000-0000-0000-0000000000c1', d, ARRAY[1], ARRAY[c.wf], ARRAY[c.args],
+			                            ARRAY[c.ct], ARRAY[c.bv], NULL);
+			RAISE EXCEPTION 'undo' USING ERRCODE = 'P0001';
+		EXCEPTION WHEN raise_exception THEN NULL;
+		END;
+		INSERT INTO trail_got VALUES (c.n, 'run', p, o);
+		p := NULL; o := NULL;
+		BEGIN
+			SELECT trail_payload, trail_occurred INTO p, o
+			  FROM fleet.sync_apply(t, '00000000-0000-0000-0000-0000000000c1', d, 1, c.wf, c.args, c.ct, c.bv, NULL);
+			RAISE EXCEPTION 'undo' USING ERRCODE = 'P0001';
+		EXCEPTION WHEN raise_exception THEN NULL;
+		END;
+		INSERT INTO trail_got VALUES (c.n, 'single', p, o);
+	END LOOP;
+END $$;
+SELECT s.n, r.payload IS NOT NULL AS by_run, r.payload = s.payload AS same_payload, r.occurred = s.occurred AS same_occurred,
+       s.payload #>> '{effect,status}' AS status, s.payload #>> '{effect,kind}' AS kind, s.payload #> '{effect,metadata}' AS metadata,
+       CASE WHEN s.n = 5 THEN 'now' ELSE s.payload #>> '{effect,captured_at}' END AS captured_at,
+       s.payload ->> 'client_time' AS client_time
+  FROM trail_got s LEFT JOIN trail_got r ON r.n = s.n AND r.path = 'run'
+ WHERE s.path = 'single' ORDER BY s.n;
+ROLLBACK;
 SELECT * FROM fleet.check_schema_rules();
