@@ -7,26 +7,36 @@
  * Pulls read fleet.sync_change: one row per driver whose copy of an entity
  * may have changed (sql/parts/50_sync_model.sql).  Every writer of a stop
  * or a proof of delivery (dispatch apps, event handlers, driver-app pushes)
- * feeds it through these row triggers, which run on every such row: they
- * are C so a status change costs one insert, not a PL/pgSQL call under a
- * SET search_path (the clause alone cost more than the insert).  No role
- * may write the change log or the clocks, so the statements run as the
- * extension owner (SetUserIdAndSecContext, as ingest does) rather than
- * through SECURITY DEFINER; every name in them is schema-qualified and each
- * names the row's own tenant.
+ * feeds it through these triggers.  They are statement triggers with
+ * transition tables, read here in C: a push's run updates a dozen stops and
+ * adds a few proofs in one statement each, and their change-log rows go in
+ * one insert per statement, not one trigger call and insert per row (which
+ * was a tenth of a push).  An update's old and new rows are paired by the
+ * stop's key; a row whose key changed counts as one deleted and one added.
+ * The rarer parts stay one statement per row: a stop entering or leaving a
+ * driver's scope (its job and vehicle) and the server clock of a stop whose
+ * adjustable fields changed.  No role may write the change log or the
+ * clocks, so the statements run as the extension owner
+ * (SetUserIdAndSecContext, as ingest does) rather than through SECURITY
+ * DEFINER; every name in them is schema-qualified and each names the row's
+ * own tenant.
  *
  * fleet.sync_log_stop(): the stop for its old and new driver; when the
  * stop's driver or job changes (or it is inserted or deleted), its job and
  * the job's vehicle too; and when an adjustable field (address, lat, lon,
  * window_start, window_end) changes, the stop's server clock advances (the
  * push sets the client's clock afterwards when the client wins).
- * fleet.sync_log_pod(): new evidence changes its stop for the stop's driver.
+ * fleet.sync_log_pod(): new evidence changes its stop for the stop's driver
+ * (one row per stop of the statement's proofs).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "utils/tuplestore.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -43,22 +53,16 @@
 PG_FUNCTION_INFO_V1(fleet_sync_log_stop);
 PG_FUNCTION_INFO_V1(fleet_sync_log_pod);
 
-static SPIPlanPtr one_plan = NULL;
-static SPIPlanPtr pair_plan = NULL;
+static SPIPlanPtr stops_plan = NULL;
 static SPIPlanPtr scope_plan = NULL;
 static SPIPlanPtr clock_plan = NULL;
 static SPIPlanPtr pod_plan = NULL;
 
 static const FleetPlanSpec plans[] = {
-	/* $1 tenant, $2 driver, $3 stop */
-	{&one_plan, FLEET_PLAN_GENERIC, 3, {INT8OID, INT8OID, INT8OID},
-		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id) VALUES ($1, $2, 'stop', $3)"},
-
-	/* $1 tenant, $2/$3 old driver and stop, $4/$5 new driver and stop */
-	{&pair_plan, FLEET_PLAN_GENERIC, 5, {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
+	/* the statement's stops: $1 tenants, $2 drivers, $3 stops */
+	{&stops_plan, FLEET_PLAN_GENERIC, 3, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
 		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
-		" SELECT DISTINCT $1, v.d, 'stop', v.x FROM (VALUES ($2, $3), ($4, $5)) v (d, x)"
-		"  WHERE v.d IS NOT NULL AND v.x IS NOT NULL"},
+		" SELECT u.t, u.d, 'stop', u.s FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) u (t, d, s)"},
 
 	/* $1 tenant, $2/$3 old and new driver, $4/$5 old and new job (NULL: none) */
 	{&scope_plan, FLEET_PLAN_GENERIC, 5, {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
@@ -84,24 +88,35 @@ static const FleetPlanSpec plans[] = {
 		"                           ELSE c.hlc_counter OPERATOR(pg_catalog.+) 1 END,"
 		"        origin = 'server'"},
 
-	/* $1 tenant, $2 the proof's stop */
-	{&pod_plan, FLEET_PLAN_GENERIC, 2, {INT8OID, INT8OID},
+	/* $1 tenants, $2 stops of the statement's proofs */
+	{&pod_plan, FLEET_PLAN_GENERIC, 2, {INT8ARRAYOID, INT8ARRAYOID},
 		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
-		" SELECT s.tenant_id, s.driver_id, 'stop', s.stop_id FROM fleet.stop s"
-		"  WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) $2"
-		"    AND s.driver_id IS NOT NULL"},
+		" SELECT DISTINCT s.tenant_id, s.driver_id, 'stop', s.stop_id"
+		"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) u (t, x)"
+		"   JOIN fleet.stop s ON s.tenant_id OPERATOR(pg_catalog.=) u.t AND s.stop_id OPERATOR(pg_catalog.=) u.x"
+		"  WHERE s.driver_id IS NOT NULL"},
 };
 
+/*
+ * The trigger data of a statement trigger with the transition tables its
+ * event needs (old rows for UPDATE and DELETE, new rows for INSERT and
+ * UPDATE).
+ */
 static TriggerData *
-row_trigger(FunctionCallInfo fcinfo, const char *name)
+statement_trigger(FunctionCallInfo fcinfo, const char *name)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		((TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) || TRIGGER_FIRED_BY_DELETE(trigdata->tg_event)) &&
+		 trigdata->tg_oldtable == NULL) ||
+		((TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) || TRIGGER_FIRED_BY_INSERT(trigdata->tg_event)) &&
+		 trigdata->tg_newtable == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s() must be called as an AFTER ... FOR EACH ROW trigger", name)));
+				 errmsg("%s() must be called as an AFTER ... FOR EACH STATEMENT trigger with transition tables", name),
+				 errhint("REFERENCING OLD TABLE AS ... for UPDATE and DELETE, NEW TABLE AS ... for INSERT and UPDATE.")));
 	return trigdata;
 }
 
@@ -114,13 +129,6 @@ attno_of(TupleDesc desc, const char *name)
 	if (attno <= 0)
 		elog(ERROR, "column \"%s\" not found in the row of the change-log trigger", name);
 	return attno;
-}
-
-/* a column of the row by name, as a Datum (isnull set) */
-static Datum
-column(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull)
-{
-	return heap_getattr(tup, attno_of(desc, name), desc, isnull);
 }
 
 /* IS DISTINCT FROM for the adjustable fields' types */
@@ -155,71 +163,138 @@ run(SPIPlanPtr plan, Datum *args, const char *nulls)
 		elog(ERROR, "sync change-log insert failed");
 }
 
-/*
- * fleet.sync_log_stop() RETURNS trigger: AFTER INSERT OR UPDATE OR DELETE
- * ON fleet.stop FOR EACH ROW.
- */
-Datum
-fleet_sync_log_stop(PG_FUNCTION_ARGS)
+/* one row of a transition table, with the columns the triggers read */
+typedef struct StopRow
 {
-	TriggerData *trigdata = row_trigger(fcinfo, "fleet.sync_log_stop");
-	TupleDesc	desc = trigdata->tg_relation->rd_att;
-	bool		ins = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
-	bool		del = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event);
-	bool		upd = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
-	HeapTuple	oldtup = ins ? NULL : trigdata->tg_trigtuple;
-	HeapTuple	newtup = ins ? trigdata->tg_trigtuple : upd ? trigdata->tg_newtuple : NULL;
-	Datum		tenant;
-	Datum		od = 0, nd = 0, os = 0, ns = 0, oj = 0, nj = 0;
-	bool		odn = true, ndn = true, osn = true, nsn = true, ojn = true, njn = true;
-	bool		isnull;
-	Oid			saved_uid;
-	int			saved_ctx;
+	HeapTuple	tup;
+	int64		tenant;
+	int64		stop;
+	bool		stop_null;
+	int64		driver;
+	bool		driver_null;
+	int64		job;
+	bool		job_null;
+	bool		paired;
+} StopRow;
 
-	tenant = column(del ? oldtup : newtup, desc, "tenant_id", &isnull);
-	if (oldtup)
-	{
-		od = column(oldtup, desc, "driver_id", &odn);
-		os = column(oldtup, desc, "stop_id", &osn);
-		oj = column(oldtup, desc, "job_id", &ojn);
-	}
-	if (newtup)
-	{
-		nd = column(newtup, desc, "driver_id", &ndn);
-		ns = column(newtup, desc, "stop_id", &nsn);
-		nj = column(newtup, desc, "job_id", &njn);
-	}
+/*
+ * The rows of a transition table (through a read pointer of its own: other
+ * triggers of the statement read the same table).  With key_only, only
+ * tenant_id and stop_id are read.
+ */
+static StopRow *
+read_rows(Tuplestorestate *ts, TupleDesc desc, bool key_only, int *n)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	int			att_tenant = attno_of(desc, "tenant_id");
+	int			att_stop = attno_of(desc, "stop_id");
+	int			att_driver = key_only ? 0 : attno_of(desc, "driver_id");
+	int			att_job = key_only ? 0 : attno_of(desc, "job_id");
+	int64		count = tuplestore_tuple_count(ts);
+	StopRow    *rows = palloc0(sizeof(StopRow) * Max(count, 1));
+	int			i = 0;
 
-	FleetAsOwner(&saved_uid, &saved_ctx);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	FleetKeepPlans(plans, lengthof(plans));
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	while (i < count && tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		StopRow    *r = &rows[i++];
+		bool		isnull;
+
+		r->tup = ExecCopySlotHeapTuple(slot);
+		r->tenant = DatumGetInt64(heap_getattr(r->tup, att_tenant, desc, &isnull));
+		r->stop = DatumGetInt64(heap_getattr(r->tup, att_stop, desc, &r->stop_null));
+		if (!key_only)
+		{
+			r->driver = DatumGetInt64(heap_getattr(r->tup, att_driver, desc, &r->driver_null));
+			r->job = DatumGetInt64(heap_getattr(r->tup, att_job, desc, &r->job_null));
+		}
+	}
+	tuplestore_select_read_pointer(ts, 0);
+	ExecDropSingleTupleTableSlot(slot);
+	*n = i;
+	return rows;
+}
+
+static int
+cmp_row(const void *a, const void *b)
+{
+	const StopRow *x = a;
+	const StopRow *y = b;
+
+	if (x->tenant != y->tenant)
+		return x->tenant < y->tenant ? -1 : 1;
+	if (x->stop != y->stop)
+		return x->stop < y->stop ? -1 : 1;
+	return 0;
+}
+
+/* the old row of a new one (same key), among old rows sorted by key */
+static StopRow *
+find_row(StopRow *rows, int n, StopRow *key)
+{
+	StopRow    *r = bsearch(key, rows, n, sizeof(StopRow), cmp_row);
+
+	return (r != NULL && !r->paired) ? r : NULL;
+}
+
+/* the change-log rows of one statement, inserted at its end */
+typedef struct StopBatch
+{
+	FleetColumns cs;			/* tenant, driver, stop */
+	int			n;
+} StopBatch;
+
+static void
+batch_add(StopBatch *b, int64 tenant, int64 driver, int64 stop)
+{
+	b->cs.v[0][b->n] = Int64GetDatum(tenant);
+	b->cs.v[1][b->n] = Int64GetDatum(driver);
+	b->cs.v[2][b->n] = Int64GetDatum(stop);
+	b->n++;
+}
+
+/*
+ * One changed row: o is the old row (NULL for an insert), nw the new one
+ * (NULL for a delete).
+ */
+static void
+log_stop(StopBatch *b, TupleDesc desc, StopRow *o, StopRow *nw)
+{
+	int64		tenant = nw ? nw->tenant : o->tenant;
+	bool		odn = o ? o->driver_null : true;
+	bool		ndn = nw ? nw->driver_null : true;
+	bool		osn = o ? o->stop_null : true;
+	bool		nsn = nw ? nw->stop_null : true;
+	bool		ojn = o ? o->job_null : true;
+	bool		njn = nw ? nw->job_null : true;
+	int64		od = o ? o->driver : 0;
+	int64		nd = nw ? nw->driver : 0;
+	int64		oj = o ? o->job : 0;
+	int64		nj = nw ? nw->job : 0;
+	bool		upd = o != NULL && nw != NULL;
 
 	/* the stop itself, for its old and new driver */
-	if (upd && odn == ndn && (odn || DatumGetInt64(od) == DatumGetInt64(nd)) &&
-		DatumGetInt64(os) == DatumGetInt64(ns))
+	if (upd && odn == ndn && (odn || od == nd))
 	{
 		/* the common case (a status or field change): one row */
 		if (!ndn)
-		{
-			Datum		args[3] = {tenant, nd, ns};
-
-			run(one_plan, args, NULL);
-		}
+			batch_add(b, tenant, nd, nw->stop);
 	}
 	else
 	{
-		Datum		args[5] = {tenant, od, os, nd, ns};
-		char		nulls[5] = {' ', odn ? 'n' : ' ', osn ? 'n' : ' ', ndn ? 'n' : ' ', nsn ? 'n' : ' '};
-
-		run(pair_plan, args, nulls);
+		if (!odn && !osn)
+			batch_add(b, tenant, od, o->stop);
+		if (!ndn && !nsn && (odn || osn || od != nd || o->stop != nw->stop))
+			batch_add(b, tenant, nd, nw->stop);
 	}
 
 	/* a stop entering or leaving a driver's scope moves its job and vehicle */
-	if (!upd || odn != ndn || (!odn && DatumGetInt64(od) != DatumGetInt64(nd)) ||
-		ojn != njn || (!ojn && DatumGetInt64(oj) != DatumGetInt64(nj)))
+	if (!upd || odn != ndn || (!odn && od != nd) || ojn != njn || (!ojn && oj != nj))
 	{
-		Datum		args[5] = {tenant, od, nd, oj, nj};
+		Datum		args[5] = {Int64GetDatum(tenant), Int64GetDatum(od), Int64GetDatum(nd),
+		Int64GetDatum(oj), Int64GetDatum(nj)};
 		char		nulls[5] = {' ', odn ? 'n' : ' ', ndn ? 'n' : ' ', ojn ? 'n' : ' ', njn ? 'n' : ' '};
 
 		run(scope_plan, args, nulls);
@@ -227,18 +302,75 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 
 	/* anyone changing the adjustable fields advances the stop's clock */
 	if (upd &&
-		(distinct(oldtup, newtup, desc, "address", TEXTOID) ||
-		 distinct(oldtup, newtup, desc, "lat", FLOAT8OID) ||
-		 distinct(oldtup, newtup, desc, "lon", FLOAT8OID) ||
-		 distinct(oldtup, newtup, desc, "window_start", TIMESTAMPTZOID) ||
-		 distinct(oldtup, newtup, desc, "window_end", TIMESTAMPTZOID)))
+		(distinct(o->tup, nw->tup, desc, "address", TEXTOID) ||
+		 distinct(o->tup, nw->tup, desc, "lat", FLOAT8OID) ||
+		 distinct(o->tup, nw->tup, desc, "lon", FLOAT8OID) ||
+		 distinct(o->tup, nw->tup, desc, "window_start", TIMESTAMPTZOID) ||
+		 distinct(o->tup, nw->tup, desc, "window_end", TIMESTAMPTZOID)))
 	{
 		/* unix milliseconds of clock_timestamp(), rounded as ::bigint does */
 		int64		us = GetCurrentTimestamp() +
 			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
-		Datum		args[3] = {tenant, ns, Int64GetDatum((us + 500) / 1000)};
+		Datum		args[3] = {Int64GetDatum(tenant), Int64GetDatum(nw->stop), Int64GetDatum((us + 500) / 1000)};
 
 		run(clock_plan, args, NULL);
+	}
+}
+
+/*
+ * fleet.sync_log_stop() RETURNS trigger: AFTER INSERT, UPDATE, DELETE ON
+ * fleet.stop FOR EACH STATEMENT, with transition tables.
+ */
+Datum
+fleet_sync_log_stop(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = statement_trigger(fcinfo, "fleet.sync_log_stop");
+	TupleDesc	desc = trigdata->tg_relation->rd_att;
+	StopRow    *olds = NULL;
+	StopRow    *news = NULL;
+	int			nold = 0;
+	int			nnew = 0;
+	int			i;
+	StopBatch	b;
+	Oid			saved_uid;
+	int			saved_ctx;
+
+	if (trigdata->tg_oldtable)
+		olds = read_rows(trigdata->tg_oldtable, desc, false, &nold);
+	if (trigdata->tg_newtable)
+		news = read_rows(trigdata->tg_newtable, desc, false, &nnew);
+	if (nold == 0 && nnew == 0)
+		return PointerGetDatum(NULL);
+	FleetColumnsInit(&b.cs, 3, 2 * (nold + nnew));
+	b.n = 0;
+
+	FleetAsOwner(&saved_uid, &saved_ctx);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	FleetKeepPlans(plans, lengthof(plans));
+
+	/* new rows with their old row (same key), then old rows left alone */
+	if (nold > 1)
+		qsort(olds, nold, sizeof(StopRow), cmp_row);
+	for (i = 0; i < nnew; i++)
+	{
+		StopRow    *o = (nold > 0 && !news[i].stop_null) ? find_row(olds, nold, &news[i]) : NULL;
+
+		if (o)
+			o->paired = true;
+		log_stop(&b, desc, o, &news[i]);
+	}
+	for (i = 0; i < nold; i++)
+		if (!olds[i].paired)
+			log_stop(&b, desc, &olds[i], NULL);
+
+	if (b.n > 0)
+	{
+		static const Oid types[3] = {INT8OID, INT8OID, INT8OID};
+		Datum		args[3];
+
+		FleetColumnsArgs(&b.cs, types, b.n, args);
+		run(stops_plan, args, NULL);
 	}
 
 	SPI_finish();
@@ -248,17 +380,18 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 
 /*
  * fleet.sync_log_pod() RETURNS trigger: AFTER INSERT ON
- * fleet.proof_of_delivery FOR EACH ROW.
+ * fleet.proof_of_delivery FOR EACH STATEMENT, with the new rows.
  */
 Datum
 fleet_sync_log_pod(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = row_trigger(fcinfo, "fleet.sync_log_pod");
+	TriggerData *trigdata = statement_trigger(fcinfo, "fleet.sync_log_pod");
 	TupleDesc	desc = trigdata->tg_relation->rd_att;
-	HeapTuple	tup = trigdata->tg_trigtuple;
-	Datum		args[2];
-	bool		tn;
-	bool		sn;
+	StopRow    *rows;
+	int			n;
+	int			m = 0;
+	int			i;
+	FleetColumns cs;
 	Oid			saved_uid;
 	int			saved_ctx;
 
@@ -266,16 +399,30 @@ fleet_sync_log_pod(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("fleet.sync_log_pod() must be called as an AFTER INSERT trigger")));
-	args[0] = column(tup, desc, "tenant_id", &tn);
-	args[1] = column(tup, desc, "stop_id", &sn);
-	if (tn || sn)
+	rows = read_rows(trigdata->tg_newtable, desc, true, &n);
+	FleetColumnsInit(&cs, 2, Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		if (rows[i].stop_null)
+			continue;
+		cs.v[0][m] = Int64GetDatum(rows[i].tenant);
+		cs.v[1][m] = Int64GetDatum(rows[i].stop);
+		m++;
+	}
+	if (m == 0)
 		return PointerGetDatum(NULL);
 
 	FleetAsOwner(&saved_uid, &saved_ctx);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	FleetKeepPlans(plans, lengthof(plans));
-	run(pod_plan, args, NULL);
+	{
+		static const Oid types[2] = {INT8OID, INT8OID};
+		Datum		args[2];
+
+		FleetColumnsArgs(&cs, types, m, args);
+		run(pod_plan, args, NULL);
+	}
 	SPI_finish();
 	FleetAsCaller(saved_uid, saved_ctx);
 	return PointerGetDatum(NULL);

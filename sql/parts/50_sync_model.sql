@@ -379,11 +379,23 @@ CREATE FUNCTION fleet.sync_log_stop() RETURNS trigger
 -- runs its statements as the extension owner (schema-qualified, naming the
 -- row's own tenant_id), as the ingest functions do.
 COMMENT ON FUNCTION fleet.sync_log_stop() IS
-	'Trigger on fleet.stop: log the stop (and, when its driver or job changes, its job and vehicle) for the old and new driver; advance the server clock when adjustable fields change';
+	'Statement trigger on fleet.stop (rows as transition tables, an update''s old and new rows paired by key): log each stop (and, when its driver or job changes, its job and vehicle) for the old and new driver; advance the server clock when adjustable fields change';
 REVOKE ALL ON FUNCTION fleet.sync_log_stop() FROM PUBLIC;
-CREATE TRIGGER sync_log_stop AFTER INSERT OR UPDATE OR DELETE ON fleet.stop
-	FOR EACH ROW EXECUTE FUNCTION fleet.sync_log_stop();
-COMMENT ON TRIGGER sync_log_stop ON fleet.stop IS 'Feeds fleet.sync_change (pulls of driver apps)';
+-- Statement triggers with transition tables (one per event: PostgreSQL
+-- allows transition tables only on single-event triggers), so a statement
+-- that changes many stops logs them in one insert.
+CREATE TRIGGER sync_log_stop_insert AFTER INSERT ON fleet.stop
+	REFERENCING NEW TABLE AS sync_new
+	FOR EACH STATEMENT EXECUTE FUNCTION fleet.sync_log_stop();
+COMMENT ON TRIGGER sync_log_stop_insert ON fleet.stop IS 'Feeds fleet.sync_change (pulls of driver apps): new stops';
+CREATE TRIGGER sync_log_stop_update AFTER UPDATE ON fleet.stop
+	REFERENCING OLD TABLE AS sync_old NEW TABLE AS sync_new
+	FOR EACH STATEMENT EXECUTE FUNCTION fleet.sync_log_stop();
+COMMENT ON TRIGGER sync_log_stop_update ON fleet.stop IS 'Feeds fleet.sync_change (pulls of driver apps): changed stops';
+CREATE TRIGGER sync_log_stop_delete AFTER DELETE ON fleet.stop
+	REFERENCING OLD TABLE AS sync_old
+	FOR EACH STATEMENT EXECUTE FUNCTION fleet.sync_log_stop();
+COMMENT ON TRIGGER sync_log_stop_delete ON fleet.stop IS 'Feeds fleet.sync_change (pulls of driver apps): deleted stops';
 
 CREATE FUNCTION fleet.sync_log_job() RETURNS trigger
 LANGUAGE plpgsql VOLATILE
@@ -453,10 +465,11 @@ CREATE FUNCTION fleet.sync_log_pod() RETURNS trigger
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'fleet_sync_log_pod';
 -- Not SECURITY DEFINER: as fleet.sync_log_stop() (extension/sync_log.c).
-COMMENT ON FUNCTION fleet.sync_log_pod() IS 'Trigger on fleet.proof_of_delivery: new evidence changes the stop for its driver';
+COMMENT ON FUNCTION fleet.sync_log_pod() IS 'Statement trigger on fleet.proof_of_delivery (new rows as a transition table): new evidence changes the stop for its driver';
 REVOKE ALL ON FUNCTION fleet.sync_log_pod() FROM PUBLIC;
 CREATE TRIGGER sync_log_pod AFTER INSERT ON fleet.proof_of_delivery
-	FOR EACH ROW EXECUTE FUNCTION fleet.sync_log_pod();
+	REFERENCING NEW TABLE AS sync_new
+	FOR EACH STATEMENT EXECUTE FUNCTION fleet.sync_log_pod();
 COMMENT ON TRIGGER sync_log_pod ON fleet.proof_of_delivery IS 'Feeds fleet.sync_change (pulls of driver apps)';
 
 -- ---------------------------------------------------------------- scope

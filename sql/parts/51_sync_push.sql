@@ -15,22 +15,8 @@
 -- bad write never blocks a device.
 
 CREATE FUNCTION fleet.sync_bump_version() RETURNS trigger
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NEW.version OPERATOR(pg_catalog.=) OLD.version AND NEW IS DISTINCT FROM OLD THEN
-		NEW.version := OLD.version OPERATOR(pg_catalog.+) 1;
-	END IF;
-	-- status_event_id names the event that set the status: a status set
-	-- any other way (a dispatcher) no longer comes from that event
-	IF NEW.status IS DISTINCT FROM OLD.status AND NEW.status_event_id IS NOT DISTINCT FROM OLD.status_event_id
-	   AND COALESCE(pg_catalog.current_setting('fleet_sync.repair', true), '') OPERATOR(pg_catalog.<>) 'on' THEN
-		NEW.status_event_id := NULL;
-	END IF;
-	RETURN NEW;
-END
-$$;
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'fleet_sync_bump_version';
 COMMENT ON FUNCTION fleet.sync_bump_version() IS
 	'Trigger: an update of a job or stop that changes anything but does not set its version increments it, so a driver app that saw the old version detects the conflict; a status change that does not name its event clears status_event_id (the status no longer comes from an event), except when fleet.reconcile() restores the event''s status';
 CREATE TRIGGER sync_bump_version BEFORE UPDATE ON fleet.stop

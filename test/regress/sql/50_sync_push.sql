@@ -429,13 +429,68 @@ SELECT origin, hlc_counter FROM fleet.sync_clock WHERE entity = 'stop' AND entit
 UPDATE fleet.stop SET lat = 48.1 WHERE stop_id = :c2;		-- not a change: the clock stays
 SELECT origin, hlc_counter FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :c2;
 ROLLBACK;
+-- they are statement triggers: one statement over several stops logs each
+-- for its own driver (old and new rows paired by key); a statement that
+-- changes nothing logs nothing; two proofs of one stop log it once; stops
+-- deleted together are logged with their job for their driver
+BEGIN;
+CREATE TEMP TABLE log_mark AS SELECT COALESCE(max(change_id), 0) AS m FROM fleet.sync_change;
+UPDATE fleet.stop SET status = 'en_route' WHERE stop_id IN (:c1, :c2, :s1);
+SELECT entity, entity_id = :c1 AS c1, entity_id = :c2 AS c2, entity_id = :s1 AS s1, driver_id = :cat AS cat, driver_id = :ann AS ann
+  FROM fleet.sync_change WHERE change_id > (SELECT m FROM log_mark) ORDER BY entity, entity_id;
+UPDATE log_mark SET m = (SELECT max(change_id) FROM fleet.sync_change);
+UPDATE fleet.stop SET status = 'en_route' WHERE false;
+INSERT INTO fleet.proof_of_delivery (tenant_id, stop_id, kind, driver_id, captured_at, metadata)
+VALUES (:tn, :c1, 'photo', :cat, now(), '{}'), (:tn, :c1, 'note', :cat, now(), '{}');
+SELECT entity, entity_id = :c1 AS c1, driver_id = :cat AS cat
+  FROM fleet.sync_change WHERE change_id > (SELECT m FROM log_mark) ORDER BY entity, entity_id;
+UPDATE log_mark SET m = (SELECT max(change_id) FROM fleet.sync_change);
+DELETE FROM fleet.proof_of_delivery WHERE stop_id = :c1;
+DELETE FROM fleet.stop WHERE stop_id IN (:c1, :c2);
+SELECT entity, entity_id = :c1 AS c1, entity_id = :c2 AS c2, driver_id = :cat AS cat
+  FROM fleet.sync_change WHERE change_id > (SELECT m FROM log_mark) ORDER BY entity, entity_id;
+ROLLBACK;
+-- the version trigger (extension/sync_version.c): a change moves the
+-- version unless the writer set it; an update that changes nothing does
+-- not (NULLs equal); a status set without its event clears the event,
+-- except under fleet_sync.repair; jobs the same
+BEGIN;
+UPDATE fleet.stop SET address = 'V 1', status_event_id = 7 WHERE stop_id = :c2;
+SELECT version AS v0 FROM fleet.stop WHERE stop_id = :c2 \gset
+UPDATE fleet.stop SET address = 'V 1' WHERE stop_id = :c2;
+UPDATE fleet.stop SET lat = NULL WHERE stop_id = :c2 AND lat IS NULL;
+SELECT version - :v0 AS moved_by_nothing FROM fleet.stop WHERE stop_id = :c2;
+UPDATE fleet.stop SET address = 'V 2' WHERE stop_id = :c2;
+SELECT version - :v0 AS moved_by_a_change FROM fleet.stop WHERE stop_id = :c2;
+UPDATE fleet.stop SET address = 'V 3', version = version + 10 WHERE stop_id = :c2;
+SELECT version - :v0 AS set_by_writer FROM fleet.stop WHERE stop_id = :c2;
+UPDATE fleet.stop SET status = 'en_route', status_event_id = 8 WHERE stop_id = :c2;
+SELECT status, status_event_id AS named_event FROM fleet.stop WHERE stop_id = :c2;
+UPDATE fleet.stop SET status = 'arrived' WHERE stop_id = :c2;
+SELECT status, status_event_id AS event_cleared FROM fleet.stop WHERE stop_id = :c2;
+UPDATE fleet.stop SET status_event_id = 9 WHERE stop_id = :c2;
+SET LOCAL fleet_sync.repair = on;
+UPDATE fleet.stop SET status = 'completed' WHERE stop_id = :c2;
+SELECT status, status_event_id AS kept_under_repair FROM fleet.stop WHERE stop_id = :c2;
+UPDATE fleet.job SET planned_start = '2026-03-01 08:00Z' WHERE code = 'J-C' RETURNING version AS job_version;
+ROLLBACK;
 CREATE TABLE public.sync_log_misuse (tenant_id bigint, stop_id bigint, driver_id bigint, job_id bigint);
 CREATE TRIGGER misuse BEFORE INSERT ON public.sync_log_misuse FOR EACH ROW EXECUTE FUNCTION fleet.sync_log_stop();
 INSERT INTO public.sync_log_misuse VALUES (:tn, 1, 1, 1);
 DROP TRIGGER misuse ON public.sync_log_misuse;
-CREATE TRIGGER misuse AFTER UPDATE ON public.sync_log_misuse FOR EACH ROW EXECUTE FUNCTION fleet.sync_log_pod();
+CREATE TRIGGER misuse AFTER UPDATE ON public.sync_log_misuse FOR EACH STATEMENT EXECUTE FUNCTION fleet.sync_log_stop();
 INSERT INTO public.sync_log_misuse VALUES (:tn, 1, 1, 1);
 UPDATE public.sync_log_misuse SET driver_id = 2;
+DROP TRIGGER misuse ON public.sync_log_misuse;
+CREATE TRIGGER misuse AFTER UPDATE ON public.sync_log_misuse REFERENCING OLD TABLE AS o NEW TABLE AS n
+	FOR EACH STATEMENT EXECUTE FUNCTION fleet.sync_log_pod();
+UPDATE public.sync_log_misuse SET driver_id = 3;
+DROP TRIGGER misuse ON public.sync_log_misuse;
+CREATE TRIGGER misuse AFTER UPDATE ON public.sync_log_misuse FOR EACH ROW EXECUTE FUNCTION fleet.sync_bump_version();
+UPDATE public.sync_log_misuse SET driver_id = 4;
+DROP TRIGGER misuse ON public.sync_log_misuse;
+CREATE TRIGGER misuse BEFORE UPDATE ON public.sync_log_misuse FOR EACH ROW EXECUTE FUNCTION fleet.sync_bump_version();
+UPDATE public.sync_log_misuse SET driver_id = 5;
 DROP TABLE public.sync_log_misuse;
 -- 15. The run reads a mutation's clock itself (valid_hlc() in
 -- extension/sync_push.c): it must take exactly the clocks
