@@ -64,6 +64,15 @@ SELECT mutation_id, result FROM fleet.sync_push(:A, format('[{"id": 1, "workflow
 -- same id, another payload: an error, nothing changes
 SELECT mutation_id, result FROM fleet.sync_push(:A, format('[{"id": 1, "workflow": "stop_status",
     "args": {"stop_id": %s, "status": "arrived"}, "client_time": "2026-01-01T08:00:00Z", "base_version": 1}]', :s1)::jsonb);
+-- a processed id whose record is gone (removed by hand): an error, not a
+-- second application
+BEGIN;
+RESET ROLE;
+DELETE FROM fleet.sync_mutation WHERE client_id = :A AND mutation_id = 1;
+SET ROLE fleet_app;
+SELECT mutation_id, result FROM fleet.sync_push(:A, format('[{"id": 1, "workflow": "stop_status",
+    "args": {"stop_id": %s, "status": "en_route"}, "client_time": "2026-01-01T08:00:00Z", "base_version": 1}]', :s1)::jsonb);
+ROLLBACK;
 -- an id that skips ahead: refused with the id expected next (the whole batch)
 SELECT mutation_id, result FROM fleet.sync_push(:A, format('[{"id": 2, "workflow": "stop_status",
     "args": {"stop_id": %s, "status": "arrived"}, "client_time": "2026-01-01T08:05:00Z", "base_version": 2},
