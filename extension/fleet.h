@@ -177,5 +177,7 @@ typedef struct FleetSyncOutcome
 extern int	FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 						 Datum *const *v, bool *const *isnull, FleetSyncOutcome *out);
 extern void FleetSyncOutcomeValues(const FleetSyncOutcome *o, Datum *values, bool *nulls);
+/* sync_version.c: IS DISTINCT FROM for one column of two rows */
+extern bool FleetColumnDistinct(HeapTuple a, HeapTuple b, TupleDesc desc, int attno);
 
 #endif							/* FLEET_H */

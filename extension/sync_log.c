@@ -37,14 +37,12 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "utils/tuplestore.h"
-#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/float.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -131,29 +129,11 @@ attno_of(TupleDesc desc, const char *name)
 	return attno;
 }
 
-/* IS DISTINCT FROM for the adjustable fields' types */
+/* IS DISTINCT FROM for a column by name */
 static bool
-distinct(HeapTuple a, HeapTuple b, TupleDesc desc, const char *name, Oid type)
+distinct(HeapTuple a, HeapTuple b, TupleDesc desc, const char *name)
 {
-	int			attno = attno_of(desc, name);
-	bool		an;
-	bool		bn;
-	Datum		x = heap_getattr(a, attno, desc, &an);
-	Datum		y = heap_getattr(b, attno, desc, &bn);
-
-	if (an || bn)
-		return an != bn;
-	switch (type)
-	{
-		case TEXTOID:
-			return !DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, x, y));
-		case FLOAT8OID:
-			return float8_cmp_internal(DatumGetFloat8(x), DatumGetFloat8(y)) != 0;
-		case TIMESTAMPTZOID:
-			return DatumGetTimestampTz(x) != DatumGetTimestampTz(y);
-	}
-	elog(ERROR, "unexpected type %u", type);
-	return true;
+	return FleetColumnDistinct(a, b, desc, attno_of(desc, name));
 }
 
 static void
@@ -302,11 +282,11 @@ log_stop(StopBatch *b, TupleDesc desc, StopRow *o, StopRow *nw)
 
 	/* anyone changing the adjustable fields advances the stop's clock */
 	if (upd &&
-		(distinct(o->tup, nw->tup, desc, "address", TEXTOID) ||
-		 distinct(o->tup, nw->tup, desc, "lat", FLOAT8OID) ||
-		 distinct(o->tup, nw->tup, desc, "lon", FLOAT8OID) ||
-		 distinct(o->tup, nw->tup, desc, "window_start", TIMESTAMPTZOID) ||
-		 distinct(o->tup, nw->tup, desc, "window_end", TIMESTAMPTZOID)))
+		(distinct(o->tup, nw->tup, desc, "address") ||
+		 distinct(o->tup, nw->tup, desc, "lat") ||
+		 distinct(o->tup, nw->tup, desc, "lon") ||
+		 distinct(o->tup, nw->tup, desc, "window_start") ||
+		 distinct(o->tup, nw->tup, desc, "window_end")))
 	{
 		/* unix milliseconds of clock_timestamp(), rounded as ::bigint does */
 		int64		us = GetCurrentTimestamp() +

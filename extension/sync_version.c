@@ -30,6 +30,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/typcache.h"
 
 #include "fleet.h"
 
@@ -47,10 +48,16 @@ column(TupleDesc desc, const char *name)
 	return attno;
 }
 
-/* a IS DISTINCT FROM b for one column, by its type's equality */
-static bool
-column_distinct(HeapTuple a, HeapTuple b, TupleDesc desc, int attno, PGFunction eq)
+/*
+ * a IS DISTINCT FROM b for one column of two rows, by the equality operator
+ * of the column's type (its default btree or hash opclass) and collation;
+ * also used by the change-log triggers (sync_log.c)
+ */
+bool
+FleetColumnDistinct(HeapTuple a, HeapTuple b, TupleDesc desc, int attno)
 {
+	Form_pg_attribute att = TupleDescAttr(desc, attno - 1);
+	TypeCacheEntry *tc;
 	bool		an;
 	bool		bn;
 	Datum		x = heap_getattr(a, attno, desc, &an);
@@ -58,7 +65,12 @@ column_distinct(HeapTuple a, HeapTuple b, TupleDesc desc, int attno, PGFunction 
 
 	if (an || bn)
 		return an != bn;
-	return !DatumGetBool(DirectFunctionCall2Coll(eq, TupleDescAttr(desc, attno - 1)->attcollation, x, y));
+	tc = lookup_type_cache(att->atttypid, TYPECACHE_EQ_OPR_FINFO);
+	if (!OidIsValid(tc->eq_opr_finfo.fn_oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("could not identify an equality operator for type %s", format_type_be(att->atttypid))));
+	return !DatumGetBool(FunctionCall2Coll(&tc->eq_opr_finfo, att->attcollation, x, y));
 }
 
 /* the rows differ: NOT record_eq(old, new) (rows are never NULL here) */
@@ -134,8 +146,8 @@ fleet_sync_bump_version(PG_FUNCTION_ARGS)
 	 * status_event_id names the event that set the status: a status set any
 	 * other way (a dispatcher) no longer comes from that event
 	 */
-	if (column_distinct(oldtup, newtup, desc, att_status, texteq) &&
-		!column_distinct(oldtup, newtup, desc, att_event, int8eq))
+	if (FleetColumnDistinct(oldtup, newtup, desc, att_status) &&
+		!FleetColumnDistinct(oldtup, newtup, desc, att_event))
 	{
 		const char *repair = GetConfigOption("fleet_sync.repair", true, false);
 
