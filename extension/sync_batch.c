@@ -66,7 +66,7 @@ PG_FUNCTION_INFO_V1(fleet_sync_push);
 /* one mutation of the batch, as received */
 typedef struct Mutation
 {
-	int			ord;			/* 1-based position in the batch */
+	int			ord;			/* position in the batch, from 0 */
 	int64		id;
 } Mutation;
 
