@@ -5,15 +5,18 @@
 SET timezone = 'UTC';
 SELECT cron.alter_job(jobid, active := false) FROM cron.job WHERE jobname = 'fleet.maintenance';
 
--- Statements whose errors name a dated partition run through this, which
--- prints the error with dates masked.
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+-- Statements whose errors name a dated partition (or a segment's hash) run
+-- through this, which prints the error with dates and hashes masked.  It
+-- serves the other tier tests too (72, 73), which run after this one.
+CREATE SCHEMA regress_tier;
+GRANT USAGE ON SCHEMA regress_tier TO PUBLIC;	-- some run as the fleet roles
+CREATE FUNCTION regress_tier.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
 	EXECUTE stmt;
 	RETURN 'done';
 EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ' ' || regexp_replace(regexp_replace(SQLERRM, '[0-9]{8}', 'YYYYMMDD', 'g'),
-	                                         '[0-9]{4}-[0-9]{2}-[0-9]{2}', 'YYYY-MM-DD', 'g');
+	RETURN SQLSTATE || ' ' || regexp_replace(regexp_replace(regexp_replace(SQLERRM, '[0-9a-f]{32}', 'HASH', 'g'),
+	                                         '[0-9]{8}', 'YYYYMMDD', 'g'), '[0-9]{4}-[0-9]{2}-[0-9]{2}', 'YYYY-MM-DD', 'g');
 END $$;
 -- The same with the detail and hint of the error (ids masked as N), for the
 -- legal-hold refusals, whose detail names the hold.
@@ -95,7 +98,7 @@ SELECT status FROM fleet.ingest_positions(ARRAY['TIER-TV-1'], ARRAY[:'d40'::time
 	ARRAY[52.9], ARRAY[13.9]::float8[], NULL, NULL, NULL, NULL, NULL, NULL);
 RESET ROLE;
 -- (updates and deletes of that day wait for the move)
-SELECT pg_temp.try(format('DELETE FROM fleet.position WHERE tenant_id = %s AND fix_time = %L', :t, :'d40'::timestamptz + interval '23 hours'));
+SELECT regress_tier.try(format('DELETE FROM fleet.position WHERE tenant_id = %s AND fix_time = %L', :t, :'d40'::timestamptz + interval '23 hours'));
 SELECT fleet.warm_copy('fleet.position', :'d40') AS copied;
 -- the copy was written frozen: every page all-visible and all-frozen, no vacuum needed
 CREATE EXTENSION pg_visibility;
@@ -149,11 +152,11 @@ SELECT count(*) AS own_context FROM fleet.position_range(:'d40', :'d40'::timesta
 SELECT fleet.clear_tenant();
 RESET ROLE;
 -- packing a day that is not being packed
-SELECT pg_temp.try(format('SELECT fleet.cold_pack(%L)', :'d41'));
-SELECT pg_temp.try(format('SELECT fleet.warm_copy(''fleet.position'', %L)', :'d41'));
-SELECT pg_temp.try(format('SELECT fleet.warm_swap(''fleet.position'', %L)', :'d41'));
-SELECT pg_temp.try(format('SELECT fleet.warm_begin(''fleet.position'', %L)', :'d40'::date - 400));
-SELECT pg_temp.try(format('SELECT fleet.cold_detach(%L)', :'d40'::date - 400));
+SELECT regress_tier.try(format('SELECT fleet.cold_pack(%L)', :'d41'));
+SELECT regress_tier.try(format('SELECT fleet.warm_copy(''fleet.position'', %L)', :'d41'));
+SELECT regress_tier.try(format('SELECT fleet.warm_swap(''fleet.position'', %L)', :'d41'));
+SELECT regress_tier.try(format('SELECT fleet.warm_begin(''fleet.position'', %L)', :'d40'::date - 400));
+SELECT regress_tier.try(format('SELECT fleet.cold_detach(%L)', :'d40'::date - 400));
 
 -- 4. Restore: the cold day becomes a partition again, every row back.
 CALL fleet.cold_restore(:'d40');
@@ -161,7 +164,7 @@ SELECT tier FROM fleet.tier_status WHERE relation = 'fleet.position'::regclass A
 SELECT count(*) AS n, md5(string_agg(r::text, E'\n' ORDER BY r::text)) = (SELECT h FROM day_hash) AS same_rows
   FROM fleet.position r WHERE fix_time >= :'d40' AND fix_time < :'d40'::timestamptz + interval '1 day';
 SELECT count(*) AS cold_left FROM fleet.cold_segment WHERE day = :'d40';
-SELECT pg_temp.try(format('CALL fleet.cold_restore(%L)', :'d40'));
+SELECT regress_tier.try(format('CALL fleet.cold_restore(%L)', :'d40'));
 
 -- 5. The codec round trip is lossless for awkward values too.
 WITH src AS (
@@ -247,17 +250,17 @@ INSERT INTO fleet.tier_policy (relation, time_column, hot_for, retention) VALUES
 SELECT fleet.place_hold(:t, :'d41'::timestamptz, :'d41'::timestamptz + interval '12 hours', 'claim 4711: collision', :v1) AS hold \gset
 SELECT fleet.place_hold(:t, :'d40'::timestamptz, :'d40'::timestamptz + interval '1 day', 'audit 2026', NULL, 'fleet.position') AS hold2 \gset
 -- every way to destroy held data is refused
-SELECT pg_temp.try(format('DELETE FROM tier_test.evidence WHERE ev_id = 1')) AS "DELETE FROM tier_test.evidence WHERE ev_id = 1";
-SELECT pg_temp.try(format('UPDATE tier_test.evidence SET note = ''edited'' WHERE ev_id = 1')) AS "UPDATE tier_test.evidence SET note = 'edited' WHERE ev_id = ";
-SELECT pg_temp.try(format('DELETE FROM tier_test.%I', :'e41')) AS "DELETE FROM tier_test.:e41";
-SELECT pg_temp.try(format('TRUNCATE tier_test.evidence')) AS "TRUNCATE tier_test.evidence";
-SELECT pg_temp.try(format('TRUNCATE tier_test.%I', :'e41')) AS "TRUNCATE tier_test.:e41";
-SELECT pg_temp.try(format('DROP TABLE tier_test.%I', :'e41')) AS "DROP TABLE tier_test.:e41";
-SELECT pg_temp.try(format('DROP TABLE tier_test.evidence')) AS "DROP TABLE tier_test.evidence";
-SELECT pg_temp.try(format('DROP TABLE tier_test.evidence CASCADE')) AS "DROP TABLE tier_test.evidence CASCADE";
-SELECT pg_temp.try(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I', :'e41')) AS "ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.:";
-SELECT pg_temp.try(format('DROP SCHEMA tier_test CASCADE')) AS "DROP SCHEMA tier_test CASCADE";
-SELECT pg_temp.try('DROP OWNED BY tier_owner') AS "DROP OWNED BY tier_owner";
+SELECT regress_tier.try(format('DELETE FROM tier_test.evidence WHERE ev_id = 1')) AS "DELETE FROM tier_test.evidence WHERE ev_id = 1";
+SELECT regress_tier.try(format('UPDATE tier_test.evidence SET note = ''edited'' WHERE ev_id = 1')) AS "UPDATE tier_test.evidence SET note = 'edited' WHERE ev_id = ";
+SELECT regress_tier.try(format('DELETE FROM tier_test.%I', :'e41')) AS "DELETE FROM tier_test.:e41";
+SELECT regress_tier.try(format('TRUNCATE tier_test.evidence')) AS "TRUNCATE tier_test.evidence";
+SELECT regress_tier.try(format('TRUNCATE tier_test.%I', :'e41')) AS "TRUNCATE tier_test.:e41";
+SELECT regress_tier.try(format('DROP TABLE tier_test.%I', :'e41')) AS "DROP TABLE tier_test.:e41";
+SELECT regress_tier.try(format('DROP TABLE tier_test.evidence')) AS "DROP TABLE tier_test.evidence";
+SELECT regress_tier.try(format('DROP TABLE tier_test.evidence CASCADE')) AS "DROP TABLE tier_test.evidence CASCADE";
+SELECT regress_tier.try(format('ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.%I', :'e41')) AS "ALTER TABLE tier_test.evidence DETACH PARTITION tier_test.:";
+SELECT regress_tier.try(format('DROP SCHEMA tier_test CASCADE')) AS "DROP SCHEMA tier_test CASCADE";
+SELECT regress_tier.try('DROP OWNED BY tier_owner') AS "DROP OWNED BY tier_owner";
 -- ALTER TABLE that drops or rewrites held data, or silences the hold trigger
 \pset format unaligned
 SELECT pg_temp.refused('ALTER TABLE tier_test.evidence DROP COLUMN note');
@@ -285,15 +288,15 @@ ALTER TRIGGER renamed_guard ON tier_test.evidence RENAME TO hold_row_guard;
 ALTER TABLE tier_test.evidence ADD COLUMN extra integer;
 ALTER TABLE tier_test.evidence ALTER COLUMN note SET STORAGE EXTERNAL;
 ALTER TABLE tier_test.evidence DISABLE TRIGGER other_trigger;
-SELECT pg_temp.try(format('UPDATE fleet.tier_policy SET retention = ''1 day'' WHERE relation = ''tier_test.evidence''::regclass')) AS "UPDATE fleet.tier_policy SET retention = '1 day' WHERE relat";
-SELECT pg_temp.try(format('DELETE FROM fleet.tier_policy WHERE relation = ''tier_test.evidence''::regclass')) AS "DELETE FROM fleet.tier_policy WHERE relation = 'tier_test.ev";
-SELECT pg_temp.try(format('DELETE FROM fleet.legal_hold')) AS "DELETE FROM fleet.legal_hold";
-SELECT pg_temp.try(format('UPDATE fleet.legal_hold SET hi = lo + interval ''1 s''')) AS "UPDATE fleet.legal_hold SET hi = lo + interval '1 s'";
+SELECT regress_tier.try(format('UPDATE fleet.tier_policy SET retention = ''1 day'' WHERE relation = ''tier_test.evidence''::regclass')) AS "UPDATE fleet.tier_policy SET retention = '1 day' WHERE relat";
+SELECT regress_tier.try(format('DELETE FROM fleet.tier_policy WHERE relation = ''tier_test.evidence''::regclass')) AS "DELETE FROM fleet.tier_policy WHERE relation = 'tier_test.ev";
+SELECT regress_tier.try(format('DELETE FROM fleet.legal_hold')) AS "DELETE FROM fleet.legal_hold";
+SELECT regress_tier.try(format('UPDATE fleet.legal_hold SET hi = lo + interval ''1 s''')) AS "UPDATE fleet.legal_hold SET hi = lo + interval '1 s'";
 -- rows the hold does not cover stay deletable (another vehicle)
-SELECT pg_temp.try(format('DELETE FROM tier_test.evidence WHERE ev_id = 2')) AS "DELETE FROM tier_test.evidence WHERE ev_id = 2";
+SELECT regress_tier.try(format('DELETE FROM tier_test.evidence WHERE ev_id = 2')) AS "DELETE FROM tier_test.evidence WHERE ev_id = 2";
 -- fleet's own tables: held fixes, held cold data, the whole extension
-SELECT pg_temp.try(format('DROP TABLE fleet.position')) AS "DROP TABLE fleet.position";
-SELECT pg_temp.try(format('DROP EXTENSION fleet')) AS "DROP EXTENSION fleet";
+SELECT regress_tier.try(format('DROP TABLE fleet.position')) AS "DROP TABLE fleet.position";
+SELECT regress_tier.try(format('DROP EXTENSION fleet')) AS "DROP EXTENSION fleet";
 RESET ROLE;
 -- even a superuser only releases holds, through the function
 DELETE FROM fleet.legal_hold;
@@ -301,9 +304,9 @@ UPDATE fleet.legal_hold SET reason = 'changed';
 GRANT DELETE, TRUNCATE ON fleet.position, fleet.cold_segment TO tier_owner;
 SET ROLE tier_owner;
 SELECT fleet.set_tenant(:t) IS NOT NULL AS in_context;
-SELECT pg_temp.try(format('DELETE FROM fleet.position WHERE tenant_id = %s AND fix_time >= %L AND fix_time < %L', :t, :'d40', :'d40'::date + 1)) AS "DELETE FROM fleet.position WHERE tenant_id = :t AND fix_time";
-SELECT pg_temp.try(format('TRUNCATE fleet.position')) AS "TRUNCATE fleet.position";
-SELECT pg_temp.try(format('DROP TABLE fleet.position_quarantine')) AS "DROP TABLE fleet.position_quarantine";
+SELECT regress_tier.try(format('DELETE FROM fleet.position WHERE tenant_id = %s AND fix_time >= %L AND fix_time < %L', :t, :'d40', :'d40'::date + 1)) AS "DELETE FROM fleet.position WHERE tenant_id = :t AND fix_time";
+SELECT regress_tier.try(format('TRUNCATE fleet.position')) AS "TRUNCATE fleet.position";
+SELECT regress_tier.try(format('DROP TABLE fleet.position_quarantine')) AS "DROP TABLE fleet.position_quarantine";
 SELECT fleet.clear_tenant();
 SELECT (SELECT tablename FROM pg_tables WHERE tablename = 'position_quarantine') AS unheld_table_drop_reaches_permissions;
 RESET ROLE;
@@ -375,8 +378,8 @@ SELECT count(*) AS due_after FROM fleet.tier_due();
 -- held cold data: neither DELETE nor TRUNCATE of the segments
 SET ROLE tier_owner;
 SELECT fleet.set_tenant(:t) IS NOT NULL AS in_context;
-SELECT pg_temp.try('DELETE FROM fleet.cold_segment') AS "DELETE FROM fleet.cold_segment";
-SELECT pg_temp.try('TRUNCATE fleet.cold_segment') AS "TRUNCATE fleet.cold_segment";
+SELECT regress_tier.try('DELETE FROM fleet.cold_segment') AS "DELETE FROM fleet.cold_segment";
+SELECT regress_tier.try('TRUNCATE fleet.cold_segment') AS "TRUNCATE fleet.cold_segment";
 SELECT fleet.clear_tenant();
 RESET ROLE;
 SELECT fleet.release_hold(:t, :hold2);

@@ -6,14 +6,7 @@
 \set VERBOSITY terse
 SET timezone = 'UTC';
 SELECT cron.alter_job(jobid, active := false) FROM cron.job WHERE jobname = 'fleet.maintenance';
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE stmt;
-	RETURN 'done';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ' ' || regexp_replace(regexp_replace(SQLERRM, '[0-9]{8}', 'YYYYMMDD', 'g'),
-	                                         '[0-9]{4}-[0-9]{2}-[0-9]{2}', 'YYYY-MM-DD', 'g');
-END $$;
+-- regress_tier.try() (made by 70_tiering): errors with dates and hashes masked
 
 SELECT fleet.create_tenant('Cold Events Ltd') AS t \gset
 SELECT fleet.create_tenant('Other Events Ltd') AS t2 \gset
@@ -42,7 +35,7 @@ INSERT INTO fleet.event_log (tenant_id, event_id, logged_at, class, kind, schema
                              idem_key, occurred_at, payload)
 SELECT :t, 1, :'d60'::timestamptz + interval '23 hours', c.class, 'x', 1, 1, 'app', 'unconsumed', :'d60'::timestamptz, '{}'
   FROM fleet.consumer_cursor c ORDER BY c.class LIMIT 1;
-SELECT pg_temp.try(format('SELECT fleet.event_cold_detach(%L)', :'d60'));
+SELECT regress_tier.try(format('SELECT fleet.event_cold_detach(%L)', :'d60'));
 DELETE FROM fleet.event_log WHERE tenant_id = :t AND event_id = 1 AND logged_at = :'d60'::timestamptz + interval '23 hours';
 
 -- 2. Detach and pack (through fleet.tier_step, as maintenance runs them).
@@ -70,8 +63,8 @@ SELECT count(*) AS own_events, bool_and(tenant_id = :t2) AS only_own FROM fleet.
 SELECT fleet.clear_tenant();
 RESET ROLE;
 -- steps out of order
-SELECT pg_temp.try(format('SELECT fleet.event_cold_pack(%L)', :'d60'));
-SELECT pg_temp.try(format('SELECT fleet.event_cold_detach(%L)', :'d60'));
+SELECT regress_tier.try(format('SELECT fleet.event_cold_pack(%L)', :'d60'));
+SELECT regress_tier.try(format('SELECT fleet.event_cold_detach(%L)', :'d60'));
 
 -- 3. The codec: lossless for every column, strict about its input.
 SELECT fleet.cold_event_decode(fleet.cold_event_encode(ARRAY[9223372036854775807, -5], ARRAY['infinity'::timestamptz, '2000-01-01'],
@@ -97,9 +90,9 @@ GRANT fleet_admin TO tier_event_admin;
 GRANT DELETE, TRUNCATE ON fleet.cold_event_segment TO tier_event_admin;
 SET ROLE tier_event_admin;
 SELECT fleet.set_tenant(:t) > 0 AS in_context;
-SELECT pg_temp.try('DELETE FROM fleet.cold_event_segment') AS "DELETE FROM fleet.cold_event_segment";
-SELECT pg_temp.try('TRUNCATE fleet.cold_event_segment') AS "TRUNCATE fleet.cold_event_segment";
-SELECT pg_temp.try('DROP TABLE fleet.cold_event_segment') AS "DROP TABLE fleet.cold_event_segment";
+SELECT regress_tier.try('DELETE FROM fleet.cold_event_segment') AS "DELETE FROM fleet.cold_event_segment";
+SELECT regress_tier.try('TRUNCATE fleet.cold_event_segment') AS "TRUNCATE fleet.cold_event_segment";
+SELECT regress_tier.try('DROP TABLE fleet.cold_event_segment') AS "DROP TABLE fleet.cold_event_segment";
 SELECT fleet.clear_tenant();
 RESET ROLE;
 SELECT relation, (lo AT TIME ZONE 'UTC')::date - :'d60'::date AS day, action FROM fleet.tier_due()
@@ -118,7 +111,7 @@ SELECT count(*) AS restored, count(*) = (SELECT n FROM before_t) AS all_held_bac
 SELECT regexp_replace(partition::text, '[0-9]{8}', 'YYYYMMDD') AS partition, hi - lo AS span
   FROM fleet.time_partitions('fleet.event_log') WHERE lo = :'d60';
 SELECT count(*) AS cold_left FROM fleet.cold_event_segment WHERE part_lo = :'d60';
-SELECT pg_temp.try(format('CALL fleet.event_cold_restore(%L)', :'d60'));
+SELECT regress_tier.try(format('CALL fleet.event_cold_restore(%L)', :'d60'));
 SELECT action, relation, count(*) FROM fleet.tier_ledger WHERE relation = 'fleet.event_log' GROUP BY 1, 2 ORDER BY 1;
 SELECT ok FROM fleet.verify_ledger();
 
