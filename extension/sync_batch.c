@@ -469,8 +469,8 @@ processed(Push *push, int i, FleetSyncOutcome *o)
 	Datum		stored;
 	Datum		values[R_NCOLS];
 	bool		nulls[R_NCOLS];
-	Datum		rec[R_NCOLS * 2];
-	bool		recnulls[R_NCOLS * 2];
+	Datum	   *rec;
+	bool	   *recnulls;
 	bool		reconciled = true;
 	int			c;
 	char		key[64];
@@ -590,6 +590,9 @@ processed(Push *push, int i, FleetSyncOutcome *o)
 	values[R_APPLIED] = TimestampTzGetDatum(clock);
 	values[R_RECONCILED] = TimestampTzGetDatum(clock);
 	nulls[R_RECONCILED] = !reconciled;
+	/* the table's row type, dropped columns included (NULL) */
+	rec = palloc0(sizeof(Datum) * push->recdesc->natts);
+	recnulls = palloc(sizeof(bool) * push->recdesc->natts);
 	for (c = 0; c < push->recdesc->natts; c++)
 		recnulls[c] = true;
 	for (c = 0; c < R_NCOLS; c++)

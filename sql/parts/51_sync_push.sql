@@ -51,7 +51,7 @@ RETURNS SETOF fleet.sync_outcome
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'fleet_sync_apply_run';
 COMMENT ON FUNCTION fleet.sync_apply_run(bigint, uuid, bigint, bigint[], text[], jsonb[], timestamptz[], bigint[], text[]) IS
-	'Internal to fleet.sync_push() (extension/sync_push.c): decide the leading mutations of a run that meet no conflict (a driver''s own stops: status forward, evidence added, against the current version) in memory under one lock of their stops, write them set-based, and return their outcomes in order; stops at the first mutation that needs fleet.sync_apply()';
+	'The set-based run of fleet.sync_push() (FleetSyncRun in extension/sync_push.c, which the push calls directly) from SQL, for tests: decide the leading mutations of a run that meet no conflict (a driver''s own stops: status forward, evidence added, against the current version) in memory under one lock of their stops, write them set-based, and return their outcomes in order; stops at the first mutation that needs fleet.sync_apply()';
 REVOKE ALL ON FUNCTION fleet.sync_apply_run(bigint, uuid, bigint, bigint[], text[], jsonb[], timestamptz[], bigint[], text[]) FROM PUBLIC;
 
 CREATE FUNCTION fleet.sync_apply(tenant_id bigint, client_id uuid, driver_id bigint, mutation_id bigint,
