@@ -137,6 +137,9 @@ extern void FleetProcessClass(const char *class_name, int max_events,
 /* views_worker.c: the fleet views worker (staleness-bounded views) */
 extern void FleetViewsInit(void);
 
+/* subxact.c: work in a subtransaction, its error kept (NULL: it committed) */
+extern ErrorData *FleetTrySubtransaction(void (*fn) (void *arg), void *arg);
+
 /* jsonb_build.c: jsonb values as jsonb_build_object() and to_jsonb() make them */
 struct JsonbValue;
 struct NumericData;

@@ -296,6 +296,28 @@ check_payload(Jsonb *required, Jsonb *payload)
 	return NULL;
 }
 
+/* one upcaster call, for FleetTrySubtransaction */
+typedef struct UpcastCall
+{
+	Oid			fn;
+	Oid			fnowner;
+	Jsonb	   *payload;
+	Datum		result;
+} UpcastCall;
+
+static void
+upcast_call(void *arg)
+{
+	UpcastCall *c = arg;
+	Oid			saved_uid;
+	int			saved_ctx;
+
+	GetUserIdAndSecContext(&saved_uid, &saved_ctx);
+	SetUserIdAndSecContext(c->fnowner, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
+	c->result = OidFunctionCall1(c->fn, JsonbPGetDatum(c->payload));
+	SetUserIdAndSecContext(saved_uid, saved_ctx);
+}
+
 /*
  * Run one upcaster as its owner inside a subtransaction.  Returns NULL
  * with *error set if it fails.
@@ -303,42 +325,15 @@ check_payload(Jsonb *required, Jsonb *payload)
 static Jsonb *
 upcast_step(Oid fn, Oid fnowner, Jsonb *payload, char **error)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Oid			saved_uid;
-	int			saved_ctx;
-	volatile Datum result = (Datum) 0;
-	volatile bool failed = false;
+	UpcastCall	c = {fn, fnowner, payload, (Datum) 0};
+	ErrorData  *edata = FleetTrySubtransaction(upcast_call, &c);
 
-	GetUserIdAndSecContext(&saved_uid, &saved_ctx);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (edata != NULL)
 	{
-		SetUserIdAndSecContext(fnowner, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
-		result = OidFunctionCall1(fn, JsonbPGetDatum(payload));
-		SetUserIdAndSecContext(saved_uid, saved_ctx);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		*error = psprintf("upcast_failed: %s", edata->message);
-		failed = true;
-	}
-	PG_END_TRY();
-	if (failed)
 		return NULL;
-	return DatumGetJsonbP(result);
+	}
+	return DatumGetJsonbP(c.result);
 }
 
 /*

@@ -335,6 +335,24 @@ call_handlers(FleetApplier *a, FleetEvent *ev, int m, Oid saved_uid, int saved_c
 	}
 }
 
+/* call_handlers' arguments, for FleetTrySubtransaction */
+typedef struct HandlerCall
+{
+	FleetApplier *a;
+	FleetEvent *ev;
+	int			m;
+	Oid			saved_uid;
+	int			saved_ctx;
+} HandlerCall;
+
+static void
+call_handlers_fn(void *arg)
+{
+	HandlerCall *c = arg;
+
+	call_handlers(c->a, c->ev, c->m, c->saved_uid, c->saved_ctx);
+}
+
 /*
  * Apply events [0, m) in one subtransaction.  Returns false with the error
  * message and SQLSTATE when one of them fails; the effects of all m are then
@@ -343,41 +361,19 @@ call_handlers(FleetApplier *a, FleetEvent *ev, int m, Oid saved_uid, int saved_c
 static bool
 apply_chunk(FleetApplier *a, FleetEvent *ev, int m, char **errmsg, char **sqlstate)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
-	Oid			saved_uid;
-	int			saved_ctx;
+	HandlerCall c = {a, ev, m};
+	ErrorData  *edata;
 
-	GetUserIdAndSecContext(&saved_uid, &saved_ctx);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		call_handlers(a, ev, m, saved_uid, saved_ctx);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		/* the tenant context set inside the subtransaction is gone too */
-		a->tenant_set = -1;
-		*errmsg = pstrdup(edata->message ? edata->message : "unknown error");
-		*sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	GetUserIdAndSecContext(&c.saved_uid, &c.saved_ctx);
+	edata = FleetTrySubtransaction(call_handlers_fn, &c);
+	if (edata == NULL)
+		return true;
+	/* the tenant context set inside the subtransaction is gone too */
+	a->tenant_set = -1;
+	*errmsg = pstrdup(edata->message ? edata->message : "unknown error");
+	*sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
+	FreeErrorData(edata);
+	return false;
 }
 
 /*

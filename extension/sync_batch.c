@@ -667,53 +667,37 @@ duplicate(Push *push, int i)
 }
 
 /*
- * Run fn(push, arg) in a subtransaction.  Returns NULL if it succeeded;
- * otherwise the error (the subtransaction rolled back), unless the error
- * ends the push, which is thrown again.
+ * FleetTrySubtransaction for the push: NULL if fn committed; else its error
+ * (its writes rolled back), unless the error ends the push, which is thrown
+ * again.
  */
 static ErrorData *
-in_subtransaction(Push *push, int (*fn) (Push *, void *), void *arg, int *result)
+in_subtransaction(Push *push, void (*fn) (void *), void *arg)
 {
-	MemoryContext cxt = push->cxt;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		*result = fn(push, arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (ends_push(edata->sqlerrcode))
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
+	MemoryContextSwitchTo(push->cxt);
+	edata = FleetTrySubtransaction(fn, arg);
+	if (edata != NULL && ends_push(edata->sqlerrcode))
+		ReThrowError(edata);
 	return edata;
 }
 
 /* FleetSyncRun over the batch from index run->from to run->to */
 typedef struct RunArgs
 {
+	Push	   *push;
 	int			from;
 	int			to;
 	FleetSyncOutcome *out;
+	int			nout;			/* how many it decided */
 } RunArgs;
 
-static int
-run_fn(Push *push, void *arg)
+static void
+run_fn(void *arg)
 {
 	RunArgs    *r = arg;
+	Push	   *push = r->push;
 	Datum	   *v[SYNC_NFIELDS];
 	bool	   *isnull[SYNC_NFIELDS];
 	int			f;
@@ -723,26 +707,22 @@ run_fn(Push *push, void *arg)
 		v[f] = push->v[f] + r->from;
 		isnull[f] = push->isnull[f] + r->from;
 	}
-	return FleetSyncRun(push->tenant, push->client_text, push->driver, r->to - r->from + 1, v, isnull, r->out);
+	r->nout = FleetSyncRun(push->tenant, push->client_text, push->driver, r->to - r->from + 1, v, isnull, r->out);
 }
 
-/* fleet.sync_apply() for batch index *(int *) arg, into push-owned outcome */
+/* fleet.sync_apply() for batch index i, its outcome into *out (in the push's context) */
 typedef struct ApplyArgs
 {
+	Push	   *push;
 	int			i;
 	FleetSyncOutcome *out;
 } ApplyArgs;
 
-static char *
-copy_text(HeapTuple tup, TupleDesc desc, int col)
-{
-	return SPI_getvalue(tup, desc, col);
-}
-
-static int
-apply_fn(Push *push, void *arg)
+static void
+apply_fn(void *arg)
 {
 	ApplyArgs  *a = arg;
+	Push	   *push = a->push;
 	int			i = a->i;
 	FleetSyncOutcome *o = a->out;
 	Datum		args[9];
@@ -772,12 +752,12 @@ apply_fn(Push *push, void *arg)
 	desc = SPI_tuptable->tupdesc;
 	MemoryContextSwitchTo(push->cxt);
 	memset(o, 0, sizeof(*o));
-	o->result = copy_text(tup, desc, 1);
+	o->result = SPI_getvalue(tup, desc, 1);
 	if (o->result == NULL)
 		elog(ERROR, "fleet.sync_apply() returned no result");
-	o->rule = copy_text(tup, desc, 2);
-	o->reason = copy_text(tup, desc, 3);
-	o->entity = copy_text(tup, desc, 4);
+	o->rule = SPI_getvalue(tup, desc, 2);
+	o->reason = SPI_getvalue(tup, desc, 3);
+	o->entity = SPI_getvalue(tup, desc, 4);
 	d = SPI_getbinval(tup, desc, 5, &o->entity_id_null);
 	o->entity_id = o->entity_id_null ? 0 : DatumGetInt64(d);
 	d = SPI_getbinval(tup, desc, 6, &o->conflict_null);
@@ -786,12 +766,11 @@ apply_fn(Push *push, void *arg)
 	o->event_id = o->event_null ? 0 : DatumGetInt64(d);
 	d = SPI_getbinval(tup, desc, 8, &o->version_null);
 	o->version = o->version_null ? 0 : DatumGetInt64(d);
-	o->trail_kind = copy_text(tup, desc, 9);
+	o->trail_kind = SPI_getvalue(tup, desc, 9);
 	d = SPI_getbinval(tup, desc, 10, &isnull);
 	o->trail_payload = isnull ? (Datum) 0 : datumCopy(d, false, -1);
 	d = SPI_getbinval(tup, desc, 11, &o->trail_occurred_null);
 	o->trail_occurred = o->trail_occurred_null ? 0 : DatumGetTimestampTz(d);
-	return 1;
 }
 
 /* log the trail events; a key taken by anything else is an inconsistency */
@@ -958,13 +937,14 @@ fleet_sync_push(PG_FUNCTION_ARGS)
 		 */
 		if (fast)
 		{
-			RunArgs		r = {i, i, out};
+			RunArgs		r = {&push, i, i, out, 0};
 			ErrorData  *edata;
 
 			while (r.to + 1 < push.n &&
 				   DatumGetInt64(push.v[SYNC_ID][r.to + 1]) == DatumGetInt64(push.v[SYNC_ID][r.to]) + 1)
 				r.to++;
-			edata = in_subtransaction(&push, run_fn, &r, &nout);
+			edata = in_subtransaction(&push, run_fn, &r);
+			nout = r.nout;
 			if (edata != NULL)
 			{
 				/* for the server log: a push that keeps falling back is slow */
@@ -978,8 +958,8 @@ fleet_sync_push(PG_FUNCTION_ARGS)
 		if (nout == 0)
 		{
 			/* the next one alone: a permanent failure rejects it only */
-			ApplyArgs	a = {i, &out[0]};
-			ErrorData  *edata = in_subtransaction(&push, apply_fn, &a, &nout);
+			ApplyArgs	a = {&push, i, &out[0]};
+			ErrorData  *edata = in_subtransaction(&push, apply_fn, &a);
 
 			if (edata != NULL)
 			{
