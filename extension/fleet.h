@@ -38,6 +38,8 @@ extern Oid	FleetExtensionOwner(void);
 #include "fmgr.h"
 #include "utils/array.h"
 #include "executor/spi.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #define FLEET_MAX_KEY_LOCKS			512	/* more keys: the batch runs alone */
 #define FLEET_LOCK_MAGIC			0x666C6565	/* "flee" */
@@ -140,17 +142,27 @@ extern void FleetViewsInit(void);
 /* subxact.c: work in a subtransaction, its error kept (NULL: it committed) */
 extern ErrorData *FleetTrySubtransaction(void (*fn) (void *arg), void *arg);
 
-/* jsonb_build.c: jsonb values as jsonb_build_object() and to_jsonb() make them */
-struct JsonbValue;
-struct NumericData;
-extern Datum FleetJsonbObject(int n, const char *const *keys, struct JsonbValue *vals, bool strip);
-extern void FleetJvNull(struct JsonbValue *v);
-extern void FleetJvInt64(struct JsonbValue *v, int64 x);
-extern void FleetJvNumeric(struct JsonbValue *v, struct NumericData *x);
-extern void FleetJvString(struct JsonbValue *v, const char *s);
-extern void FleetJvText(struct JsonbValue *v, Datum t);
-extern void FleetJvTimestamptz(struct JsonbValue *v, TimestampTz ts);
-extern void FleetJvJsonb(struct JsonbValue *v, Datum jb);
+/*
+ * jsonb_build.c: jsonb objects built field by field, their values as
+ * jsonb_build_object() and to_jsonb() make them; an object's key looked up
+ */
+#define FLEET_JSONB_MAX_FIELDS	16
+typedef struct FleetJsonbFields
+{
+	int			n;
+	const char *keys[FLEET_JSONB_MAX_FIELDS];
+	JsonbValue	vals[FLEET_JSONB_MAX_FIELDS];
+} FleetJsonbFields;
+extern JsonbValue *FleetJsonbField(FleetJsonbFields *f, const char *key);
+extern Datum FleetJsonbFieldsObject(FleetJsonbFields *f, bool strip);
+extern bool FleetJsonbKey(Jsonb *jb, const char *key, JsonbValue *out);
+extern void FleetJvNull(JsonbValue *v);
+extern void FleetJvInt64(JsonbValue *v, int64 x);
+extern void FleetJvNumeric(JsonbValue *v, Numeric x);
+extern void FleetJvString(JsonbValue *v, const char *s);
+extern void FleetJvText(JsonbValue *v, Datum t);
+extern void FleetJvTimestamptz(JsonbValue *v, TimestampTz ts);
+extern void FleetJvJsonb(JsonbValue *v, Datum jb);
 
 /* sync_push.c: the set-based run of a driver app's plain mutations */
 typedef enum FleetSyncField

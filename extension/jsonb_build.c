@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * jsonb_build.c
- *	  jsonb objects built in C with the values jsonb_build_object() and
- *	  to_jsonb() would give them.
+ *	  jsonb objects built in C, field by field, with the values
+ *	  jsonb_build_object() and to_jsonb() would give them.
  *
  * A driver-app push stores, per mutation, a result to return to duplicates
  * and a trail payload; built by SQL they were one jsonb_build_object() call
@@ -26,29 +26,46 @@
 
 #include "fleet.h"
 
-/* a jsonb object of n keys and values; with strip, keys whose value is null are left out */
+/* the value of the next key of an object being built, for a FleetJv* function to fill */
+JsonbValue *
+FleetJsonbField(FleetJsonbFields *f, const char *key)
+{
+	if (f->n >= FLEET_JSONB_MAX_FIELDS)
+		elog(ERROR, "a jsonb object built in C has more than %d keys", FLEET_JSONB_MAX_FIELDS);
+	f->keys[f->n] = key;
+	return &f->vals[f->n++];
+}
+
+/* the object; with strip, keys whose value is null are left out */
 Datum
-FleetJsonbObject(int n, const char *const *keys, JsonbValue *vals, bool strip)
+FleetJsonbFieldsObject(FleetJsonbFields *f, bool strip)
 {
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
 	int			i;
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < f->n; i++)
 	{
 		JsonbValue	k;
 
-		if (strip && vals[i].type == jbvNull)
+		if (strip && f->vals[i].type == jbvNull)
 			continue;
 		k.type = jbvString;
-		k.val.string.val = (char *) keys[i];
-		k.val.string.len = strlen(keys[i]);
+		k.val.string.val = (char *) f->keys[i];
+		k.val.string.len = strlen(f->keys[i]);
 		pushJsonbValue(&state, WJB_KEY, &k);
-		pushJsonbValue(&state, WJB_VALUE, &vals[i]);
+		pushJsonbValue(&state, WJB_VALUE, &f->vals[i]);
 	}
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
+}
+
+/* jb->key (of an object); false if absent */
+bool
+FleetJsonbKey(Jsonb *jb, const char *key, JsonbValue *out)
+{
+	return getKeyJsonValueFromContainer(&jb->root, key, strlen(key), out) != NULL;
 }
 
 void

@@ -199,7 +199,7 @@ ends_push(int code)
 static char *
 field_text(Jsonb *elem, const char *key, JsonbValue *v, bool *present)
 {
-	*present = getKeyJsonValueFromContainer(&elem->root, key, strlen(key), v) != NULL;
+	*present = FleetJsonbKey(elem, key, v);
 	if (!*present)
 		return NULL;
 	switch (v->type)
@@ -220,15 +220,12 @@ field_text(Jsonb *elem, const char *key, JsonbValue *v, bool *present)
 	return NULL;
 }
 
-/* elem->key as -> reads it: a jsonb, or (Datum) 0 when absent */
-static Datum
-field_jsonb(Jsonb *elem, const char *key)
+/* elem->key as a value inside another object: JSON null when absent */
+static void
+field_value(Jsonb *elem, const char *key, JsonbValue *out)
 {
-	JsonbValue	v;
-
-	if (getKeyJsonValueFromContainer(&elem->root, key, strlen(key), &v) == NULL)
-		return (Datum) 0;
-	return JsonbPGetDatum(JsonbValueToJsonb(&v));
+	if (!FleetJsonbKey(elem, key, out))
+		FleetJvNull(out);
 }
 
 /*
@@ -258,13 +255,11 @@ envelope_fault(Jsonb *elem, int64 *id)
 	*id = strtoi64(text, NULL, 10);
 	if (*id < 1)
 		return "malformed";
-	if (getKeyJsonValueFromContainer(&elem->root, "workflow", 8, &v) == NULL || v.type != jbvString)
+	if (!FleetJsonbKey(elem, "workflow", &v) || v.type != jbvString)
 		return "malformed";
-	if (getKeyJsonValueFromContainer(&elem->root, "base_version", 12, &v) != NULL &&
-		v.type != jbvNumeric && v.type != jbvNull)
+	if (FleetJsonbKey(elem, "base_version", &v) && v.type != jbvNumeric && v.type != jbvNull)
 		return "base_version";
-	if (getKeyJsonValueFromContainer(&elem->root, "hlc", 3, &v) != NULL &&
-		v.type != jbvString && v.type != jbvNull)
+	if (FleetJsonbKey(elem, "hlc", &v) && v.type != jbvString && v.type != jbvNull)
 		return "hlc";
 	return NULL;
 }
@@ -326,22 +321,19 @@ cmp_mutation(const void *a, const void *b)
 static Datum
 mutation_payload(Jsonb *elem, bool ct_null, TimestampTz ct)
 {
-	static const char *const keys[5] = {"workflow", "args", "client_time", "base_version", "hlc"};
-	JsonbValue	vals[5];
+	FleetJsonbFields f = {0};
 
-	FleetJvJsonb(&vals[0], field_jsonb(elem, "workflow"));
-	FleetJvJsonb(&vals[1], field_jsonb(elem, "args"));
+	field_value(elem, "workflow", FleetJsonbField(&f, "workflow"));
+	field_value(elem, "args", FleetJsonbField(&f, "args"));
 	if (ct_null)
-		FleetJvNull(&vals[2]);
+		FleetJvNull(FleetJsonbField(&f, "client_time"));
 	else
-	{
-		FleetJvNumeric(&vals[2], DatumGetNumeric(DirectFunctionCall2(extract_timestamptz,
-																	 CStringGetTextDatum("epoch"),
-																	 TimestampTzGetDatum(ct))));
-	}
-	FleetJvJsonb(&vals[3], field_jsonb(elem, "base_version"));
-	FleetJvJsonb(&vals[4], field_jsonb(elem, "hlc"));
-	return FleetJsonbObject(5, keys, vals, false);
+		FleetJvNumeric(FleetJsonbField(&f, "client_time"),
+					   DatumGetNumeric(DirectFunctionCall2(extract_timestamptz, CStringGetTextDatum("epoch"),
+														   TimestampTzGetDatum(ct))));
+	field_value(elem, "base_version", FleetJsonbField(&f, "base_version"));
+	field_value(elem, "hlc", FleetJsonbField(&f, "hlc"));
+	return FleetJsonbFieldsObject(&f, false);
 }
 
 /*
@@ -407,38 +399,33 @@ read_batch(Push *push, Jsonb *batch)
 	push->payload = palloc(sizeof(Datum) * Max(n, 1));
 	push->n = n;
 
+	qsort(order, n, sizeof(Mutation), cmp_mutation);
+	for (i = 0; i < n; i++)
 	{
-		qsort(order, n, sizeof(Mutation), cmp_mutation);
-		for (i = 0; i < n; i++)
-		{
-			Jsonb	   *e = elems[order[i].ord];
-			JsonbValue	fv;
-			bool		present;
-			char	   *text;
-			Datum		d;
+		Jsonb	   *e = elems[order[i].ord];
+		JsonbValue	fv;
 
-			push->v[SYNC_ID][i] = Int64GetDatum(order[i].id);
-			getKeyJsonValueFromContainer(&e->root, "workflow", 8, &fv);
-			push->v[SYNC_WORKFLOW][i] = PointerGetDatum(cstring_to_text_with_len(fv.val.string.val,
-																				 fv.val.string.len));
-			d = field_jsonb(e, "args");
-			push->v[SYNC_ARGS][i] = d;
-			push->isnull[SYNC_ARGS][i] = d == (Datum) 0;
-			push->v[SYNC_CLIENT_TIME][i] = TimestampTzGetDatum(ct[order[i].ord]);
-			push->isnull[SYNC_CLIENT_TIME][i] = ct_null[order[i].ord];
-			/* (e->>'base_version')::numeric::bigint: rounded, range-checked */
-			text = field_text(e, "base_version", &fv, &present);
-			if (text == NULL)
-				push->isnull[SYNC_BASE_VERSION][i] = true;
-			else
-				push->v[SYNC_BASE_VERSION][i] = DirectFunctionCall1(numeric_int8, NumericGetDatum(fv.val.numeric));
-			text = field_text(e, "hlc", &fv, &present);
-			if (text == NULL)
-				push->isnull[SYNC_HLC][i] = true;
-			else
-				push->v[SYNC_HLC][i] = CStringGetTextDatum(text);
-			push->payload[i] = mutation_payload(e, ct_null[order[i].ord], ct[order[i].ord]);
-		}
+		push->v[SYNC_ID][i] = Int64GetDatum(order[i].id);
+		FleetJsonbKey(e, "workflow", &fv);
+		push->v[SYNC_WORKFLOW][i] = PointerGetDatum(cstring_to_text_with_len(fv.val.string.val, fv.val.string.len));
+		/* e->'args': a JSON null is a jsonb null, not SQL NULL */
+		if (FleetJsonbKey(e, "args", &fv))
+			push->v[SYNC_ARGS][i] = JsonbPGetDatum(JsonbValueToJsonb(&fv));
+		else
+			push->isnull[SYNC_ARGS][i] = true;
+		push->v[SYNC_CLIENT_TIME][i] = TimestampTzGetDatum(ct[order[i].ord]);
+		push->isnull[SYNC_CLIENT_TIME][i] = ct_null[order[i].ord];
+		/* (e->>'base_version')::numeric::bigint, rounded and range-checked (a number or null here) */
+		if (FleetJsonbKey(e, "base_version", &fv) && fv.type == jbvNumeric)
+			push->v[SYNC_BASE_VERSION][i] = DirectFunctionCall1(numeric_int8, NumericGetDatum(fv.val.numeric));
+		else
+			push->isnull[SYNC_BASE_VERSION][i] = true;
+		/* e->>'hlc' (a string or null here) */
+		if (FleetJsonbKey(e, "hlc", &fv) && fv.type == jbvString)
+			push->v[SYNC_HLC][i] = PointerGetDatum(cstring_to_text_with_len(fv.val.string.val, fv.val.string.len));
+		else
+			push->isnull[SYNC_HLC][i] = true;
+		push->payload[i] = mutation_payload(e, ct_null[order[i].ord], ct[order[i].ord]);
 	}
 }
 
@@ -459,13 +446,11 @@ flush_records(Push *push)
 static void
 processed(Push *push, int i, FleetSyncOutcome *o)
 {
-	static const char *const keys[9] = {
-		"id", "result", "rule", "reason", "entity", "entity_id", "version", "conflict_id", "event_id"
-	};
 	int64		id = DatumGetInt64(push->v[SYNC_ID][i]);
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz clock = GetCurrentTimestamp();
-	JsonbValue	vals[9];
+	FleetJsonbFields f = {0};
+	JsonbValue *jv;
 	Datum		stored;
 	Datum		values[R_NCOLS];
 	bool		nulls[R_NCOLS];
@@ -530,26 +515,29 @@ processed(Push *push, int i, FleetSyncOutcome *o)
 	push->trail.n[3][c] = o->trail_payload == (Datum) 0;
 	push->trail.v[4][c] = Int64GetDatum(o->event_id);
 
-	/* the result a duplicate gets back */
-	FleetJvInt64(&vals[0], id);
-	FleetJvString(&vals[1], o->result);
-	FleetJvString(&vals[2], o->rule);
-	FleetJvString(&vals[3], o->reason);
-	FleetJvString(&vals[4], o->entity);
-	if (!o->entity_id_null)
-		FleetJvInt64(&vals[5], o->entity_id);
+	/* the result a duplicate gets back (no null keys) */
+	FleetJvInt64(FleetJsonbField(&f, "id"), id);
+	FleetJvString(FleetJsonbField(&f, "result"), o->result);
+	FleetJvString(FleetJsonbField(&f, "rule"), o->rule);
+	FleetJvString(FleetJsonbField(&f, "reason"), o->reason);
+	FleetJvString(FleetJsonbField(&f, "entity"), o->entity);
+	jv = FleetJsonbField(&f, "entity_id");
+	if (o->entity_id_null)
+		FleetJvNull(jv);
 	else
-		FleetJvNull(&vals[5]);
+		FleetJvInt64(jv, o->entity_id);
+	jv = FleetJsonbField(&f, "version");
 	if (o->version_null)
-		FleetJvNull(&vals[6]);
+		FleetJvNull(jv);
 	else
-		FleetJvInt64(&vals[6], o->version);
+		FleetJvInt64(jv, o->version);
+	jv = FleetJsonbField(&f, "conflict_id");
 	if (o->conflict_null)
-		FleetJvNull(&vals[7]);
+		FleetJvNull(jv);
 	else
-		FleetJvInt64(&vals[7], o->conflict_id);
-	FleetJvInt64(&vals[8], o->event_id);
-	stored = FleetJsonbObject(9, keys, vals, true);
+		FleetJvInt64(jv, o->conflict_id);
+	FleetJvInt64(FleetJsonbField(&f, "event_id"), o->event_id);
+	stored = FleetJsonbFieldsObject(&f, true);
 
 	/* reconciled now, unless a review item waits on its conflict */
 	if (!o->conflict_null)

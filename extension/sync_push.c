@@ -223,13 +223,6 @@ valid_hlc(const char *s)
 	return d >= 1 && d <= 9 && *s == '\0';
 }
 
-/* a key of a JSON object; false if absent */
-static bool
-jsonb_key(Jsonb *jb, const char *key, JsonbValue *out)
-{
-	return getKeyJsonValueFromContainer(&jb->root, key, strlen(key), out) != NULL;
-}
-
 /* a JSON number that (args->>key)::bigint reads without error */
 static bool
 jsonb_int64(JsonbValue *v, int64 *out)
@@ -310,7 +303,7 @@ mutation_stop(Workflow *w, Datum args, bool args_null, int64 *stop_id)
 	jb = DatumGetJsonbP(args);
 	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
 		return false;
-	return jsonb_key(jb, "stop_id", &v) && jsonb_int64(&v, stop_id);
+	return FleetJsonbKey(jb, "stop_id", &v) && jsonb_int64(&v, stop_id);
 }
 
 /*
@@ -414,7 +407,7 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 		d->w = w;
 		if (w->action == ACT_STATUS)
 		{
-			if (!jsonb_key(args, "status", &jv) || jv.type != jbvString)
+			if (!FleetJsonbKey(args, "status", &jv) || jv.type != jbvString)
 				break;
 			d->status = jsonb_string(&jv);
 		}
@@ -425,13 +418,13 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 				d->evidence_kind = w->evidence_kind;
 			else
 			{
-				if (!jsonb_key(args, "kind", &jv) || jv.type != jbvString)
+				if (!FleetJsonbKey(args, "kind", &jv) || jv.type != jbvString)
 					break;
 				d->evidence_kind = jsonb_string(&jv);
 			}
 			if (!valid_evidence_kind(d->evidence_kind))
 				break;
-			if (jsonb_key(args, "metadata", &jv))
+			if (FleetJsonbKey(args, "metadata", &jv))
 			{
 				if (jv.type != jbvBinary || !JsonContainerIsObject(jv.val.binary.data))
 					break;
@@ -439,7 +432,7 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 			}
 			else
 				d->metadata = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-			if (jsonb_key(args, "captured_at", &jv))
+			if (FleetJsonbKey(args, "captured_at", &jv))
 			{
 				if (jv.type != jbvString)
 					break;
@@ -602,16 +595,11 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 	 */
 	for (i = 0; i < ndec; i++)
 	{
-		static const char *const keys[15] = {
-			"job", "seq", "status", "kind", "metadata", "args", "client", "mutation_id", "workflow",
-			"result", "rule", "decision", "conflict", "driver_id", "client_time"
-		};
 		Decided    *d = &dec[i];
 		int			m = d->m;
-		JsonbValue	vals[16];
-		const char *allkeys[16];
-		int			nk = 0;
-		int			k;
+		FleetJsonbFields f = {0};
+		FleetJsonbFields effect = {0};
+		JsonbValue *jv;
 
 		if (d->effect == EFFECT_EVIDENCE)
 		{
@@ -623,99 +611,51 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 			else
 				d->captured = TimestampTzGetDatum(now);
 		}
-		for (k = 0; k < 15; k++)
+		/* what the mutation names, then how it was decided */
+		if (d->effect == EFFECT_NONE)
+			FleetJvJsonb(FleetJsonbField(&f, "args"), isnull[SYNC_ARGS][m] ? (Datum) 0 : v[SYNC_ARGS][m]);
+		else
 		{
-			JsonbValue *jv = &vals[nk];
-
-			switch (k)
-			{
-				case 0:			/* job */
-				case 1:			/* seq */
-					if (d->effect == EFFECT_NONE)
-						continue;
-					if (k == 0)
-						FleetJvString(jv, d->job_code);
-					else if (d->seq_null)
-						FleetJvNull(jv);
-					else
-						FleetJvInt64(jv, DatumGetInt32(d->seq));
-					break;
-				case 2:
-					if (d->effect != EFFECT_STATUS)
-						continue;
-					FleetJvString(jv, d->status);
-					break;
-				case 3:
-				case 4:
-					if (d->effect != EFFECT_EVIDENCE)
-						continue;
-					if (k == 3)
-						FleetJvString(jv, d->evidence_kind);
-					else
-						FleetJvJsonb(jv, JsonbPGetDatum(d->metadata));
-					break;
-				case 5:
-					if (d->effect != EFFECT_NONE)
-						continue;
-					FleetJvJsonb(jv, isnull[SYNC_ARGS][m] ? (Datum) 0 : v[SYNC_ARGS][m]);
-					break;
-				case 6:
-					FleetJvString(jv, client);
-					break;
-				case 7:
-					FleetJvInt64(jv, DatumGetInt64(v[SYNC_ID][m]));
-					break;
-				case 8:
-					FleetJvText(jv, v[SYNC_WORKFLOW][m]);
-					break;
-				case 9:
-					FleetJvString(jv, "applied");
-					break;
-				case 10:
-					FleetJvString(jv, d->w->rule_name);
-					break;
-				case 11:
-					FleetJvString(jv, "client");
-					break;
-				case 12:
-					FleetJvNull(jv);
-					break;
-				case 13:
-					FleetJvInt64(jv, driver);
-					break;
-				case 14:
-					if (isnull[SYNC_CLIENT_TIME][m])
-						FleetJvNull(jv);
-					else
-						FleetJvTimestamptz(jv, DatumGetTimestampTz(v[SYNC_CLIENT_TIME][m]));
-					break;
-			}
-			allkeys[nk++] = keys[k];
+			FleetJvString(FleetJsonbField(&f, "job"), d->job_code);
+			jv = FleetJsonbField(&f, "seq");
+			if (d->seq_null)
+				FleetJvNull(jv);
+			else
+				FleetJvInt64(jv, DatumGetInt32(d->seq));
 		}
-		/* effect: what the mutation changed */
-		allkeys[nk] = "effect";
 		if (d->effect == EFFECT_STATUS)
 		{
-			static const char *const ekeys[1] = {"status"};
-			JsonbValue	ev[1];
-
-			FleetJvString(&ev[0], d->status);
-			FleetJvJsonb(&vals[nk], FleetJsonbObject(1, ekeys, ev, false));
+			FleetJvString(FleetJsonbField(&f, "status"), d->status);
+			FleetJvString(FleetJsonbField(&effect, "status"), d->status);
 		}
 		else if (d->effect == EFFECT_EVIDENCE)
 		{
-			static const char *const ekeys[3] = {"kind", "metadata", "captured_at"};
-			JsonbValue	ev[3];
-
-			FleetJvString(&ev[0], d->evidence_kind);
-			FleetJvJsonb(&ev[1], JsonbPGetDatum(d->metadata));
-			FleetJvTimestamptz(&ev[2], DatumGetTimestampTz(d->captured));
-			FleetJvJsonb(&vals[nk], FleetJsonbObject(3, ekeys, ev, false));
+			FleetJvString(FleetJsonbField(&f, "kind"), d->evidence_kind);
+			FleetJvJsonb(FleetJsonbField(&f, "metadata"), JsonbPGetDatum(d->metadata));
+			FleetJvString(FleetJsonbField(&effect, "kind"), d->evidence_kind);
+			FleetJvJsonb(FleetJsonbField(&effect, "metadata"), JsonbPGetDatum(d->metadata));
+			FleetJvTimestamptz(FleetJsonbField(&effect, "captured_at"), DatumGetTimestampTz(d->captured));
 		}
+		FleetJvString(FleetJsonbField(&f, "client"), client);
+		FleetJvInt64(FleetJsonbField(&f, "mutation_id"), DatumGetInt64(v[SYNC_ID][m]));
+		FleetJvText(FleetJsonbField(&f, "workflow"), v[SYNC_WORKFLOW][m]);
+		FleetJvString(FleetJsonbField(&f, "result"), "applied");
+		FleetJvString(FleetJsonbField(&f, "rule"), d->w->rule_name);
+		FleetJvString(FleetJsonbField(&f, "decision"), "client");
+		FleetJvNull(FleetJsonbField(&f, "conflict"));
+		FleetJvInt64(FleetJsonbField(&f, "driver_id"), driver);
+		jv = FleetJsonbField(&f, "client_time");
+		if (isnull[SYNC_CLIENT_TIME][m])
+			FleetJvNull(jv);
 		else
-			FleetJvNull(&vals[nk]);
-		nk++;
-		d->payload = FleetJsonbObject(nk, allkeys, vals, false);
+			FleetJvTimestamptz(jv, DatumGetTimestampTz(v[SYNC_CLIENT_TIME][m]));
+		/* effect: what it changed (null when nothing) */
+		jv = FleetJsonbField(&f, "effect");
+		if (effect.n > 0)
+			FleetJvJsonb(jv, FleetJsonbFieldsObject(&effect, false));
+		else
+			FleetJvNull(jv);
+		d->payload = FleetJsonbFieldsObject(&f, false);
 	}
 
 	/* 5. the stops' final state, the status history, the proofs */
