@@ -30,6 +30,10 @@ SHLIB_LINK  = -lz
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every module includes fleet.h: a change there rebuilds them all (PGXS
+# tracks no header dependencies; a stale object would link and fail on load)
+$(OBJS) $(OBJS:.o=.bc): extension/fleet.h
+
 PG_BINDIR := $(shell $(PG_CONFIG) --bindir)
 PG_PKGLIB := $(shell $(PG_CONFIG) --pkglibdir)
 PGXS_DIR  := $(dir $(PGXS))..

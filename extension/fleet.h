@@ -50,6 +50,7 @@ extern Oid	FleetExtensionOwner(void);
 extern int	fleet_future_margin_ms;
 extern int	fleet_ingest_max_batch;
 extern void FleetIngestInit(void);
+extern Oid	FleetEventIdSequence(void);
 extern void FleetIngestCheckIsolation(const char *funcname);
 extern void FleetBatchArg(FunctionCallInfo fcinfo, int argno, const char *argname,
 						  Oid elemtype, bool required, int *n,

@@ -383,6 +383,17 @@ event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload)
 }
 
 /*
+ * fleet.event_id_seq, where every event id comes from: here, in the
+ * set-based run of a push (sync_push.c) and for a push's rejections
+ * (sync_batch.c), which take a trail event's id before logging it.
+ */
+Oid
+FleetEventIdSequence(void)
+{
+	return RangeVarGetRelid(makeRangeVar("fleet", "event_id_seq", -1), NoLock, false);
+}
+
+/*
  * fleet.ingest_events(source text[], idem_key text[], kind text[],
  *		schema_version int[], occurred_at timestamptz[], payload jsonb[])
  *	RETURNS TABLE (idx int, status text, reason text, event_id bigint)
@@ -649,8 +660,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 
 	/* 5. classify; new events get their ids */
 	{
-		Oid			seq = reserved ? InvalidOid :
-			RangeVarGetRelid(makeRangeVar("fleet", "event_id_seq", -1), NoLock, false);
+		Oid			seq = reserved ? InvalidOid : FleetEventIdSequence();
 
 		for (i = 0; i < n; i++)
 		{

@@ -467,8 +467,7 @@ processed(Push *push, int i, FleetSyncOutcome *o)
 		char		nn[9];
 
 		memset(nn, ' ', sizeof(nn));
-		o->event_id = nextval_internal(RangeVarGetRelid(makeRangeVar("fleet", "event_id_seq", -1), NoLock, false),
-									   false);
+		o->event_id = nextval_internal(FleetEventIdSequence(), false);
 		o->event_null = false;
 		o->trail_kind = "sync.mutation";
 		o->trail_occurred = push->isnull[SYNC_CLIENT_TIME][i] ? now :

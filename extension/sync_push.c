@@ -341,7 +341,7 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("mutation %d of the run has no id or workflow", i + 1)));
 	now = GetCurrentTransactionStartTimestamp();
-	seq = RangeVarGetRelid(makeRangeVar("fleet", "event_id_seq", -1), NoLock, false);
+	seq = FleetEventIdSequence();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
