@@ -129,12 +129,8 @@ attno_of(TupleDesc desc, const char *name)
 	return attno;
 }
 
-/* IS DISTINCT FROM for a column by name */
-static bool
-distinct(HeapTuple a, HeapTuple b, TupleDesc desc, const char *name)
-{
-	return FleetColumnDistinct(a, b, desc, attno_of(desc, name));
-}
+/* the adjustable fields of a stop: a change to any moves its server clock */
+static const char *const adjustable[] = {"address", "lat", "lon", "window_start", "window_end"};
 
 static void
 run(SPIPlanPtr plan, Datum *args, const char *nulls)
@@ -224,6 +220,7 @@ typedef struct StopBatch
 {
 	FleetColumns cs;			/* tenant, driver, stop */
 	int			n;
+	int			adjustable_att[lengthof(adjustable)];	/* their attribute numbers */
 } StopBatch;
 
 static void
@@ -233,6 +230,18 @@ batch_add(StopBatch *b, int64 tenant, int64 driver, int64 stop)
 	b->cs.v[1][b->n] = Int64GetDatum(driver);
 	b->cs.v[2][b->n] = Int64GetDatum(stop);
 	b->n++;
+}
+
+/* does any adjustable field differ between the old and new row? */
+static bool
+adjusted(StopBatch *b, TupleDesc desc, HeapTuple oldtup, HeapTuple newtup)
+{
+	int			k;
+
+	for (k = 0; k < lengthof(adjustable); k++)
+		if (FleetColumnDistinct(oldtup, newtup, desc, b->adjustable_att[k]))
+			return true;
+	return false;
 }
 
 /*
@@ -281,12 +290,7 @@ log_stop(StopBatch *b, TupleDesc desc, StopRow *o, StopRow *nw)
 	}
 
 	/* anyone changing the adjustable fields advances the stop's clock */
-	if (upd &&
-		(distinct(o->tup, nw->tup, desc, "address") ||
-		 distinct(o->tup, nw->tup, desc, "lat") ||
-		 distinct(o->tup, nw->tup, desc, "lon") ||
-		 distinct(o->tup, nw->tup, desc, "window_start") ||
-		 distinct(o->tup, nw->tup, desc, "window_end")))
+	if (upd && adjusted(b, desc, o->tup, nw->tup))
 	{
 		/* unix milliseconds of clock_timestamp(), rounded as ::bigint does */
 		int64		us = GetCurrentTimestamp() +
@@ -323,6 +327,8 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	FleetColumnsInit(&b.cs, 3, 2 * (nold + nnew));
 	b.n = 0;
+	for (i = 0; i < lengthof(adjustable); i++)
+		b.adjustable_att[i] = attno_of(desc, adjustable[i]);
 
 	FleetAsOwner(&saved_uid, &saved_ctx);
 	if (SPI_connect() != SPI_OK_CONNECT)
