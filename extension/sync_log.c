@@ -13,9 +13,10 @@
  * one insert per statement, not one trigger call and insert per row (which
  * was a tenth of a push).  An update's old and new rows are paired by the
  * stop's key; a row whose key changed counts as one deleted and one added.
- * The rarer parts stay one statement per row: a stop entering or leaving a
- * driver's scope (its job and vehicle) and the server clock of a stop whose
- * adjustable fields changed.  No role may write the change log or the
+ * The rarer parts, a stop entering or leaving a driver's scope (its job and
+ * vehicle) and the server clock of a stop whose adjustable fields changed,
+ * are one statement each per trigger call too: a dispatcher moving a job's
+ * hundred stops to another driver costs three inserts, not two hundred.  No role may write the change log or the
  * clocks, so the statements run as the extension owner
  * (SetUserIdAndSecContext, as ingest does) rather than through SECURITY
  * DEFINER; every name in them is schema-qualified and each names the row's
@@ -62,24 +63,33 @@ static const FleetPlanSpec plans[] = {
 		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
 		" SELECT u.t, u.d, 'stop', u.s FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) u (t, d, s)"},
 
-	/* $1 tenant, $2/$3 old and new driver, $4/$5 old and new job (NULL: none) */
-	{&scope_plan, FLEET_PLAN_GENERIC, 5, {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID},
-		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
-		" SELECT DISTINCT $1, d.d, e.entity, e.id"
-		"   FROM (VALUES ($2), ($3)) d (d)"
-		"  CROSS JOIN LATERAL ("
-		"        SELECT 'job'::text AS entity, j.job_id AS id FROM fleet.job j"
-		"         WHERE j.tenant_id OPERATOR(pg_catalog.=) $1 AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY[$4, $5])"
-		"        UNION"
-		"        SELECT 'vehicle', j.vehicle_id FROM fleet.job j"
-		"         WHERE j.tenant_id OPERATOR(pg_catalog.=) $1 AND j.vehicle_id IS NOT NULL"
-		"           AND j.job_id OPERATOR(pg_catalog.=) ANY (ARRAY[$4, $5])) e"
-		"  WHERE d.d IS NOT NULL"},
+	/*
+	 * Stops that entered or left a driver's scope: $1 tenants, $2/$3 old and
+	 * new drivers, $4/$5 old and new jobs (NULL: none); each driver gets
+	 * each of the jobs and its vehicle, once per statement
+	 */
+	{&scope_plan, FLEET_PLAN_GENERIC, 5, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+		"WITH u AS ("
+		"  SELECT DISTINCT u.t, d.d, x.j"
+		"    FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"                    pg_catalog.unnest($4), pg_catalog.unnest($5)) u (t, od, nd, oj, nj)"
+		"   CROSS JOIN LATERAL (VALUES (u.od), (u.nd)) d (d)"
+		"   CROSS JOIN LATERAL (VALUES (u.oj), (u.nj)) x (j)"
+		"   WHERE d.d IS NOT NULL AND x.j IS NOT NULL)"
+		" INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
+		" SELECT DISTINCT u.t, u.d, e.entity, e.id"
+		"   FROM u JOIN fleet.job j ON j.tenant_id OPERATOR(pg_catalog.=) u.t AND j.job_id OPERATOR(pg_catalog.=) u.j"
+		"  CROSS JOIN LATERAL (VALUES ('job'::text, j.job_id), ('vehicle', j.vehicle_id)) e (entity, id)"
+		"  WHERE e.id IS NOT NULL"},
 
-	/* $1 tenant, $2 stop, $3 now in unix milliseconds */
-	{&clock_plan, FLEET_PLAN_GENERIC, 3, {INT8OID, INT8OID, INT8OID},
+	/*
+	 * Stops whose adjustable fields changed: $1 tenants, $2 stops, $3 now in
+	 * unix milliseconds
+	 */
+	{&clock_plan, FLEET_PLAN_GENERIC, 3, {INT8ARRAYOID, INT8ARRAYOID, INT8OID},
 		"INSERT INTO fleet.sync_clock AS c (tenant_id, entity, entity_id, hlc_ms, hlc_counter, origin)"
-		" VALUES ($1, 'stop', $2, $3, 0, 'server')"
+		" SELECT u.t, 'stop', u.s, $3, 0, 'server'"
+		"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) u (t, s)"
 		" ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE"
 		"    SET hlc_ms = GREATEST(c.hlc_ms, EXCLUDED.hlc_ms),"
 		"        hlc_counter = CASE WHEN EXCLUDED.hlc_ms OPERATOR(pg_catalog.>) c.hlc_ms THEN 0"
@@ -215,11 +225,15 @@ find_row(StopRow *rows, int n, StopRow *key)
 	return (r != NULL && !r->paired) ? r : NULL;
 }
 
-/* the change-log rows of one statement, inserted at its end */
+/* what one statement's rows change, written at its end */
 typedef struct StopBatch
 {
-	FleetColumns cs;			/* tenant, driver, stop */
+	FleetColumns cs;			/* change-log rows: tenant, driver, stop */
 	int			n;
+	FleetColumns scope;			/* scope moves: tenant, old and new driver and job */
+	int			nscope;
+	FleetColumns clock;			/* adjusted stops: tenant, stop */
+	int			nclock;
 	int			adjustable_att[lengthof(adjustable)];	/* their attribute numbers */
 } StopBatch;
 
@@ -230,6 +244,14 @@ batch_add(StopBatch *b, int64 tenant, int64 driver, int64 stop)
 	b->cs.v[1][b->n] = Int64GetDatum(driver);
 	b->cs.v[2][b->n] = Int64GetDatum(stop);
 	b->n++;
+}
+
+/* one column of a row of a batch, NULL or not */
+static void
+put(FleetColumns *cs, int col, int row, int64 value, bool isnull)
+{
+	cs->v[col][row] = Int64GetDatum(isnull ? 0 : value);
+	cs->n[col][row] = isnull;
 }
 
 /* does any adjustable field differ between the old and new row? */
@@ -282,22 +304,20 @@ log_stop(StopBatch *b, TupleDesc desc, StopRow *o, StopRow *nw)
 	/* a stop entering or leaving a driver's scope moves its job and vehicle */
 	if (!upd || odn != ndn || (!odn && od != nd) || ojn != njn || (!ojn && oj != nj))
 	{
-		Datum		args[5] = {Int64GetDatum(tenant), Int64GetDatum(od), Int64GetDatum(nd),
-		Int64GetDatum(oj), Int64GetDatum(nj)};
-		char		nulls[5] = {' ', odn ? 'n' : ' ', ndn ? 'n' : ' ', ojn ? 'n' : ' ', njn ? 'n' : ' '};
-
-		run(scope_plan, args, nulls);
+		put(&b->scope, 0, b->nscope, tenant, false);
+		put(&b->scope, 1, b->nscope, od, odn);
+		put(&b->scope, 2, b->nscope, nd, ndn);
+		put(&b->scope, 3, b->nscope, oj, ojn);
+		put(&b->scope, 4, b->nscope, nj, njn);
+		b->nscope++;
 	}
 
 	/* anyone changing the adjustable fields advances the stop's clock */
 	if (upd && adjusted(b, desc, o->tup, nw->tup))
 	{
-		/* unix milliseconds of clock_timestamp(), rounded as ::bigint does */
-		int64		us = GetCurrentTimestamp() +
-			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
-		Datum		args[3] = {Int64GetDatum(tenant), Int64GetDatum(nw->stop), Int64GetDatum((us + 500) / 1000)};
-
-		run(clock_plan, args, NULL);
+		put(&b->clock, 0, b->nclock, tenant, false);
+		put(&b->clock, 1, b->nclock, nw->stop, false);
+		b->nclock++;
 	}
 }
 
@@ -327,6 +347,10 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	FleetColumnsInit(&b.cs, 3, 2 * (nold + nnew));
 	b.n = 0;
+	FleetColumnsInit(&b.scope, 5, nold + nnew);
+	b.nscope = 0;
+	FleetColumnsInit(&b.clock, 2, nold + nnew);
+	b.nclock = 0;
 	for (i = 0; i < lengthof(adjustable); i++)
 		b.adjustable_att[i] = attno_of(desc, adjustable[i]);
 
@@ -350,6 +374,26 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 		if (!olds[i].paired)
 			log_stop(&b, desc, &olds[i], NULL);
 
+	if (b.nscope > 0)
+	{
+		static const Oid types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+		Datum		args[5];
+
+		FleetColumnsArgs(&b.scope, types, b.nscope, args);
+		run(scope_plan, args, NULL);
+	}
+	if (b.nclock > 0)
+	{
+		static const Oid types[2] = {INT8OID, INT8OID};
+		/* unix milliseconds of the clock, rounded as ::bigint does */
+		int64		us = GetCurrentTimestamp() +
+			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
+		Datum		args[3];
+
+		FleetColumnsArgs(&b.clock, types, b.nclock, args);
+		args[2] = Int64GetDatum((us + 500) / 1000);
+		run(clock_plan, args, NULL);
+	}
 	if (b.n > 0)
 	{
 		static const Oid types[3] = {INT8OID, INT8OID, INT8OID};

@@ -441,7 +441,9 @@ ROLLBACK;
 -- they are statement triggers: one statement over several stops logs each
 -- for its own driver (old and new rows paired by key); a statement that
 -- changes nothing logs nothing; two proofs of one stop log it once; stops
--- deleted together are logged with their job for their driver
+-- handed to another driver together are logged for both drivers, each job
+-- and vehicle once per driver, and each stop's clock moves; stops deleted
+-- together are logged with their job, once, for their driver
 BEGIN;
 CREATE TEMP TABLE log_mark AS SELECT COALESCE(max(change_id), 0) AS m FROM fleet.sync_change;
 UPDATE fleet.stop SET status = 'en_route' WHERE stop_id IN (:c1, :c2, :s1);
@@ -453,6 +455,20 @@ INSERT INTO fleet.proof_of_delivery (tenant_id, stop_id, kind, driver_id, captur
 VALUES (:tn, :c1, 'photo', :cat, now(), '{}'), (:tn, :c1, 'note', :cat, now(), '{}');
 SELECT entity, entity_id = :c1 AS c1, driver_id = :cat AS cat
   FROM fleet.sync_change WHERE change_id > (SELECT m FROM log_mark) ORDER BY entity, entity_id;
+UPDATE log_mark SET m = (SELECT max(change_id) FROM fleet.sync_change);
+CREATE TEMP TABLE clock_mark AS
+SELECT s.stop_id, c.hlc_ms, c.hlc_counter
+  FROM fleet.stop s LEFT JOIN fleet.sync_clock c ON c.tenant_id = s.tenant_id AND c.entity = 'stop' AND c.entity_id = s.stop_id
+ WHERE s.stop_id IN (:c1, :c2, :s1);
+UPDATE fleet.stop SET driver_id = :bob, lat = COALESCE(lat, 0) + 0.5 WHERE stop_id IN (:c1, :c2, :s1);
+SELECT c.entity, CASE c.driver_id WHEN :cat THEN 'cat' WHEN :ann THEN 'ann' WHEN :bob THEN 'bob' END AS driver,
+       count(*) AS logged, count(DISTINCT c.entity_id) AS entities,
+       count(*) FILTER (WHERE c.entity = 'job' AND c.entity_id IN (SELECT job_id FROM fleet.stop WHERE stop_id IN (:c1, :c2, :s1))) AS their_jobs
+  FROM fleet.sync_change c WHERE c.change_id > (SELECT m FROM log_mark) GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT m.stop_id = :s1 AS s1, c.origin,
+       (c.hlc_ms, c.hlc_counter) > (COALESCE(m.hlc_ms, 0), COALESCE(m.hlc_counter, -1)) AS moved
+  FROM clock_mark m JOIN fleet.sync_clock c ON c.entity = 'stop' AND c.entity_id = m.stop_id ORDER BY m.stop_id;
+UPDATE fleet.stop SET driver_id = :cat WHERE stop_id IN (:c1, :c2);
 UPDATE log_mark SET m = (SELECT max(change_id) FROM fleet.sync_change);
 DELETE FROM fleet.proof_of_delivery WHERE stop_id = :c1;
 DELETE FROM fleet.stop WHERE stop_id IN (:c1, :c2);
