@@ -81,33 +81,23 @@ CREATE TABLE plain_mutation (client uuid, mutation_id bigint, workflow text, arg
 -- indexes, checks and defaults; no triggers, no row security, and no foreign
 -- keys: CREATE TABLE LIKE copies none), and into f_* tables that also carry
 -- the foreign keys of fleet's tables, copied from the catalog (bench_writes_fk)
-CREATE TABLE w_event (LIKE fleet.event_log INCLUDING ALL);
-CREATE TABLE w_key (LIKE fleet.event_key INCLUDING ALL);
-CREATE TABLE w_mutation (LIKE fleet.sync_mutation INCLUDING ALL);
-CREATE TABLE w_status (LIKE fleet.status_change INCLUDING ALL);
-CREATE TABLE w_pod (LIKE fleet.proof_of_delivery INCLUDING ALL);
-CREATE TABLE w_change (LIKE fleet.sync_change INCLUDING ALL);
-CREATE TABLE w_stop (LIKE fleet.stop INCLUDING ALL EXCLUDING IDENTITY);
-INSERT INTO w_stop SELECT * FROM fleet.stop;
-CREATE SEQUENCE w_event_seq;
-CREATE TABLE f_event (LIKE fleet.event_log INCLUDING ALL);
-CREATE TABLE f_key (LIKE fleet.event_key INCLUDING ALL);
-CREATE TABLE f_mutation (LIKE fleet.sync_mutation INCLUDING ALL);
-CREATE TABLE f_status (LIKE fleet.status_change INCLUDING ALL);
-CREATE TABLE f_pod (LIKE fleet.proof_of_delivery INCLUDING ALL);
-CREATE TABLE f_change (LIKE fleet.sync_change INCLUDING ALL);
-CREATE TABLE f_stop (LIKE fleet.stop INCLUDING ALL EXCLUDING IDENTITY);
-INSERT INTO f_stop SELECT * FROM fleet.stop;
-CREATE SEQUENCE f_event_seq;
+CREATE TABLE bench_copied (rel regclass, short text);
+INSERT INTO bench_copied VALUES ('fleet.event_log', 'event'), ('fleet.event_key', 'key'),
+	('fleet.sync_mutation', 'mutation'), ('fleet.status_change', 'status'),
+	('fleet.proof_of_delivery', 'pod'), ('fleet.sync_change', 'change'), ('fleet.stop', 'stop');
 DO \$\$
-DECLARE r record;
+DECLARE r record; p text;
 BEGIN
-	FOR r IN SELECT 'f_' || m.short AS t, pg_get_constraintdef(c.oid) AS def
-	           FROM pg_constraint c
-	           JOIN (VALUES ('fleet.event_log'::regclass, 'event'), ('fleet.event_key', 'key'),
-	                        ('fleet.sync_mutation', 'mutation'), ('fleet.status_change', 'status'),
-	                        ('fleet.proof_of_delivery', 'pod'), ('fleet.sync_change', 'change'),
-	                        ('fleet.stop', 'stop')) m (rel, short) ON m.rel = c.conrelid
+	FOREACH p IN ARRAY ARRAY['w', 'f'] LOOP
+		FOR r IN SELECT * FROM bench_copied LOOP
+			EXECUTE format('CREATE TABLE %I (LIKE %s INCLUDING ALL%s)', p || '_' || r.short, r.rel,
+			               CASE r.short WHEN 'stop' THEN ' EXCLUDING IDENTITY' ELSE '' END);
+		END LOOP;
+		EXECUTE format('INSERT INTO %I SELECT * FROM fleet.stop', p || '_stop');
+		EXECUTE format('CREATE SEQUENCE %I', p || '_event_seq');
+	END LOOP;
+	FOR r IN SELECT 'f_' || b.short AS t, pg_get_constraintdef(c.oid) AS def
+	           FROM pg_constraint c JOIN bench_copied b ON b.rel = c.conrelid
 	          WHERE c.contype = 'f' LOOP
 		EXECUTE format('ALTER TABLE %I ADD %s', r.t, r.def);
 	END LOOP;
