@@ -16,11 +16,11 @@
  * The rarer parts, a stop entering or leaving a driver's scope (its job and
  * vehicle) and the server clock of a stop whose adjustable fields changed,
  * are one statement each per trigger call too: a dispatcher moving a job's
- * hundred stops to another driver costs three inserts, not two hundred.  No role may write the change log or the
- * clocks, so the statements run as the extension owner
- * (SetUserIdAndSecContext, as ingest does) rather than through SECURITY
- * DEFINER; every name in them is schema-qualified and each names the row's
- * own tenant.
+ * hundred stops to another driver costs three inserts, not two hundred.
+ * No role may write the change log or the clocks, so the statements run as
+ * the extension owner (SetUserIdAndSecContext, as ingest does) rather than
+ * through SECURITY DEFINER; every name in them is schema-qualified and each
+ * names the row's own tenant.
  *
  * fleet.sync_log_stop(): the stop for its old and new driver; when the
  * stop's driver or job changes (or it is inserted or deleted), its job and
@@ -142,10 +142,21 @@ attno_of(TupleDesc desc, const char *name)
 /* the adjustable fields of a stop: a change to any moves its server clock */
 static const char *const adjustable[] = {"address", "lat", "lon", "window_start", "window_end"};
 
+/*
+ * Run an insert whose first parameters are the first nrows of each of the
+ * bigint columns of cs, as arrays; args has room for them and holds any
+ * parameters after them.  Nothing to insert, nothing run.
+ */
 static void
-run(SPIPlanPtr plan, Datum *args, const char *nulls)
+run_columns(SPIPlanPtr plan, const FleetColumns *cs, int nrows, Datum *args)
 {
-	if (SPI_execute_plan(plan, args, nulls, false, 0) < 0)
+	static const Oid types[FLEET_COLUMNS_MAX] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+
+	Assert(cs->ncols <= 5);
+	if (nrows == 0)
+		return;
+	FleetColumnsArgs(cs, types, nrows, args);
+	if (SPI_execute_plan(plan, args, NULL, false, 0) < 0)
 		elog(ERROR, "sync change-log insert failed");
 }
 
@@ -237,21 +248,21 @@ typedef struct StopBatch
 	int			adjustable_att[lengthof(adjustable)];	/* their attribute numbers */
 } StopBatch;
 
-static void
-batch_add(StopBatch *b, int64 tenant, int64 driver, int64 stop)
-{
-	b->cs.v[0][b->n] = Int64GetDatum(tenant);
-	b->cs.v[1][b->n] = Int64GetDatum(driver);
-	b->cs.v[2][b->n] = Int64GetDatum(stop);
-	b->n++;
-}
-
 /* one column of a row of a batch, NULL or not */
 static void
 put(FleetColumns *cs, int col, int row, int64 value, bool isnull)
 {
 	cs->v[col][row] = Int64GetDatum(isnull ? 0 : value);
 	cs->n[col][row] = isnull;
+}
+
+static void
+batch_add(StopBatch *b, int64 tenant, int64 driver, int64 stop)
+{
+	put(&b->cs, 0, b->n, tenant, false);
+	put(&b->cs, 1, b->n, driver, false);
+	put(&b->cs, 2, b->n, stop, false);
+	b->n++;
 }
 
 /* does any adjustable field differ between the old and new row? */
@@ -374,33 +385,22 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 		if (!olds[i].paired)
 			log_stop(&b, desc, &olds[i], NULL);
 
-	if (b.nscope > 0)
 	{
-		static const Oid types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
-		Datum		args[5];
+		Datum		scope_args[5];
+		Datum		clock_args[3];
+		Datum		stop_args[3];
 
-		FleetColumnsArgs(&b.scope, types, b.nscope, args);
-		run(scope_plan, args, NULL);
-	}
-	if (b.nclock > 0)
-	{
-		static const Oid types[2] = {INT8OID, INT8OID};
-		/* unix milliseconds of the clock, rounded as ::bigint does */
-		int64		us = GetCurrentTimestamp() +
-			(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
-		Datum		args[3];
+		run_columns(scope_plan, &b.scope, b.nscope, scope_args);
+		if (b.nclock > 0)
+		{
+			/* unix milliseconds of the clock, rounded as ::bigint does */
+			int64		us = GetCurrentTimestamp() +
+				(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
 
-		FleetColumnsArgs(&b.clock, types, b.nclock, args);
-		args[2] = Int64GetDatum((us + 500) / 1000);
-		run(clock_plan, args, NULL);
-	}
-	if (b.n > 0)
-	{
-		static const Oid types[3] = {INT8OID, INT8OID, INT8OID};
-		Datum		args[3];
-
-		FleetColumnsArgs(&b.cs, types, b.n, args);
-		run(stops_plan, args, NULL);
+			clock_args[2] = Int64GetDatum((us + 500) / 1000);
+			run_columns(clock_plan, &b.clock, b.nclock, clock_args);
+		}
+		run_columns(stops_plan, &b.cs, b.n, stop_args);
 	}
 
 	SPI_finish();
@@ -447,11 +447,9 @@ fleet_sync_log_pod(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	FleetKeepPlans(plans, lengthof(plans));
 	{
-		static const Oid types[2] = {INT8OID, INT8OID};
 		Datum		args[2];
 
-		FleetColumnsArgs(&cs, types, m, args);
-		run(pod_plan, args, NULL);
+		run_columns(pod_plan, &cs, m, args);
 	}
 	SPI_finish();
 	FleetAsCaller(saved_uid, saved_ctx);
