@@ -32,7 +32,19 @@ extern void FleetTierGuard(struct Node *parsetree);
 extern void FleetTierGuardInit(void);
 
 /* owner.c: running internal SQL as the extension owner */
+#define FLEET_PINNED_SEARCH_PATH	"pg_catalog, pg_temp"
+typedef struct FleetOwnerSwitch
+{
+	Oid			saved_uid;
+	int			saved_ctx;
+	int			guc_level;
+} FleetOwnerSwitch;
 extern Oid	FleetExtensionOwner(void);
+extern void FleetAsOwner(FleetOwnerSwitch *sw);
+extern void FleetAsCaller(FleetOwnerSwitch *sw);
+extern void FleetAsRole(Oid role, int extra_ctx, void (*fn) (void *arg), void *arg);
+extern int	FleetPinSearchPath(void);
+extern void FleetUnpinSearchPath(int level);
 
 /* ingest.c: what the ingest entry points share */
 #include "fmgr.h"
@@ -56,8 +68,6 @@ extern void FleetBatchArg(FunctionCallInfo fcinfo, int argno, const char *argnam
 						  Oid elemtype, bool required, int *n,
 						  Datum **values, bool **nulls);
 extern void FleetLockKeys(uint16 lockspace, uint64 *keys, int n);
-extern void FleetAsOwner(Oid *saved_uid, int *saved_ctx);
-extern void FleetAsCaller(Oid saved_uid, int saved_ctx);
 extern ArrayType *FleetMakeArray(Datum *values, bool *nulls, int n, Oid elemtype);
 /*
  * The array arguments of a set-based statement, built row by row: ncols

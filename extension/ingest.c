@@ -191,29 +191,6 @@ FleetLockKeys(uint16 lockspace, uint64 *keys, int n)
 }
 
 /*
- * Switch to the extension owner for internal SPI; returns the state to
- * restore with FleetAsCaller.  An error unwinds the switch with the
- * (sub)transaction.
- */
-void
-FleetAsOwner(Oid *saved_uid, int *saved_ctx)
-{
-	Oid			owner = FleetExtensionOwner();
-
-	GetUserIdAndSecContext(saved_uid, saved_ctx);
-	SetUserIdAndSecContext(owner, *saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-/*
- * Return to the caller's identity after FleetAsOwner.
- */
-void
-FleetAsCaller(Oid saved_uid, int saved_ctx)
-{
-	SetUserIdAndSecContext(saved_uid, saved_ctx);
-}
-
-/*
  * Build a one-dimensional array from n Datums (nulls may be NULL).
  */
 ArrayType *

@@ -306,16 +306,21 @@ typedef struct UpcastCall
 } UpcastCall;
 
 static void
+upcast_invoke(void *arg)
+{
+	UpcastCall *c = arg;
+
+	c->result = OidFunctionCall1(c->fn, JsonbPGetDatum(c->payload));
+}
+
+/* the upcaster runs as its owner, search_path pinned (the caller's planted
+ * types must not reach a function written for another role) */
+static void
 upcast_call(void *arg)
 {
 	UpcastCall *c = arg;
-	Oid			saved_uid;
-	int			saved_ctx;
 
-	GetUserIdAndSecContext(&saved_uid, &saved_ctx);
-	SetUserIdAndSecContext(c->fnowner, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
-	c->result = OidFunctionCall1(c->fn, JsonbPGetDatum(c->payload));
-	SetUserIdAndSecContext(saved_uid, saved_ctx);
+	FleetAsRole(c->fnowner, 0, upcast_invoke, c);
 }
 
 /*
@@ -451,8 +456,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	int			nlocks = 0;
 	int			nnew = 0;
 	int			nconf = 0;
-	Oid			saved_uid;
-	int			saved_ctx;
+	FleetOwnerSwitch owner_sw;
 	Datum	   *ids = NULL;
 	bool	   *idnulls = NULL;
 
@@ -508,13 +512,13 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 			memset(k->upcaster_owner, 0, sizeof(k->upcaster_owner));
 		}
 	}
-	FleetAsOwner(&saved_uid, &saved_ctx);
+	FleetAsOwner(&owner_sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	FleetKeepPlans(plans, lengthof(plans));
 	load_kinds(kinds, callcxt);
 	SPI_finish();
-	FleetAsCaller(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 
 	/* 2. validate, upcast, hash */
 	for (i = 0; i < n; i++)
@@ -606,7 +610,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 		}
 	}
 
-	FleetAsOwner(&saved_uid, &saved_ctx);
+	FleetAsOwner(&owner_sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	FleetLockKeys(FLEET_LOCKSPACE_EVENTS, locks, nlocks);
@@ -768,7 +772,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 			elog(ERROR, "event conflict insert failed");
 	}
 	SPI_finish();
-	FleetAsCaller(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 
 	/* 7. one result row per element */
 	for (i = 0; i < n; i++)

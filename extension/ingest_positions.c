@@ -386,8 +386,7 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 	int			nlocks = 0;
 	uint64	   *locks;
 	StoredFix  *stored = NULL;
-	Oid			saved_uid;
-	int			saved_ctx;
+	FleetOwnerSwitch owner_sw;
 
 	FleetIngestCheckIsolation("fleet.ingest_positions()");
 	InitMaterializedSRF(fcinfo, 0);
@@ -428,7 +427,7 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 		}
 	}
 
-	FleetAsOwner(&saved_uid, &saved_ctx);
+	FleetAsOwner(&owner_sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	FleetKeepPlans(plans, lengthof(plans));
@@ -806,7 +805,7 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 
 	table_close(rel, NoLock);
 	SPI_finish();
-	FleetAsCaller(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 
 	/* 8. one result row per element */
 	for (i = 0; i < n; i++)

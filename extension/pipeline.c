@@ -479,8 +479,7 @@ FleetProcessClass(const char *class_name, int max_events,
 				  int *applied, int *failed, int *dead)
 {
 	Pass		pass;
-	Oid			saved_uid;
-	int			saved_ctx;
+	FleetOwnerSwitch owner_sw;
 	int			save_nestlevel;
 	int			plan_nestlevel;
 	Datum		args[7];
@@ -502,7 +501,7 @@ FleetProcessClass(const char *class_name, int max_events,
 	memset(&pass, 0, sizeof(pass));
 	pass.class_name = class_name;
 
-	FleetAsOwner(&saved_uid, &saved_ctx);
+	FleetAsOwner(&owner_sw);
 	save_nestlevel = NewGUCNestLevel();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -655,7 +654,7 @@ FleetProcessClass(const char *class_name, int max_events,
 	SPI_finish();
 	/* leave the caller's tenant context as it was (isCommit false: restore) */
 	AtEOXact_GUC(false, save_nestlevel);
-	FleetAsCaller(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 
 	*applied = pass.applied;
 	*failed = pass.failed;

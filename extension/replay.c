@@ -43,8 +43,7 @@ fleet_replay(PG_FUNCTION_ARGS)
 	TimestampTz from_time;
 	TimestampTz to_time;
 	FleetApplier applier;
-	Oid			saved_uid;
-	int			saved_ctx;
+	FleetOwnerSwitch owner_sw;
 	int			save_nestlevel;
 	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		args[2];
@@ -68,7 +67,7 @@ fleet_replay(PG_FUNCTION_ARGS)
 				 errdetail("to_time must be later than from_time.")));
 	InitMaterializedSRF(fcinfo, 0);
 
-	FleetAsOwner(&saved_uid, &saved_ctx);
+	FleetAsOwner(&owner_sw);
 	save_nestlevel = NewGUCNestLevel();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -124,7 +123,7 @@ fleet_replay(PG_FUNCTION_ARGS)
 		elog(ERROR, "replay finish failed");
 	SPI_finish();
 	AtEOXact_GUC(false, save_nestlevel);
-	FleetAsCaller(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 
 	values[0] = Int64GetDatum((int64) ntup);
 	values[1] = Int64GetDatum(failed);

@@ -43,6 +43,7 @@ fleet_sync_call_merge(PG_FUNCTION_ARGS)
 	Oid			owner;
 	Oid			saved_uid;
 	int			saved_ctx;
+	int			guc_level;
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(callinfo, 3);
 	volatile Datum result = (Datum) 0;
@@ -81,6 +82,7 @@ fleet_sync_call_merge(PG_FUNCTION_ARGS)
 
 	GetUserIdAndSecContext(&saved_uid, &saved_ctx);
 	SetUserIdAndSecContext(owner, saved_ctx | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	guc_level = FleetPinSearchPath();
 	PG_TRY();
 	{
 		if (flinfo.fn_strict && (callinfo->args[0].isnull || callinfo->args[1].isnull || callinfo->args[2].isnull))
@@ -93,9 +95,11 @@ fleet_sync_call_merge(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
+		/* on error the (sub)transaction's abort pops the GUC level */
 		SetUserIdAndSecContext(saved_uid, saved_ctx);
 	}
 	PG_END_TRY();
+	FleetUnpinSearchPath(guc_level);
 
 	if (isnull)
 		PG_RETURN_NULL();

@@ -347,8 +347,7 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 	int			nnew = 0;
 	int			i;
 	StopBatch	b;
-	Oid			saved_uid;
-	int			saved_ctx;
+	FleetOwnerSwitch owner_sw;
 
 	if (trigdata->tg_oldtable)
 		olds = read_rows(trigdata->tg_oldtable, desc, false, &nold);
@@ -365,7 +364,7 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 	for (i = 0; i < lengthof(adjustable); i++)
 		b.adjustable_att[i] = attno_of(desc, adjustable[i]);
 
-	FleetAsOwner(&saved_uid, &saved_ctx);
+	FleetAsOwner(&owner_sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	FleetKeepPlans(plans, lengthof(plans));
@@ -404,7 +403,7 @@ fleet_sync_log_stop(PG_FUNCTION_ARGS)
 	}
 
 	SPI_finish();
-	FleetAsCaller(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 	return PointerGetDatum(NULL);
 }
 
@@ -422,8 +421,7 @@ fleet_sync_log_pod(PG_FUNCTION_ARGS)
 	int			m = 0;
 	int			i;
 	FleetColumns cs;
-	Oid			saved_uid;
-	int			saved_ctx;
+	FleetOwnerSwitch owner_sw;
 
 	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		ereport(ERROR,
@@ -442,7 +440,7 @@ fleet_sync_log_pod(PG_FUNCTION_ARGS)
 	if (m == 0)
 		return PointerGetDatum(NULL);
 
-	FleetAsOwner(&saved_uid, &saved_ctx);
+	FleetAsOwner(&owner_sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	FleetKeepPlans(plans, lengthof(plans));
@@ -452,6 +450,6 @@ fleet_sync_log_pod(PG_FUNCTION_ARGS)
 		run_columns(pod_plan, &cs, m, args);
 	}
 	SPI_finish();
-	FleetAsCaller(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 	return PointerGetDatum(NULL);
 }

@@ -145,17 +145,14 @@ FleetCurrentTenant(void)
 static char *
 tenant_status(int64 tenant)
 {
-	Oid			saved_uid;
-	int			saved_ctx;
+	FleetOwnerSwitch owner_sw;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
 	char	   *status = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
 	args[0] = Int64GetDatum(tenant);
-	GetUserIdAndSecContext(&saved_uid, &saved_ctx);
-	SetUserIdAndSecContext(FleetExtensionOwner(),
-						   saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
+	FleetAsOwner(&owner_sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT status FROM fleet.tenant WHERE tenant_id OPERATOR(pg_catalog.=) $1",
@@ -170,7 +167,7 @@ tenant_status(int64 tenant)
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 	return status;
 }
 

@@ -67,11 +67,10 @@ static char *
 ask(const char *sql, int nargs, Oid *argtypes, Datum *args)
 {
 	char	   *result = NULL;
-	Oid			saved_uid;
-	int			saved_ctx;
+	FleetOwnerSwitch owner_sw;
 	MemoryContext caller = CurrentMemoryContext;
 
-	FleetAsOwner(&saved_uid, &saved_ctx);
+	FleetAsOwner(&owner_sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -90,7 +89,7 @@ ask(const char *sql, int nargs, Oid *argtypes, Datum *args)
 		}
 	}
 	SPI_finish();
-	FleetAsCaller(saved_uid, saved_ctx);
+	FleetAsCaller(&owner_sw);
 	return result;
 }
 
