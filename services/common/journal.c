@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ struct journal
 	uint64_t	precs;
 	uint64_t	depth_records;
 	uint64_t	truncated;
+	bool		position_reset; /* the drained position was invalid at open */
 	unsigned char *peekbuf;
 	size_t		peekcap;
 };
@@ -201,6 +203,7 @@ journal_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 	struct dirent *de;
 	char		path[4096];
 	FILE	   *pf;
+	uint64_t   *seg_recs = NULL;	/* valid records per segment */
 
 	if (!j)
 		return NULL;
@@ -218,12 +221,20 @@ journal_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 		uint64_t	n;
 		char		tail[8];
 
+		char		canon[64];
+
+		/* only canonical names: "seg-1.jnl" must not alias segment 1 */
 		if (sscanf(de->d_name, "seg-%16" SCNu64 ".%3s", &n, tail) == 2 &&
-			strcmp(tail, "jnl") == 0 && j->nsegs < MAX_SEGMENTS)
+			strcmp(tail, "jnl") == 0 && j->nsegs < MAX_SEGMENTS &&
+			snprintf(canon, sizeof(canon), "seg-%016" PRIu64 ".jnl", n) > 0 &&
+			strcmp(canon, de->d_name) == 0)
 			j->segs[j->nsegs++] = n;
 	}
 	closedir(d);
 	qsort(j->segs, j->nsegs, sizeof(uint64_t), cmp_u64);
+	seg_recs = calloc(j->nsegs + 1, sizeof(uint64_t));
+	if (!seg_recs)
+		goto fail;
 
 	snprintf(path, sizeof(path), "%s/drained", dir);
 	if ((pf = fopen(path, "r")) != NULL)
@@ -240,30 +251,14 @@ journal_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 	{
 		struct stat st;
 		int			fd;
-		uint64_t	from,
-					end,
-					nrec = 0;
+		uint64_t	end;
 
 		seg_path(j, j->segs[i], path, sizeof(path));
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) < 0)
 			goto fail;
-		from = (j->segs[i] == j->rseg) ? j->roff : 0;
-		if (j->segs[i] < j->rseg)
-			from = st.st_size;	/* fully drained */
-		/* scan from 0 to find the valid end; count only undrained records */
-		{
-			uint64_t	before = 0;
-
-			end = scan_segment(fd, 0, st.st_size, &before);
-			if (from < end)
-			{
-				uint64_t	drained_part = 0;
-
-				scan_segment(fd, 0, from, &drained_part);
-				nrec = before - drained_part;
-			}
-		}
+		seg_recs[i] = 0;
+		end = scan_segment(fd, 0, st.st_size, &seg_recs[i]);
 		if (end < (uint64_t) st.st_size)
 		{
 			j->truncated += st.st_size - end;
@@ -274,8 +269,54 @@ journal_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 			}
 		}
 		j->seg_size[i] = end;
-		j->depth_records += nrec;
 		close(fd);
+	}
+
+	/*
+	 * The drained position must name a present segment and a record
+	 * boundary inside it.  Anything else (a damaged or foreign "drained"
+	 * file) would make the depth wrap or hide records from the reader:
+	 * draining restarts at the earliest place that is surely not past an
+	 * undrained record (the database deduplicates what is sent twice).
+	 */
+	if (j->nsegs > 0)
+	{
+		int			ri = -1;
+		uint64_t	before = 0;
+
+		if (j->rseg < j->segs[0])
+			j->rseg = j->segs[0], j->roff = 0;
+		for (int i = 0; i < j->nsegs; i++)
+			if (j->segs[i] == j->rseg)
+				ri = i;
+		if (ri < 0)
+		{
+			j->position_reset = true;
+			ri = 0;
+			j->rseg = j->segs[0], j->roff = 0;
+		}
+		else if (j->roff > 0)
+		{
+			int			fd;
+			uint64_t	reached = 0;
+
+			seg_path(j, j->rseg, path, sizeof(path));
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				goto fail;
+			if (j->roff <= j->seg_size[ri])
+				reached = scan_segment(fd, 0, j->roff, &before);
+			close(fd);
+			if (j->roff > j->seg_size[ri] || reached != j->roff)
+			{
+				j->position_reset = true;
+				j->roff = 0;
+				before = 0;
+			}
+		}
+		for (int i = ri; i < j->nsegs; i++)
+			j->depth_records += seg_recs[i];
+		j->depth_records -= before;
 	}
 	if (j->nsegs == 0)
 	{
@@ -285,14 +326,14 @@ journal_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 	}
 	else if (open_write_segment(j, j->segs[j->nsegs - 1]) < 0)
 		goto fail;
-	if (j->rseg < j->segs[0])
-		j->rseg = j->segs[0], j->roff = 0;
 	j->pseg = j->rseg;
 	j->poff = j->roff;
+	free(seg_recs);
 	return j;
 
 fail:
 	snprintf(err, errlen, "journal %s: %s", dir, strerror(errno));
+	free(seg_recs);
 	journal_close(j);
 	return NULL;
 }
@@ -321,6 +362,8 @@ depth_locked(journal *j)
 	for (int i = 0; i < j->nsegs; i++)
 	{
 		if (j->segs[i] < j->rseg)
+			continue;
+		if (j->segs[i] == j->rseg && j->roff >= j->seg_size[i])
 			continue;
 		total += j->seg_size[i] - (j->segs[i] == j->rseg ? j->roff : 0);
 	}
@@ -425,6 +468,8 @@ journal_peek(journal *j, int max, const void **recs, size_t *lens)
 			if (read_full(fd, hdr, 8, off) != 8)
 				break;
 			memcpy(&len, hdr, 4);
+			if (len == 0 || len > MAX_RECORD || off + 8 + len > j->seg_size[i])
+				break;			/* validated at open: changed behind our back */
 			if (used + len > j->peekcap)
 			{
 				size_t		cap = (used + len) * 2 + 4096;
@@ -531,4 +576,10 @@ uint64_t
 journal_truncated_bytes(journal *j)
 {
 	return j->truncated;
+}
+
+bool
+journal_position_was_reset(journal *j)
+{
+	return j->position_reset;
 }

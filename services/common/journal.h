@@ -18,6 +18,7 @@
 #ifndef FLEET_JOURNAL_H
 #define FLEET_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,5 +43,8 @@ int journal_consume(journal *j);
 uint64_t journal_depth_bytes(journal *j);
 uint64_t journal_depth_records(journal *j);
 uint64_t journal_truncated_bytes(journal *j);	/* torn tail dropped at open */
+/* The drained position found at open was not a record boundary of a present
+ * segment (damaged file): draining restarted at the earliest safe place. */
+bool journal_position_was_reset(journal *j);
 
 #endif

@@ -212,6 +212,89 @@ test_journal(void)
 	}
 }
 
+/* Write the "drained" file of dir. */
+static void
+write_drained(const char *dir, const char *text)
+{
+	char		path[512];
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "%s/drained", dir);
+	f = fopen(path, "w");
+	if (f)
+	{
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/*
+ * A damaged drained position (past a segment's end, inside a record, in a
+ * segment that does not exist) never makes the depth wrap nor hides a
+ * record: draining restarts at the segment's (or the journal's) start.
+ */
+static void
+test_journal_bad_position(void)
+{
+	static const char *bad[] = {"1 999999\n", "1 5\n", "7 0\n", "1 18446744073709551615\n", "x y\n"};
+
+	for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++)
+	{
+		char		dir[] = "/tmp/fleet-journal-XXXXXX";
+		char		err[256],
+					cmd[600];
+		journal    *j;
+		int			badrec = 0;
+
+		if (!mkdtemp(dir))
+		{
+			CHECK(0, "mkdtemp");
+			return;
+		}
+		j = journal_open(dir, 1 << 20, err, sizeof(err));
+		CHECK(j && append_range(j, 0, 10) == 0, "append 10");
+		journal_close(j);
+		write_drained(dir, bad[b]);
+		j = journal_open(dir, 1 << 20, err, sizeof(err));
+		CHECK(j != NULL, "open with drained=%s", bad[b]);
+		if (!j)
+			continue;
+		CHECK(journal_depth_records(j) == 10, "drained=%s: 10 pending, got %llu", bad[b],
+			  (unsigned long long) journal_depth_records(j));
+		CHECK(journal_depth_bytes(j) < 1000, "drained=%s: depth %llu bytes does not wrap", bad[b],
+			  (unsigned long long) journal_depth_bytes(j));
+		CHECK(journal_position_was_reset(j) == (b != 4), "drained=%s: reset reported", bad[b]);
+		CHECK(append_range(j, 10, 12) == 0, "drained=%s: appends still fit", bad[b]);
+		CHECK(drain_check(j, 0, 100, &badrec) == 12 && badrec == 0, "drained=%s: all 12 in order", bad[b]);
+		CHECK(journal_depth_records(j) == 0 && journal_depth_bytes(j) == 0, "drained=%s: empty after", bad[b]);
+		journal_close(j);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		(void) !system(cmd);
+	}
+
+	/* a valid position at a record boundary is kept */
+	{
+		char		dir[] = "/tmp/fleet-journal-XXXXXX";
+		char		err[256],
+					cmd[600];
+		journal    *j;
+		int			badrec = 0;
+
+		if (!mkdtemp(dir))
+			return;
+		j = journal_open(dir, 1 << 20, err, sizeof(err));
+		CHECK(j && append_range(j, 0, 10) == 0, "append 10");
+		CHECK(drain_check(j, 0, 3, &badrec) == 3, "drain 3");
+		journal_close(j);
+		j = journal_open(dir, 1 << 20, err, sizeof(err));
+		CHECK(j && !journal_position_was_reset(j) && journal_depth_records(j) == 7, "valid position kept");
+		CHECK(j && drain_check(j, 3, 100, &badrec) == 7 && badrec == 0, "rest in order");
+		journal_close(j);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		(void) !system(cmd);
+	}
+}
+
 static void
 test_metrics(void)
 {
@@ -394,6 +477,7 @@ int
 main(void)
 {
 	test_journal();
+	test_journal_bad_position();
 	test_metrics();
 	test_dbmetrics_render();
 	test_dbmetrics_unreachable();
