@@ -45,6 +45,14 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
 	   printf '%s\n' '\echo Use "CREATE EXTENSION fleet CASCADE" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
+.PHONY: test-lint
+# SQL text in the C files names every type and relation with its schema
+# (test/lint/owner_sql.pl); its negative control must report all 5 findings
+test-lint:
+	perl test/lint/owner_sql.pl
+	@n=$$(perl test/lint/owner_sql.pl test/lint/owner_sql_bad.c.txt | wc -l); \
+	  if [ "$$n" -ne 5 ]; then echo "owner_sql.pl found $$n of the 5 planted findings"; exit 1; fi
+
 .PHONY: test test-regress test-isolation test-tap test-services services run bench fuzz soak sync-chaos reliability-table
 
 REGRESS_TESTS   = $(shell sed -n 's/^test: *//p' test/regress/schedule)
@@ -67,6 +75,7 @@ define testdir
 endef
 
 test: all
+	$(MAKE) test-lint
 	$(MAKE) install
 	$(MAKE) services
 	$(MAKE) test-regress

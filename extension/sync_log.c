@@ -79,7 +79,7 @@ static const FleetPlanSpec plans[] = {
 		" INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
 		" SELECT DISTINCT u.t, u.d, e.entity, e.id"
 		"   FROM u JOIN fleet.job j ON j.tenant_id OPERATOR(pg_catalog.=) u.t AND j.job_id OPERATOR(pg_catalog.=) u.j"
-		"  CROSS JOIN LATERAL (VALUES ('job'::text, j.job_id), ('vehicle', j.vehicle_id)) e (entity, id)"
+		"  CROSS JOIN LATERAL (VALUES ('job'::pg_catalog.text, j.job_id), ('vehicle', j.vehicle_id)) e (entity, id)"
 		"  WHERE e.id IS NOT NULL"},
 
 	/*

@@ -177,6 +177,9 @@ fleet_views_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	/* the worker runs as a superuser: names resolve in pg_catalog, then
+	 * pg_temp, never in a schema another role can create objects in */
+	SetConfigOption("search_path", FLEET_PINNED_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname("fleet views");
 	if (fleet_views_nice > 0)
 	{

@@ -155,6 +155,9 @@ fleet_pipeline_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(fleet_database, NULL, 0);
+	/* the worker runs as a superuser: names resolve in pg_catalog, then
+	 * pg_temp, never in a schema another role can create objects in */
+	SetConfigOption("search_path", FLEET_PINNED_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION);
 	snprintf(appname, sizeof(appname), "fleet pipeline %s", class_name);
 	pgstat_report_appname(appname);
 
