@@ -8,9 +8,10 @@
 -- weeks) or one month.  A changed interval applies to partitions created
 -- from then on: existing partitions keep their bounds, and a new period that
 -- overlaps them gets partitions for the uncovered parts only.  Partitions
--- are known by their bounds (fleet.time_partitions()), and named
--- <table>_pYYYYMM (a month), _pYYYYMMDD (starting at midnight) or
--- _pYYYYMMDD_HH (starting within a day).  They are created ahead of time by
+-- are known by their bounds (fleet.time_partitions()), and named by them so
+-- that no two ranges share a name (fleet.range_partition_name(): _pYYYYMM a
+-- month, _pIYYYwIW an ISO week, _pYYYYMMDD a day, _pYYYYMMDD_HH an hour, a
+-- length suffix for other spans).  They are created ahead of time by
 -- fleet.run_maintenance() (scheduled with pg_cron) and expired by dropping
 -- whole partitions, never by DELETE, so expiry leaves no dead tuples.  There
 -- is no default partition: a row for a day that has no partition is refused
@@ -130,23 +131,49 @@ $$;
 COMMENT ON FUNCTION fleet.time_partitions(regclass) IS
 	'The range partitions of a time-partitioned table with the time range [lo, hi) each one holds (UTC), from their bounds';
 
--- The name of a partition starting at lo: _pYYYYMM (a whole month),
--- _pYYYYMMDD (starting at midnight), _pYYYYMMDD_HH (within a day).
+-- The name of the partition for [lo, hi) says both bounds, whatever the
+-- start, so no two ranges share a name (UTC):
+--   _pYYYYMM           a calendar month
+--   _pIYYYwIW          an ISO week (Monday to Monday)
+--   _pYYYYMMDD         a day
+--   _pYYYYMMDD_Nd      N days from midnight (N <> 1; not an ISO week)
+--   _pYYYYMMDD_HH      one hour starting at HH (also at 00)
+--   _pYYYYMMDD_HH_Nh   N whole hours starting at HH (not from midnight for whole days)
+--   _pYYYYMMDD_HHMISS_Ns  anything else: start to the second and length in seconds
 CREATE FUNCTION fleet.range_partition_name(parent regclass, lo timestamptz, hi timestamptz) RETURNS text
 LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) parent)
-	       OPERATOR(pg_catalog.||) '_p' OPERATOR(pg_catalog.||) pg_catalog.to_char(lo AT TIME ZONE 'UTC',
-	           CASE WHEN pg_catalog.date_trunc('month', lo AT TIME ZONE 'UTC') OPERATOR(pg_catalog.=) (lo AT TIME ZONE 'UTC')
-	                 AND hi OPERATOR(pg_catalog.=) (((lo AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) '1 month'::interval) AT TIME ZONE 'UTC')
-	                THEN 'YYYYMM'
-	                WHEN pg_catalog.date_trunc('day', lo AT TIME ZONE 'UTC') OPERATOR(pg_catalog.=) (lo AT TIME ZONE 'UTC')
-	                THEN 'YYYYMMDD'
-	                ELSE 'YYYYMMDD"_"HH24' END)
+	       OPERATOR(pg_catalog.||) '_p' OPERATOR(pg_catalog.||)
+	       CASE WHEN pg_catalog.date_trunc('month', x.l) OPERATOR(pg_catalog.=) x.l
+	             AND x.h OPERATOR(pg_catalog.=) (x.l OPERATOR(pg_catalog.+) '1 month'::interval)
+	            THEN pg_catalog.to_char(x.l, 'YYYYMM')
+	            WHEN pg_catalog.date_trunc('week', x.l) OPERATOR(pg_catalog.=) x.l
+	             AND x.s OPERATOR(pg_catalog.=) 604800
+	            THEN pg_catalog.to_char(x.l, 'IYYY"w"IW')
+	            WHEN pg_catalog.date_trunc('day', x.l) OPERATOR(pg_catalog.=) x.l
+	             AND x.s OPERATOR(pg_catalog.=) 86400
+	            THEN pg_catalog.to_char(x.l, 'YYYYMMDD')
+	            WHEN pg_catalog.date_trunc('day', x.l) OPERATOR(pg_catalog.=) x.l
+	             AND x.s OPERATOR(pg_catalog.%) 86400 OPERATOR(pg_catalog.=) 0
+	            THEN pg_catalog.to_char(x.l, 'YYYYMMDD') OPERATOR(pg_catalog.||) '_'
+	                 OPERATOR(pg_catalog.||) (x.s OPERATOR(pg_catalog./) 86400)::text OPERATOR(pg_catalog.||) 'd'
+	            WHEN pg_catalog.date_trunc('hour', x.l) OPERATOR(pg_catalog.=) x.l
+	             AND x.s OPERATOR(pg_catalog.=) 3600
+	            THEN pg_catalog.to_char(x.l, 'YYYYMMDD"_"HH24')
+	            WHEN pg_catalog.date_trunc('hour', x.l) OPERATOR(pg_catalog.=) x.l
+	             AND x.s OPERATOR(pg_catalog.%) 3600 OPERATOR(pg_catalog.=) 0
+	            THEN pg_catalog.to_char(x.l, 'YYYYMMDD"_"HH24') OPERATOR(pg_catalog.||) '_'
+	                 OPERATOR(pg_catalog.||) (x.s OPERATOR(pg_catalog./) 3600)::text OPERATOR(pg_catalog.||) 'h'
+	            ELSE pg_catalog.to_char(x.l, 'YYYYMMDD"_"HH24MISS') OPERATOR(pg_catalog.||) '_'
+	                 OPERATOR(pg_catalog.||) x.s::text OPERATOR(pg_catalog.||) 's'
+	       END
+	  FROM (SELECT lo AT TIME ZONE 'UTC' AS l, hi AT TIME ZONE 'UTC' AS h,
+	               pg_catalog.ceil(pg_catalog.date_part('epoch', hi OPERATOR(pg_catalog.-) lo))::bigint AS s) x
 $$;
 COMMENT ON FUNCTION fleet.range_partition_name(regclass, timestamptz, timestamptz) IS
-	'Name of the partition of a fleet table for [lo, hi) (UTC): <table>_pYYYYMM for a whole month, _pYYYYMMDD from midnight, _pYYYYMMDD_HH from within a day';
+	'Name of the partition of a fleet table for [lo, hi) (UTC), saying both bounds: <table>_pYYYYMM a calendar month, _pIYYYwIW an ISO week, _pYYYYMMDD a day, _pYYYYMMDD_Nd N days from midnight, _pYYYYMMDD_HH one hour (also at 00), _pYYYYMMDD_HH_Nh N hours, _pYYYYMMDD_HHMISS_Ns any other range';
 
 -- One partition for exactly [lo, hi); nothing if one with that name exists.
 CREATE FUNCTION fleet.create_range_partition(parent regclass, lo timestamptz, hi timestamptz) RETURNS integer
@@ -158,9 +185,22 @@ DECLARE
 	v_name text := pg_catalog.format('%I.%I',
 		(SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
 		  WHERE c.oid OPERATOR(pg_catalog.=) parent), fleet.range_partition_name(parent, lo, hi));
+	v_rel regclass := pg_catalog.to_regclass(v_name);
 BEGIN
-	IF pg_catalog.to_regclass(v_name) IS NOT NULL THEN
-		RETURN 0;
+	IF v_rel IS NOT NULL THEN
+		-- the name says the range: a table of that name for another range is not ours
+		IF EXISTS (SELECT 1 FROM fleet.time_partitions(parent) t
+		            WHERE t.partition OPERATOR(pg_catalog.=) v_rel
+		              AND t.lo OPERATOR(pg_catalog.=) create_range_partition.lo
+		              AND t.hi OPERATOR(pg_catalog.=) create_range_partition.hi) THEN
+			RETURN 0;
+		END IF;
+		RAISE EXCEPTION 'relation % exists but is not the partition of % for % to %', v_name, parent,
+		                pg_catalog.to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+		                pg_catalog.to_char(hi AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
+			USING ERRCODE = 'duplicate_table',
+			      DETAIL = 'fleet names each partition by its range (fleet.range_partition_name), so that name is reserved for it.',
+			      HINT = 'Rename or drop that relation, then create the partitions again.';
 	END IF;
 	BEGIN
 		EXECUTE pg_catalog.format('CREATE TABLE %s PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',

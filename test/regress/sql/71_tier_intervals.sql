@@ -121,7 +121,7 @@ SELECT action, count(*) FROM fleet.tier_ledger WHERE relation = 'tier_iv.reading
 UPDATE fleet.tier_policy SET partition_interval = '7 days' WHERE relation = 'fleet.position'::regclass;
 SELECT fleet.partition_start(now() - interval '210 days', '7 days') AS wk \gset
 SELECT fleet.create_partitions('fleet.position', :'wk'::timestamptz + interval '2 days', :'wk'::timestamptz + interval '3 days') AS created;
-SELECT regexp_replace(partition::text, '[0-9]{8}', 'YYYYMMDD') AS partition, extract(isodow FROM lo) AS weekday, hi - lo AS span
+SELECT regexp_replace(partition::text, '[0-9]{4}w[0-9]{2}', 'IYYYwIW') AS partition, extract(isodow FROM lo) AS weekday, hi - lo AS span
   FROM fleet.time_partitions('fleet.position') WHERE lo = :'wk';
 INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, seq, received_at)
 SELECT d.tenant_id, d.device_id, :'wk'::timestamptz + day * interval '1 day' + i * interval '1 minute', d.vehicle_id,
@@ -153,7 +153,7 @@ SELECT status, reason FROM fleet.ingest_positions(ARRAY['IVD-IV-1'], ARRAY[:'wk'
 	ARRAY[48.5], ARRAY[11.5]::float8[], NULL, NULL, NULL, NULL, NULL, NULL);
 RESET ROLE;
 CALL fleet.cold_restore(:'wk');
-SELECT regexp_replace(partition::text, '[0-9]{8}', 'YYYYMMDD') AS partition, hi - lo AS span
+SELECT regexp_replace(partition::text, '[0-9]{4}w[0-9]{2}', 'IYYYwIW') AS partition, hi - lo AS span
   FROM fleet.time_partitions('fleet.position') WHERE lo = :'wk';
 SELECT (SELECT n FROM week_hash) AS before, n AS after,
        hash = (SELECT hash FROM week_hash) AS same_rows
@@ -207,6 +207,116 @@ SELECT n = (SELECT n FROM hour_hash) AND hash = (SELECT hash FROM hour_hash) AS 
 SELECT action, count(*) FROM fleet.tier_ledger
  WHERE action IN ('move', 'pack', 'restore') AND (detail->>'lo')::timestamptz IN (:'wk', :'hr') GROUP BY 1 ORDER BY 1;
 SELECT ok FROM fleet.verify_ledger();
+
+-- 6. Names say the range, whatever its start: every interval around fixed
+-- day, week, month and year boundaries (a leap day too).  Each name is
+-- parsed back (independently of fleet's code) and must give exactly the
+-- partition's bounds, so no two ranges can share a name.
+SET timezone = 'America/New_York';	-- names and bounds are UTC whatever the session's zone
+CREATE SCHEMA tier_nm;
+CREATE FUNCTION pg_temp.name_range(n text) RETURNS tstzrange LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	m text[];
+	t0 timestamp;
+	len interval;
+BEGIN
+	m := regexp_match(n, '_p([0-9]{4})([0-9]{2})$');			-- a month
+	IF m IS NOT NULL THEN
+		t0 := make_timestamp(m[1]::int, m[2]::int, 1, 0, 0, 0);
+		len := interval '1 month';
+	END IF;
+	m := regexp_match(n, '_p([0-9]{4})w([0-9]{2})$');			-- an ISO week
+	IF m IS NOT NULL THEN
+		t0 := to_date(m[1] || m[2], 'IYYYIW');
+		len := interval '7 days';
+	END IF;
+	m := regexp_match(n, '_p([0-9]{8})$');				-- a day
+	IF m IS NOT NULL THEN
+		t0 := to_date(m[1], 'YYYYMMDD');
+		len := interval '1 day';
+	END IF;
+	m := regexp_match(n, '_p([0-9]{8})_([0-9]+)d$');			-- n days
+	IF m IS NOT NULL THEN
+		t0 := to_date(m[1], 'YYYYMMDD');
+		len := m[2]::int * interval '1 day';
+	END IF;
+	m := regexp_match(n, '_p([0-9]{8})_([0-9]{2})$');			-- an hour
+	IF m IS NOT NULL THEN
+		t0 := to_date(m[1], 'YYYYMMDD') + m[2]::int * interval '1 hour';
+		len := interval '1 hour';
+	END IF;
+	m := regexp_match(n, '_p([0-9]{8})_([0-9]{2})_([0-9]+)h$');		-- n hours
+	IF m IS NOT NULL THEN
+		t0 := to_date(m[1], 'YYYYMMDD') + m[2]::int * interval '1 hour';
+		len := m[3]::int * interval '1 hour';
+	END IF;
+	m := regexp_match(n, '_p([0-9]{8})_([0-9]{6})_([0-9]+)s$');		-- n seconds
+	IF m IS NOT NULL THEN
+		t0 := to_timestamp(m[1] || m[2], 'YYYYMMDDHH24MISS')::timestamp;
+		len := m[3]::int * interval '1 second';
+	END IF;
+	RETURN tstzrange(t0 AT TIME ZONE 'UTC', (t0 + len) AT TIME ZONE 'UTC');
+END $$;
+CREATE TEMP TABLE nm_iv (n int, iv interval);
+INSERT INTO nm_iv VALUES (1, '1 hour'), (2, '2 hours'), (3, '3 hours'), (4, '4 hours'), (6, '6 hours'), (8, '8 hours'),
+	(12, '12 hours'), (24, '24 hours'), (48, '2 days'), (168, '7 days'), (744, '31 days'), (745, '1 month');
+CREATE TEMP TABLE nm_at (label text, b timestamptz);
+INSERT INTO nm_at VALUES ('day', '2026-03-11 00:00+00'),	-- a Wednesday
+	('week', '2026-03-16 00:00+00'),	-- a Monday
+	('month', '2026-04-01 00:00+00'),
+	('year', '2027-01-01 00:00+00'),	-- inside ISO week 2026-W53
+	('leap day', '2028-02-29 00:00+00'),
+	('after leap day', '2028-03-01 00:00+00');
+DO $$
+DECLARE r record;
+BEGIN
+	FOR r IN SELECT n, iv FROM nm_iv LOOP
+		EXECUTE format('CREATE TABLE tier_nm.t%s (tenant_id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at)', r.n);
+		INSERT INTO fleet.tier_policy (relation, time_column, partition_interval)
+		VALUES (format('tier_nm.t%s', r.n)::regclass, 'at', r.iv);
+	END LOOP;
+END $$;
+SELECT sum(fleet.create_partitions(format('tier_nm.t%s', i.n)::regclass, a.b - interval '1 hour', a.b + interval '1 hour')) AS created
+  FROM nm_iv i, nm_at a;
+CREATE TEMP TABLE nm_part AS
+SELECT i.n, i.iv, p.partition, substring(p.partition::text FROM '_p.*$') AS suffix, p.lo, p.hi
+  FROM nm_iv i, fleet.time_partitions(format('tier_nm.t%s', i.n)::regclass) p;
+-- every boundary is covered at every interval, by partitions of that interval
+SELECT bool_and(EXISTS (SELECT 1 FROM nm_part p WHERE p.n = i.n AND a.b + s * interval '1 hour' >= p.lo
+                                                   AND a.b + s * interval '1 hour' < p.hi)) AS boundaries_covered,
+       bool_and(NOT EXISTS (SELECT 1 FROM nm_part p WHERE p.n = i.n AND p.lo >= a.b - interval '1 hour' AND p.hi <= a.b + interval '1 hour'
+                                                     AND fleet.partition_start(p.lo, i.iv) <> p.lo)) AS aligned
+  FROM nm_iv i, nm_at a, generate_series(-1, 0) s;
+-- the names, per interval
+SET timezone = 'UTC';
+SELECT iv AS "interval", string_agg(suffix, ' ' ORDER BY lo) AS partitions FROM nm_part GROUP BY n, iv ORDER BY n;
+SELECT count(*) AS partitions,
+       count(*) FILTER (WHERE pg_temp.name_range(suffix) = tstzrange(lo, hi)) AS names_give_bounds,
+       count(DISTINCT suffix) AS distinct_names, count(DISTINCT (lo, hi)) AS distinct_ranges
+  FROM nm_part;
+-- an hourly partition at midnight is not the day's partition, nor a 2-hour one
+SELECT fleet.range_partition_name('tier_nm.t1', '2026-03-11 00:00+00', '2026-03-11 01:00+00') AS hour_at_midnight,
+       fleet.range_partition_name('tier_nm.t1', '2026-03-11 00:00+00', '2026-03-12 00:00+00') AS day,
+       fleet.range_partition_name('tier_nm.t1', '2026-03-11 00:00+00', '2026-03-11 02:00+00') AS two_hours,
+       fleet.range_partition_name('tier_nm.t1', '2026-03-11 12:00+00', '2026-03-13 12:00+00') AS two_days_from_noon,
+       fleet.range_partition_name('tier_nm.t1', '2026-03-16 00:00+00', '2026-03-23 00:00+00') AS iso_week,
+       fleet.range_partition_name('tier_nm.t1', '2026-03-17 00:00+00', '2026-03-24 00:00+00') AS seven_days_from_tuesday,
+       fleet.range_partition_name('tier_nm.t1', '2026-02-01 00:00+00', '2026-03-01 00:00+00') AS month,
+       fleet.range_partition_name('tier_nm.t1', '2026-02-02 00:00+00', '2026-03-02 00:00+00') AS four_weeks,
+       fleet.range_partition_name('tier_nm.t1', '2026-03-11 00:30+00', '2026-03-11 01:00+00') AS half_hour;
+-- tier_status: one row per partition, its name giving its range
+SELECT count(*) AS status_rows, count(DISTINCT s.partition) AS distinct_names,
+       bool_and(pg_temp.name_range(s.partition) = tstzrange(s.range_lo, s.range_hi)) AS names_give_ranges
+  FROM fleet.tier_status s WHERE s.relation::text LIKE 'tier_nm.%';
+-- a relation holding a partition's name for another range is refused, not taken for it
+CREATE TABLE tier_nm.t1_p20260520_00 (tenant_id bigint NOT NULL, at timestamptz NOT NULL);
+SELECT fleet.create_partitions('tier_nm.t1', '2026-05-20 00:00+00', '2026-05-20 02:00+00');
+SELECT count(*) AS partitions_may_20 FROM fleet.time_partitions('tier_nm.t1')
+ WHERE lo >= '2026-05-20 00:00+00' AND lo < '2026-05-21 00:00+00';
+DROP TABLE tier_nm.t1_p20260520_00;
+SELECT fleet.create_partitions('tier_nm.t1', '2026-05-20 00:00+00', '2026-05-20 02:00+00') AS created;
+DELETE FROM fleet.tier_policy WHERE relation::text LIKE 'tier_nm.%';
+DROP SCHEMA tier_nm CASCADE;
 
 -- back to daily partitions for fleet.position; clean up
 UPDATE fleet.tier_policy SET partition_interval = '1 day' WHERE relation = 'fleet.position'::regclass;
