@@ -18,7 +18,11 @@ use FleetTest;
 my $node = fleet_node('fleet_tier_kill', conf => "restart_after_crash = on\n");
 my $db = 'fleet';
 
-$node->safe_psql($db, q{
+# "Today" (UTC) is read once: every day below is counted back from it, so a
+# midnight passing during the test changes nothing.
+my $today = $node->safe_psql($db, "SELECT (now() AT TIME ZONE 'UTC')::date");
+
+$node->safe_psql($db, qq{
 	SELECT cron.alter_job(jobid, active := false) FROM cron.job WHERE jobname = 'fleet.maintenance';
 	SET timezone = 'UTC';
 	SELECT fleet.create_tenant('Kill Freight');
@@ -28,7 +32,7 @@ $node->safe_psql($db, q{
 	INSERT INTO fleet.device (tenant_id, identifier, protocol, vehicle_id)
 	SELECT tenant_id, 'KD-' || vehicle_id, 'teltonika', vehicle_id FROM fleet.vehicle;
 	SELECT fleet.clear_tenant();
-	SELECT fleet.create_daily_partitions('fleet.position', current_date - 51, current_date - 50);
+	SELECT fleet.create_daily_partitions('fleet.position', '$today'::date - 51, '$today'::date - 50);
 });
 
 # 2 x 20,000 fixes: four vehicles, one fix every 10 s each.
@@ -39,7 +43,7 @@ for my $back (50, 51)
 		SELECT count(*) FILTER (WHERE status = 'accepted') FROM fleet.ingest_positions(
 			(SELECT array_agg('KD-' || d.device_id ORDER BY g, d.device_id) FROM generate_series(0, 4999) g, fleet.device d
 			  WHERE d.identifier LIKE 'KD-%'),
-			(SELECT array_agg((current_date - $back)::timestamptz + g * interval '10 s' ORDER BY g, d.device_id)
+			(SELECT array_agg(('$today'::date - $back)::timestamptz + g * interval '10 s' ORDER BY g, d.device_id)
 			   FROM generate_series(0, 4999) g, fleet.device d WHERE d.identifier LIKE 'KD-%'),
 			(SELECT array_agg(round((48 + d.device_id * 0.01 + g * 0.0001)::numeric, 6)::float8 ORDER BY g, d.device_id)
 			   FROM generate_series(0, 4999) g, fleet.device d WHERE d.identifier LIKE 'KD-%'),
@@ -54,9 +58,9 @@ for my $back (50, 51)
 	is($r, '20000', "day -$back: 20000 fixes stored");
 }
 
-my $hash_sql = q{
-	SELECT count(*) || ' ' || md5(string_agg(r::text, E'\n' ORDER BY r::text))
-	  FROM fleet.position_range((current_date - BACK)::timestamptz, (current_date - BACK + 1)::timestamptz) r};
+my $hash_sql = qq{
+	SELECT count(*) || ' ' || md5(string_agg(r::text, E'\\n' ORDER BY r::text))
+	  FROM fleet.position_range(('$today'::date - BACK)::timestamptz, ('$today'::date - BACK + 1)::timestamptz) r};
 sub day_hash
 {
 	my ($back) = @_;
@@ -88,9 +92,9 @@ sub blocked_maintenance
 
 sub state_of
 {
-	return $node->safe_psql($db, q{
+	return $node->safe_psql($db, qq{
 		SET timezone = 'UTC';
-		SELECT string_agg((current_date - (lo AT TIME ZONE 'UTC')::date) || ':' || tier, ' ' ORDER BY lo) FROM fleet.tier_state});
+		SELECT string_agg(('$today'::date - (lo AT TIME ZONE 'UTC')::date) || ':' || tier, ' ' ORDER BY lo) FROM fleet.tier_state});
 }
 
 # Run 1: cold_pack of the first day waits for fleet.cold_segment; kill -9.
@@ -103,8 +107,8 @@ eval { $maint->quit };
 like($node->logfile && slurp_file($node->logfile), qr/terminated by signal 9/, 'the backend was killed with -9');
 is(state_of(), '51:cooling', 'after crash recovery the step is still to be done');
 is($node->safe_psql($db, "SELECT count(*) FROM fleet.cold_segment"), '0', 'no partial cold data survived');
-is($node->safe_psql($db, q{SET timezone = 'UTC';
-	SELECT count(*) FROM fleet.position_range(current_date - 51, current_date - 50)}), '0',
+is($node->safe_psql($db, qq{SET timezone = 'UTC';
+	SELECT count(*) FROM fleet.position_range('$today'::date - 51, '$today'::date - 50)}), '0',
 	'(the detached day is not readable through the parent while it waits to be packed)');
 
 # Run 2: cold_pack has written and verified the segments and waits to update
@@ -131,7 +135,7 @@ my $ratio = $node->safe_psql($db, 'SELECT round(sum(octet_length(data))::numeric
 cmp_ok($ratio, '<=', 16, "cold bytes per fix: $ratio");
 
 # And back: restore one day, identical again.
-$node->safe_psql($db, "SET timezone = 'UTC'; CALL fleet.cold_restore(current_date - 50)");
+$node->safe_psql($db, "SET timezone = 'UTC'; CALL fleet.cold_restore('$today'::date - 50)");
 is(day_hash(50), $before{50}, 'day -50 restored to a partition, identical');
 
 $node->stop;

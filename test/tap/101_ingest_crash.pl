@@ -38,11 +38,16 @@ $node->safe_psql('fleet', qq{
 });
 
 # One batch = one transaction: 1,000 fixes (seq = batch number) and 10 events.
+# The fix times are fixed once here, not computed from now() by each call:
+# the re-send at the end must carry exactly the first send's fix times,
+# whatever hour it is by then.
+my $base = $node->safe_psql('fleet',
+	"SELECT to_char((date_trunc('hour', now()) - interval '6 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00'");
 my $batch_sql = q{
 SELECT fleet.set_tenant(TENANT);
 SELECT count(*) FROM fleet.ingest_positions(
 	(SELECT array_agg('CR-' || (g % 20) ORDER BY g) FROM generate_series(0, 999) g),
-	(SELECT array_agg(date_trunc('hour', now()) - interval '6 hours' + (BATCH * 1000 + g) * interval '1 ms' ORDER BY g)
+	(SELECT array_agg('BASE'::timestamptz + (BATCH * 1000 + g) * interval '1 ms' ORDER BY g)
 	   FROM generate_series(0, 999) g),
 	(SELECT array_agg(50 + g / 1e5 ORDER BY g)::float8[] FROM generate_series(0, 999) g),
 	(SELECT array_agg(10 + g / 1e5 ORDER BY g)::float8[] FROM generate_series(0, 999) g),
@@ -55,6 +60,7 @@ SELECT count(*) FROM fleet.ingest_events(
 	array_fill(jsonb_build_object('batch', BATCH), ARRAY[10]));
 };
 $batch_sql =~ s/TENANT/$tenant/g;
+$batch_sql =~ s/BASE/$base/g;
 $batch_sql =~ s/\n/ /g;
 
 my $returned = "$PostgreSQL::Test::Utils::tmp_check/returned_batches.txt";
