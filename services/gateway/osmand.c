@@ -97,11 +97,17 @@ parse_num(const char *s, size_t n, double *out)
 	return end == b + n && isfinite(*out);
 }
 
-/* s is a JSON number literal: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+/*
+ * s is a JSON number literal -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+ * that PostgreSQL's numeric takes: at most 40 characters and an exponent of
+ * at most 1000 in magnitude stay far inside its range (131072 digits before
+ * the point, 16383 after).  Anything else ("1e200000") becomes a string.
+ */
 static bool
 json_number_literal(const char *s, size_t n)
 {
 	size_t		i = 0;
+	int			exp = 0;
 
 	if (n == 0 || n > 40)
 		return false;
@@ -132,8 +138,12 @@ json_number_literal(const char *s, size_t n)
 			i++;
 		d = i;
 		while (i < n && s[i] >= '0' && s[i] <= '9')
+		{
+			if (exp <= 1000)
+				exp = exp * 10 + (s[i] - '0');
 			i++;
-		if (i == d)
+		}
+		if (i == d || exp > 1000)
 			return false;
 	}
 	return i == n;

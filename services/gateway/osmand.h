@@ -14,7 +14,10 @@
  * coords.speed is m/s (x 3.6).  Timestamps: unix seconds, unix ms (values
  * >= 2^31-1 are taken as ms), ISO-8601 with Z or an offset, or
  * "yyyy-MM-dd HH:mm:ss" which is UTC.  No timestamp: now_ms.
- * Unknown parameters become attributes (numbers, true/false, or strings).
+ * Unknown parameters become attributes (numbers, true/false, or strings);
+ * a number-looking value outside what PostgreSQL's numeric takes (an
+ * exponent beyond 1000, e.g. 1e200000) is kept as a string, so every
+ * attribute document is one jsonb accepts.
  *
  * JSON bodies are parsed with jansson (Debian: libjansson-dev).
  */

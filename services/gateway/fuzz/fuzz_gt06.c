@@ -4,8 +4,10 @@
  * input is also decoded as one frame.  Exact-size heap copies and a heap
  * arena of GT06_ARENA_BOUND bytes let ASan catch any out-of-bounds access.
  * A copy with framing and CRC fixed up is decoded too, to get past the CRC.
+ * Every decoded fix must be one the database accepts (pg_accept.h).
  */
 #include "../gt06.h"
+#include "pg_accept.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,11 @@ decode_one(const uint8_t *p, size_t n)
 	if (e == GW_OK && (res.reply_len != 10 || res.reply[0] != 0x78 || res.reply[9] != 0x0A))
 		abort();
 	if (e == GW_OK && res.n_records == 1 && strlen(rec.attrs) != rec.attrs_len)
+		abort();
+	/* what the database must accept, or the whole batch would fail */
+	if (e == GW_OK && res.n_records == 1 &&
+		(!pg_jsonb_accepts(rec.attrs, rec.attrs_len, NULL) ||
+		 !pg_device_accepts(rec.device, strlen(rec.device))))
 		abort();
 	free(abuf);
 	free(copy);

@@ -4,10 +4,15 @@
  * Input layout (as written by mkseeds): METHOD \n TARGET \n CONTENT-TYPE \n
  * BODY; missing parts are empty.  Target and body are passed as exact-size
  * heap buffers without a terminating NUL, the arena is exactly
- * osm_arena_bound() bytes, and that bound must hold.
+ * osm_arena_bound() bytes, and that bound must hold.  Every decoded fix must
+ * be one the database accepts (pg_accept.h): attrs that jsonb parses (a
+ * number-looking value beyond numeric's range, "1e200000", must not be
+ * copied as a number), a device id of valid UTF-8.
  */
 #include "../osmand.h"
+#include "pg_accept.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,8 +74,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (e != GW_OK && res.n_records != 0)
 		abort();
 	for (size_t i = 0; i < res.n_records; i++)
+	{
+		const char *why = NULL;
+
 		if (strlen(recs[i].attrs) != recs[i].attrs_len || recs[i].device[0] == '\0')
 			abort();
+		/* what the database must accept, or the whole batch would fail */
+		if (!pg_jsonb_accepts(recs[i].attrs, recs[i].attrs_len, &why) ||
+			!pg_device_accepts(recs[i].device, strlen(recs[i].device)))
+		{
+			fprintf(stderr, "attrs jsonb would refuse (%s): %s\n", why ? why : "device id", recs[i].attrs);
+			abort();
+		}
+	}
 
 	free(abuf);
 	free(method);

@@ -8,8 +8,10 @@
  * past it, and the documented bound must hold (never GW_ERR_NOSPACE).
  * Inputs are copied to exact-size heap buffers so over-reads are caught.
  * A copy with length and CRC fixed up is decoded too, to get past the CRC.
+ * Every decoded fix must be one the database accepts (pg_accept.h).
  */
 #include "../teltonika.h"
+#include "pg_accept.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,10 @@ check_result(gw_err e, const tlt_result *res, const gw_arena *ar)
 		if (r->attrs < ar->buf || r->attrs + r->attrs_len >= ar->buf + ar->used ||
 			r->attrs[r->attrs_len] != '\0' || strlen(r->attrs) != r->attrs_len ||
 			r->attrs[0] != '{' || r->attrs[r->attrs_len - 1] != '}')
+			abort();
+		/* what the database must accept, or the whole batch would fail */
+		if (!pg_jsonb_accepts(r->attrs, r->attrs_len, NULL) ||
+			!pg_device_accepts(r->device, strlen(r->device)))
 			abort();
 	}
 }

@@ -3,7 +3,8 @@
  *   mkseeds VECTOR_DIR OUT_DIR
  * creates OUT_DIR/{teltonika,gt06,osmand}/seed-N, one file per vector row
  * (binary frames unhexed; OsmAnd rows as METHOD\nTARGET\nCTYPE\nBODY) plus
- * one seed per binary protocol holding all its frames back to back.
+ * one seed per binary protocol holding all its frames back to back, and a
+ * few OsmAnd requests with values jsonb would refuse as numbers.
  * Seeds go to the build directory only, never into git.
  */
 #include <stdio.h>
@@ -121,6 +122,17 @@ osmand(const char *vdir, const char *out)
 			write_file(out, "osmand", n++, seed, (size_t) len);
 	}
 	free(tsv);
+	/* values jsonb would refuse if copied as they look (numbers beyond numeric) */
+	{
+		static const char *extra[] = {
+			"GET\n/?id=d1&lat=1&lon=2&timestamp=1700000000&x=1e200000\n\n",
+			"GET\n/?id=d1&lat=1&lon=2&x=-0.5e-99999&y=NaN&z=Infinity\n\n",
+			"POST\n/\napplication/json\n{\"device_id\":\"d1\",\"location\":{\"coords\":{\"latitude\":1,\"longitude\":2},\"extras\":{\"x\":1e300,\"y\":\"\\ud83d\\ude00\"}}}",
+		};
+
+		for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+			write_file(out, "osmand", n++, extra[i], strlen(extra[i]));
+	}
 }
 
 int

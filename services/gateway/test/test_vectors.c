@@ -16,6 +16,7 @@
 #include "../gt06.h"
 #include "../osmand.h"
 #include "../teltonika.h"
+#include "../fuzz/pg_accept.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -882,6 +883,83 @@ test_osmand(void)
 	free(tsv);
 }
 
+/*
+ * The acceptance oracle (fuzz/pg_accept.c) against what PostgreSQL 15 says
+ * about these literals, and OsmAnd values that jsonb would refuse as
+ * numbers: each decoded request's attrs must pass it.
+ */
+static void
+test_pg_accept(void)
+{
+	static const struct
+	{
+		const char *num;
+		bool		ok;
+	}			nums[] = {
+		{"1e1000", true}, {"1e-1000", true}, {"1e131071", true}, {"1e131072", false},
+		{"1e-16383", true}, {"1e-16384", false}, {"1e200000", false}, {"0.1e-16383", false},
+		{"1.5e131071", true}, {"-0", true}, {"0e99999999", true}, {"0e-20000", false},
+		{"0.0e-20000", false}, {"1.000e-16381", false}, {"1.00e-16381", true},
+		{"0.001e131074", true}, {"0.001e131075", false}, {"9.99e131071", true},
+		{"0e1073741822", true}, {"0e1073741823", false}, {"1e-1073741822", false},
+		{"01", false}, {"1.", false}, {".5", false}, {"+1", false}, {"NaN", false}, {"1e", false},
+	};
+	static const struct
+	{
+		const char *doc;
+		bool		ok;
+	}			docs[] = {
+		{"{}", true}, {"{\"a\":1}", true}, {"{\"a\":\"\\u0000\"}", false},
+		{"{\"a\":\"\\ud800\"}", false}, {"{\"a\":\"\\udc00\\ud800\"}", false},
+		{"{\"a\":\"\\ud800\\udc00\"}", true}, {"{\"a\":\"\xff\"}", false},
+		{"{\"a\":\"\x01\"}", false}, {"{\"a\":1e200000}", false}, {"{\"a\":[1,{\"b\":null}]}", true},
+		{"{\"a\":1,}", false}, {"[1]", false}, {"{\"a\":tru}", false}, {"{\"\xc3\xa9\":\"\xe2\x82\xac\"}", true},
+	};
+	static const struct
+	{
+		const char *query;
+		const char *attr;		/* the attribute as it must come out */
+	}			poison[] = {
+		{"x=1e200000", "\"x\":\"1e200000\""},
+		{"x=1e-20000", "\"x\":\"1e-20000\""},
+		{"x=-1E1001", "\"x\":\"-1E1001\""},
+		{"x=1e1000", "\"x\":1e1000"},
+		{"x=NaN", "\"x\":\"NaN\""},
+		{"x=Infinity", "\"x\":\"Infinity\""},
+		{"x=%01%1f", "\"x\":\"\\u0001\\u001f\""},
+		{"x=12345678901234567890123456789012345678901", "\"x\":\"12345678901234567890123456789012345678901\""},
+	};
+
+	cur_row = "pg_accept";
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		check(pg_json_number_accepts(nums[i].num, strlen(nums[i].num)) == nums[i].ok,
+			  "number %s: PostgreSQL says %s", nums[i].num, nums[i].ok ? "ok" : "refused");
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
+		check(pg_jsonb_accepts(docs[i].doc, strlen(docs[i].doc), NULL) == docs[i].ok,
+			  "document %s: PostgreSQL says %s", docs[i].doc, docs[i].ok ? "ok" : "refused");
+	check(!pg_device_accepts("\xff", 1) && !pg_device_accepts("", 0) && pg_device_accepts("dev-\xc3\xa9", 6),
+		  "device ids: valid UTF-8, not empty");
+
+	cur_row = "osmand poison values";
+	for (size_t i = 0; i < sizeof(poison) / sizeof(poison[0]); i++)
+	{
+		char		target[256];
+		osm_result	res;
+		gw_err		e;
+		const char *why = NULL;
+
+		snprintf(target, sizeof(target), "/?id=dev1&lat=1&lon=2&timestamp=1700000000&%s", poison[i].query);
+		e = osm("GET", target, NULL, NULL, &res);
+		check(e == GW_OK && res.n_records == 1, "%s decodes (%s)", poison[i].query, gw_strerror(e));
+		if (e != GW_OK || res.n_records != 1)
+			continue;
+		check(pg_jsonb_accepts(recs[0].attrs, recs[0].attrs_len, &why), "%s: attrs %s acceptable (%s)",
+			  poison[i].query, recs[0].attrs, why ? why : "");
+		check(strstr(recs[0].attrs, poison[i].attr) != NULL, "%s: attrs %s hold %s",
+			  poison[i].query, recs[0].attrs, poison[i].attr);
+	}
+}
+
 int
 main(void)
 {
@@ -893,6 +971,7 @@ main(void)
 	test_teltonika();
 	test_gt06();
 	test_osmand();
+	test_pg_accept();
 
 	printf("%d passed, %d failed\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
