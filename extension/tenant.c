@@ -14,6 +14,21 @@
  * active) or a clearing assignment through.  A session with no tenant
  * context gets NULL from fleet.current_tenant(), which matches no row.
  *
+ * A login may be bound to its tenants (fleet.login_tenant, kept by
+ * fleet_admin with fleet.bind_login()): fleet.set_tenant() called from SQL
+ * then refuses (42501) any other tenant.  Two roles are checked, and each
+ * that has bindings must be bound to the tenant: the session user (the
+ * login, which no SET ROLE changes) and the role the session has SET ROLE
+ * to (so a pooler's login can stay unbound and SET ROLE to per-tenant
+ * roles that are bound).  Roles without bindings keep the plain rule: any
+ * active tenant.  The pipeline's appliers enter each event's tenant from C
+ * and are not bound.
+ *
+ * fleet.session_role() names the role the session acts as outside any
+ * SECURITY DEFINER function (SET ROLE's role, else the login): SECURITY
+ * DEFINER functions that answer across tenants for the DBA only ask it
+ * (fleet.is_dba(), fleet.sees_all_tenants()).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -32,6 +47,7 @@
 PG_FUNCTION_INFO_V1(fleet_set_tenant);
 PG_FUNCTION_INFO_V1(fleet_clear_tenant);
 PG_FUNCTION_INFO_V1(fleet_current_tenant);
+PG_FUNCTION_INFO_V1(fleet_session_role);
 
 static char *tenant_setting = NULL;		/* raw value of fleet.tenant */
 static bool tenant_is_set = false;		/* parsed form, kept by assign hook */
@@ -139,50 +155,83 @@ FleetCurrentTenant(void)
 }
 
 /*
- * Look up a tenant's status as the extension owner (the caller, having no
- * tenant context yet, cannot see the row).  Returns NULL if absent.
+ * What fleet.set_tenant() needs to know about a tenant, read as the extension
+ * owner (the caller, having no tenant context yet, can see neither the
+ * tenant row nor the bindings): its status (NULL if absent) and, for the
+ * session user and the outer role, whether they are bound to it (bound:
+ * has any binding; allowed: one of them is this tenant).
  */
-static char *
-tenant_status(int64 tenant)
+typedef struct TenantLookup
+{
+	char	   *status;
+	bool		session_bound;
+	bool		session_allowed;
+	bool		role_bound;
+	bool		role_allowed;
+} TenantLookup;
+
+static void
+tenant_lookup(int64 tenant, TenantLookup *out)
 {
 	FleetOwnerSwitch owner_sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1];
-	char	   *status = NULL;
+	Oid			argtypes[3] = {INT8OID, OIDOID, OIDOID};
+	Datum		args[3];
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
+	memset(out, 0, sizeof(*out));
 	args[0] = Int64GetDatum(tenant);
+	args[1] = ObjectIdGetDatum(GetSessionUserId());
+	args[2] = ObjectIdGetDatum(GetOuterUserId());
 	FleetAsOwner(&owner_sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT status FROM fleet.tenant WHERE tenant_id OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(
+			"SELECT (SELECT t.status FROM fleet.tenant t WHERE t.tenant_id OPERATOR(pg_catalog.=) $1),"
+			" EXISTS (SELECT 1 FROM fleet.login_tenant b WHERE b.login::pg_catalog.oid OPERATOR(pg_catalog.=) $2),"
+			" EXISTS (SELECT 1 FROM fleet.login_tenant b WHERE b.login::pg_catalog.oid OPERATOR(pg_catalog.=) $2"
+			"          AND b.tenant_id OPERATOR(pg_catalog.=) $1),"
+			" EXISTS (SELECT 1 FROM fleet.login_tenant b WHERE b.login::pg_catalog.oid OPERATOR(pg_catalog.=) $3),"
+			" EXISTS (SELECT 1 FROM fleet.login_tenant b WHERE b.login::pg_catalog.oid OPERATOR(pg_catalog.=) $3"
+			"          AND b.tenant_id OPERATOR(pg_catalog.=) $1)",
+			3, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "tenant look-up failed");
-	if (SPI_processed == 1)
 	{
-		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *s = SPI_getvalue(tup, desc, 1);
+		bool		isnull;
 
-		status = pstrdup(s);
-		MemoryContextSwitchTo(old);
+		if (s != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+			out->status = pstrdup(s);
+			MemoryContextSwitchTo(old);
+		}
+		out->session_bound = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+		out->session_allowed = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		out->role_bound = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		out->role_allowed = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 	}
 	SPI_finish();
 	FleetAsCaller(&owner_sw);
-	return status;
 }
 
 /*
  * fleet.set_tenant(tenant bigint, is_local boolean DEFAULT false)
  *
- * Validate the tenant and make it the session's (or, with is_local, the
- * transaction's) tenant context.
+ * Validate the tenant (and, called from SQL, the login's binding) and make
+ * it the session's (or, with is_local, the transaction's) tenant context.
+ * A binding refusal comes first, so a bound login learns nothing about
+ * other tenants' ids.  Called from C (fcinfo->flinfo NULL: the pipeline's
+ * appliers entering an event's tenant), bindings do not apply.
  */
 Datum
 fleet_set_tenant(PG_FUNCTION_ARGS)
 {
 	int64		tenant;
 	bool		is_local;
-	char	   *status;
+	TenantLookup lk;
 	char		buf[32];
 
 	if (PG_ARGISNULL(0))
@@ -193,15 +242,35 @@ fleet_set_tenant(PG_FUNCTION_ARGS)
 	tenant = PG_GETARG_INT64(0);
 	is_local = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 
-	status = tenant_status(tenant);
-	if (status == NULL)
+	tenant_lookup(tenant, &lk);
+	if (fcinfo->flinfo != NULL)
+	{
+		Oid			refused = InvalidOid;
+
+		if (lk.session_bound && !lk.session_allowed)
+			refused = GetSessionUserId();
+		else if (lk.role_bound && !lk.role_allowed)
+			refused = GetOuterUserId();
+		if (OidIsValid(refused))
+		{
+			char	   *rolname = GetUserNameFromId(refused, true);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" may not act for tenant %lld",
+							rolname ? rolname : "?", (long long) tenant),
+					 errdetail("The role is bound to other tenants (fleet.login_tenant)."),
+					 errhint("A fleet_admin binds a login to a tenant with fleet.bind_login().")));
+		}
+	}
+	if (lk.status == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant %lld does not exist", (long long) tenant)));
-	if (strcmp(status, "active") != 0)
+	if (strcmp(lk.status, "active") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("tenant %lld is %s", (long long) tenant, status),
+				 errmsg("tenant %lld is %s", (long long) tenant, lk.status),
 				 errdetail("Only active tenants can be acted for.")));
 
 	snprintf(buf, sizeof(buf), INT64_FORMAT, tenant);
@@ -241,4 +310,14 @@ fleet_current_tenant(PG_FUNCTION_ARGS)
 	if (!tenant_is_set)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(tenant_value);
+}
+
+/*
+ * fleet.session_role(): the role the session acts as outside any SECURITY
+ * DEFINER function -- the role of SET ROLE, else the login.
+ */
+Datum
+fleet_session_role(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(GetOuterUserId());
 }

@@ -90,6 +90,107 @@ $$;
 COMMENT ON FUNCTION fleet.enable_tenant_rls(regclass) IS
 	'Put a tenant-owned table under fleet''s tenant isolation: ENABLE and FORCE row-level security with a USING and WITH CHECK policy on tenant_id';
 
+-- ------------------------------------------------------- login binding
+--
+-- A login may be bound to the tenants it acts for: fleet.set_tenant() called
+-- from SQL then refuses any other tenant with SQLSTATE 42501 (extension/
+-- tenant.c).  The session user (the login) and the role of SET ROLE are
+-- checked, each only if it has bindings; a role without bindings may act for
+-- any active tenant.  Bindings name roles by oid (regrole), so renaming a
+-- role keeps them.  fleet_admin keeps them; a tenant context sees its own.
+
+CREATE TABLE fleet.login_tenant (
+	tenant_id bigint NOT NULL REFERENCES fleet.tenant (tenant_id),
+	login     regrole NOT NULL,
+	bound_by  text NOT NULL DEFAULT pg_catalog."session_user"(),
+	bound_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (tenant_id, login)
+);
+COMMENT ON TABLE fleet.login_tenant IS
+	'Logins (or SET ROLE roles) bound to the tenants they may act for: fleet.set_tenant() refuses a bound role any other tenant (42501); a role with no row here may act for any active tenant. Kept by fleet_admin with fleet.bind_login() / fleet.unbind_login()';
+CREATE INDEX login_tenant_login ON fleet.login_tenant (login);
+SELECT fleet.enable_tenant_rls('fleet.login_tenant');
+CREATE POLICY login_tenant_admin ON fleet.login_tenant FOR ALL
+	USING (fleet.is_admin()) WITH CHECK (fleet.is_admin());
+COMMENT ON POLICY login_tenant_admin ON fleet.login_tenant IS 'fleet_admin members keep the bindings of every tenant';
+
+CREATE FUNCTION fleet.bind_login(login regrole, tenant_id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_new integer;
+BEGIN
+	IF NOT fleet.is_admin() THEN
+		RAISE EXCEPTION 'binding a login to a tenant needs fleet_admin' USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF bind_login.login IS NULL OR bind_login.tenant_id IS NULL THEN
+		RAISE EXCEPTION 'login and tenant_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM fleet.tenant t WHERE t.tenant_id OPERATOR(pg_catalog.=) bind_login.tenant_id) THEN
+		RAISE EXCEPTION 'tenant % does not exist', bind_login.tenant_id USING ERRCODE = 'undefined_object';
+	END IF;
+	INSERT INTO fleet.login_tenant (tenant_id, login) VALUES (bind_login.tenant_id, bind_login.login)
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS v_new = ROW_COUNT;
+	RETURN v_new OPERATOR(pg_catalog.>) 0;
+END
+$$;
+COMMENT ON FUNCTION fleet.bind_login(regrole, bigint) IS
+	'Bind a login (or a role sessions SET ROLE to) to a tenant: from then on fleet.set_tenant() refuses it every tenant it is not bound to (42501). Returns false if the binding existed (fleet_admin)';
+
+CREATE FUNCTION fleet.unbind_login(login regrole, tenant_id bigint DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_n integer;
+BEGIN
+	IF NOT fleet.is_admin() THEN
+		RAISE EXCEPTION 'unbinding a login needs fleet_admin' USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF unbind_login.login IS NULL THEN
+		RAISE EXCEPTION 'login must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	DELETE FROM fleet.login_tenant b
+	 WHERE b.login::pg_catalog.oid OPERATOR(pg_catalog.=) unbind_login.login::pg_catalog.oid
+	   AND (unbind_login.tenant_id IS NULL OR b.tenant_id OPERATOR(pg_catalog.=) unbind_login.tenant_id);
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION fleet.unbind_login(regrole, bigint) IS
+	'Remove a login''s binding to a tenant (tenant_id NULL: all its bindings); returns how many were removed. A login left with no binding may act for any active tenant again (fleet_admin)';
+
+CREATE FUNCTION fleet.session_role() RETURNS regrole
+	LANGUAGE C STABLE PARALLEL RESTRICTED
+	AS 'MODULE_PATHNAME', 'fleet_session_role';
+COMMENT ON FUNCTION fleet.session_role() IS
+	'The role the session acts as outside any SECURITY DEFINER function: the role of SET ROLE, else the login';
+
+CREATE FUNCTION fleet.is_dba() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT COALESCE((SELECT r.rolsuper
+	                     OR r.oid OPERATOR(pg_catalog.=) (SELECT e.extowner FROM pg_catalog.pg_extension e
+	                                                       WHERE e.extname OPERATOR(pg_catalog.=) 'fleet')
+	                   FROM pg_catalog.pg_roles r
+	                  WHERE r.oid OPERATOR(pg_catalog.=) fleet.session_role()::pg_catalog.oid), false)
+$$;
+COMMENT ON FUNCTION fleet.is_dba() IS
+	'true if the session''s role (fleet.session_role(): SET ROLE''s role, else the login) is a superuser or owns the extension: the DBA, for whom functions answer across tenants';
+
+CREATE FUNCTION fleet.sees_all_tenants() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT fleet.is_dba()
+	    OR pg_catalog.pg_has_role(fleet.session_role()::pg_catalog.oid, 'pg_monitor', 'USAGE')
+$$;
+COMMENT ON FUNCTION fleet.sees_all_tenants() IS
+	'true if the session''s role may see per-tenant figures of every tenant (fleet.metrics()): the DBA (fleet.is_dba()) or a member of PostgreSQL''s pg_monitor role';
+
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
 	('fleet_admin',   'FUNCTION', 'fleet.set_tenant(bigint,boolean)', 'EXECUTE'),
 	('fleet_ingest',  'FUNCTION', 'fleet.set_tenant(bigint,boolean)', 'EXECUTE'),
@@ -106,4 +207,13 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_admin',   'FUNCTION', 'fleet.create_tenant(text,text)', 'EXECUTE'),
 	('fleet_admin',   'TABLE', 'fleet.tenant', 'SELECT, INSERT, UPDATE'),
 	('fleet_app',     'TABLE', 'fleet.tenant', 'SELECT'),
-	('fleet_analyst', 'TABLE', 'fleet.tenant', 'SELECT');
+	('fleet_analyst', 'TABLE', 'fleet.tenant', 'SELECT'),
+	('fleet_admin',   'TABLE', 'fleet.login_tenant', 'SELECT, INSERT, DELETE'),
+	('fleet_admin',   'FUNCTION', 'fleet.bind_login(regrole,bigint)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.unbind_login(regrole,bigint)', 'EXECUTE');
+
+-- asked inside fleet's own functions as the calling role
+INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges)
+SELECT r, 'FUNCTION', f, 'EXECUTE'
+  FROM pg_catalog.unnest(ARRAY['fleet_admin', 'fleet_ingest', 'fleet_app', 'fleet_analyst']) r,
+       pg_catalog.unnest(ARRAY['fleet.session_role()', 'fleet.is_dba()', 'fleet.sees_all_tenants()']) f;

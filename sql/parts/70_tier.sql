@@ -180,16 +180,28 @@ COMMENT ON TABLE fleet.position_quarantine IS
 SELECT fleet.enable_tenant_rls('fleet.position_quarantine');
 CREATE INDEX position_quarantine_time ON fleet.position_quarantine (fix_time);
 
+-- SECURITY DEFINER: the fixes go into fleet.position, which no fleet role
+-- writes directly.  With a tenant context only that tenant's quarantined
+-- fixes are moved and counted; without one, every tenant's, for the DBA only.
 CREATE FUNCTION fleet.quarantine_replay() RETURNS TABLE (replayed bigint, remaining bigint)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	v_tenant bigint := fleet.current_tenant();
 BEGIN
+	IF v_tenant IS NULL AND NOT fleet.is_dba() THEN
+		RAISE EXCEPTION 'fleet.quarantine_replay() needs a tenant context' USING
+			ERRCODE = 'insufficient_privilege',
+			DETAIL = 'Without a tenant context it moves every tenant''s fixes, which only the DBA may do.',
+			HINT = 'Call SELECT fleet.set_tenant(tenant_id) first.';
+	END IF;
 	WITH parts AS (
 		SELECT t.lo, t.hi FROM fleet.time_partitions('fleet.position') t
 	), moved AS (
 		DELETE FROM fleet.position_quarantine q
-		 WHERE EXISTS (SELECT 1 FROM parts WHERE q.fix_time OPERATOR(pg_catalog.>=) parts.lo
+		 WHERE (v_tenant IS NULL OR q.tenant_id OPERATOR(pg_catalog.=) v_tenant)
+		   AND EXISTS (SELECT 1 FROM parts WHERE q.fix_time OPERATOR(pg_catalog.>=) parts.lo
 		                                     AND q.fix_time OPERATOR(pg_catalog.<) parts.hi)
 		RETURNING q.*
 	), ins AS (
@@ -203,16 +215,17 @@ BEGIN
 		RETURNING 1
 	)
 	SELECT (SELECT pg_catalog.count(*) FROM moved) INTO replayed;
-	SELECT pg_catalog.count(*) INTO remaining FROM fleet.position_quarantine;
+	SELECT pg_catalog.count(*) INTO remaining FROM fleet.position_quarantine q
+	 WHERE v_tenant IS NULL OR q.tenant_id OPERATOR(pg_catalog.=) v_tenant;
 	IF replayed OPERATOR(pg_catalog.>) 0 THEN
 		PERFORM fleet.ledger_append('quarantine', 'fleet.position',
-			pg_catalog.jsonb_build_object('replayed', replayed, 'remaining', remaining));
+			pg_catalog.jsonb_build_object('replayed', replayed, 'remaining', remaining, 'tenant_id', v_tenant));
 	END IF;
 	RETURN NEXT;
 END
 $$;
 COMMENT ON FUNCTION fleet.quarantine_replay() IS
-	'Move quarantined fixes whose time now has a partition into fleet.position (a fix already stored is dropped from the quarantine as a duplicate); returns how many moved and how many remain';
+	'Move quarantined fixes whose time now has a partition into fleet.position (a fix already stored is dropped from the quarantine as a duplicate); returns how many moved and how many remain. With a tenant context: that tenant''s fixes (fleet_admin); without: every tenant''s (the DBA only, else 42501)';
 
 -- ---------------------------------------------------------------- legal hold
 
@@ -436,23 +449,34 @@ AS $$
 $$;
 COMMENT ON FUNCTION fleet.tier_root(regclass) IS 'The tiered table a relation holds data of: the root of its partition tree (cold segments: fleet.position; cold event segments: fleet.event_log)';
 
--- SECURITY DEFINER: holds and held rows of every tenant must be seen
--- whatever the caller's tenant context (forced RLS would hide them).
+-- Not SECURITY DEFINER: the caller sees the holds fleet.legal_hold's
+-- policies show it -- its tenant context's, or every tenant's for
+-- fleet_admin members and superusers (maintenance runs as the owner) -- so
+-- a tenant cannot probe another tenant's holds.  Asking about another
+-- tenant than the context's is refused outright.
 CREATE FUNCTION fleet.row_held(p_root regclass, p_tenant bigint, p_vehicle bigint, p_lo timestamptz, p_hi timestamptz)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT EXISTS (
+BEGIN
+	IF p_tenant IS NOT NULL AND p_tenant IS DISTINCT FROM fleet.current_tenant()
+	   AND NOT fleet.is_admin() AND NOT fleet.is_dba() THEN
+		RAISE EXCEPTION 'legal holds of tenant % are not visible to this role', p_tenant
+			USING ERRCODE = 'insufficient_privilege',
+			      DETAIL = 'fleet.row_held() answers for the tenant context only (fleet_admin and the DBA: any tenant).';
+	END IF;
+	RETURN EXISTS (
 		SELECT 1 FROM fleet.legal_hold h
 		 WHERE h.released_at IS NULL
 		   AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) p_root)
 		   AND (p_tenant IS NULL OR h.tenant_id OPERATOR(pg_catalog.=) p_tenant)
 		   AND (h.vehicle_id IS NULL OR p_vehicle IS NULL OR h.vehicle_id OPERATOR(pg_catalog.=) p_vehicle)
-		   AND h.lo OPERATOR(pg_catalog.<=) p_hi AND h.hi OPERATOR(pg_catalog.>) p_lo)
+		   AND h.lo OPERATOR(pg_catalog.<=) p_hi AND h.hi OPERATOR(pg_catalog.>) p_lo);
+END
 $$;
 COMMENT ON FUNCTION fleet.row_held(regclass, bigint, bigint, timestamptz, timestamptz) IS
-	'Does an active legal hold cover data of this tiered table, tenant (NULL: any), vehicle (NULL: any) with times in [lo, hi]?';
+	'Does an active legal hold cover data of this tiered table, tenant (NULL: any the caller may see), vehicle (NULL: any) with times in [lo, hi]? Answers for the caller''s tenant context only; another tenant is 42501 (fleet_admin and the DBA: any tenant)';
 
 -- How a hold is named in refusals.
 CREATE FUNCTION fleet.hold_name(h fleet.legal_hold) RETURNS text
@@ -684,6 +708,8 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_analyst', 'TABLE', 'fleet.tier_ledger', 'SELECT'),
 	('fleet_admin',   'FUNCTION', 'fleet.verify_ledger()', 'EXECUTE'),
 	('fleet_analyst', 'FUNCTION', 'fleet.verify_ledger()', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.ledger_row_hash(bigint,timestamptz,text,text,jsonb,text,bytea)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.ledger_row_hash(bigint,timestamptz,text,text,jsonb,text,bytea)', 'EXECUTE'),
 	('fleet_admin',   'TABLE', 'fleet.tier_policy', 'SELECT, INSERT, UPDATE, DELETE'),
 	('fleet_admin',   'FUNCTION', 'fleet.check_partition_interval(interval)', 'EXECUTE'),
 	('fleet_analyst', 'TABLE', 'fleet.tier_policy', 'SELECT'),

@@ -444,7 +444,9 @@ RETURNS TABLE (name text, labels jsonb, value double precision, type text, help 
 LANGUAGE plpgsql STABLE
 -- SECURITY DEFINER: the figures span every tenant, whose rows no fleet role
 -- can read across tenants (forced row-level security); only aggregates
--- (counts, ages, ratios) leave, labelled by tenant id.  search_path is
+-- (counts, ages, ratios) leave.  A series labelled with a tenant id is
+-- returned for the caller's tenant context only, every tenant's only when
+-- the session's role is the DBA or in pg_monitor.  search_path is
 -- pinned; the source functions come from fleet.metric_source, which only
 -- the extension writes.
 SECURITY DEFINER
@@ -452,12 +454,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_src record;
+	-- series labelled with a tenant: the tenant context's only, unless the
+	-- session's role sees every tenant (the DBA, pg_monitor members)
+	v_all boolean := fleet.sees_all_tenants();
+	v_tenant text := fleet.current_tenant()::text;
 BEGIN
 	FOR v_src IN SELECT m.source, m.fn::oid AS fn FROM fleet.metric_source m ORDER BY m.source LOOP
 		RETURN QUERY EXECUTE pg_catalog.format(
-			'SELECT x.name, x.labels, x.value, x.type, x.help FROM %s.%s() x',
+			'SELECT x.name, x.labels, x.value, x.type, x.help FROM %s.%s() x'
+			' WHERE $1 OR NOT (x.labels OPERATOR(pg_catalog.?) ''tenant'')'
+			' OR (x.labels OPERATOR(pg_catalog.->>) ''tenant'') OPERATOR(pg_catalog.=) $2',
 			(SELECT quote_ident(n.nspname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = v_src.fn),
-			(SELECT quote_ident(p.proname) FROM pg_proc p WHERE p.oid = v_src.fn));
+			(SELECT quote_ident(p.proname) FROM pg_proc p WHERE p.oid = v_src.fn))
+			USING v_all, v_tenant;
 	END LOOP;
 	RETURN QUERY SELECT 'fleet_metrics_sources'::text, '{}'::jsonb,
 	                    (SELECT count(*) FROM fleet.metric_source)::float8, 'gauge'::text,
@@ -465,7 +474,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fleet.metrics() IS
-	'Every fleet metric, one row per series: name, labels (flat JSON object of strings), value, type (counter or gauge) and help, mapping one-to-one onto the Prometheus text format. Cheap: counters, catalog statistics and bounded index scans only. Sources are listed in fleet.metric_source.';
+	'Every fleet metric, one row per series: name, labels (flat JSON object of strings), value, type (counter or gauge) and help, mapping one-to-one onto the Prometheus text format. Series labelled with a tenant: the caller''s tenant context only (every tenant for the DBA and members of pg_monitor). Cheap: counters, catalog statistics and bounded index scans only. Sources are listed in fleet.metric_source.';
 
 -- ---------------------------------------------------------------- health
 
@@ -580,6 +589,7 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_app',     'FUNCTION', 'fleet.report_service_metrics(text,text,jsonb)', 'EXECUTE'),
 	('fleet_admin',   'TABLE', 'fleet.health_threshold', 'SELECT, INSERT, UPDATE, DELETE'),
 	('fleet_analyst', 'TABLE', 'fleet.health_threshold', 'SELECT'),
+	('fleet_app',     'TABLE', 'fleet.health_threshold', 'SELECT'),
 	('fleet_admin',   'TABLE', 'fleet.metric_setting', 'SELECT, UPDATE'),
 	('fleet_analyst', 'TABLE', 'fleet.metric_setting', 'SELECT'),
 	('fleet_admin',   'TABLE', 'fleet.view_workflow', 'SELECT, INSERT, UPDATE, DELETE'),
