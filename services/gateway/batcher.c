@@ -10,6 +10,9 @@
  * unreachable the batch is appended to the journal and answered once the
  * fsync is done; the journal is drained ahead of new work when the
  * database is back (by lane 0, while every lane journals new work).
+ * An error that is not an outage is never journaled: the batch is split
+ * to find the fixes that fail alone (batcher.h says which errors are
+ * outages and what becomes of the refused fixes).
  */
 #include "batcher.h"
 #include "../common/journal.h"
@@ -17,12 +20,15 @@
 #include "../common/metrics.h"
 #include "../common/pgconn.h"
 
+#include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* A fix as the batcher keeps it: like gw_record, owning its attrs. */
 typedef struct
@@ -78,10 +84,28 @@ struct batcher
 	lane		lanes[MAX_LANES];
 	int			nlanes;
 	journal    *jn;
+	char		dead_path[4096];	/* dead-letters.jsonl in the journal directory */
+	/* the drain's state (lane 0 writes, readiness reads under smu) */
+	pthread_mutex_t smu;
+	double		blocked_since;	/* first failed drain since the last progress, 0: none */
+	double		refused_since;	/* first pass that met fixes refused by the database */
+	int			refused_passes;
+	double		next_drain;		/* backoff while the head is refused */
 };
 
+/* Result of storing a batch, split as far as needed. */
+typedef enum
+{
+	SPLIT_DONE,					/* every fix has a status (stored, rejected or refused 'E') */
+	SPLIT_OUTAGE,				/* unreachable or an outage error: stop, journal or retry */
+	SPLIT_UNKNOWN				/* connection lost around a commit */
+} split_result;
+
+#define ERR_LEN 200				/* the database's message kept for a refused fix */
+
 static metric_family *m_received, *m_rows, *m_rejected, *m_batch, *m_commit,
-		   *m_journal_depth, *m_journal_appends, *m_db_errors, *m_outcomes, *m_reconnects;
+		   *m_journal_depth, *m_journal_appends, *m_db_errors, *m_outcomes, *m_reconnects,
+		   *m_dead_letters, *m_stuck, *m_splits;
 
 static const pg_stmt statements[] = {
 	{"ingest",
@@ -93,7 +117,7 @@ static const pg_stmt statements[] = {
 const char *
 gw_outcome_name(gw_outcome o)
 {
-	static const char *names[] = {"stored", "journaled", "unknown", "refused", "failed"};
+	static const char *names[] = {"stored", "journaled", "unknown", "refused", "failed", "invalid"};
 
 	return names[o];
 }
@@ -256,13 +280,12 @@ mono(void)
  * rejection reason (static storage, truncated).
  */
 static pgc_status
-ingest(lane *l, gw_fix *fixes, int n, char *status, char (*reasons)[64])
+ingest(lane *l, gw_fix *fixes, int n, char *status, char (*reasons)[64], char *sqlstate,
+	   char *msg, size_t msglen)
 {
 	sbuf		a[10] = {{0}};
 	const char *vals[10];
 	PGresult   *res;
-	char		sqlstate[6],
-				msg[256];
 	pgc_status	st;
 	double		t0 = mono();
 
@@ -301,7 +324,7 @@ ingest(lane *l, gw_fix *fixes, int n, char *status, char (*reasons)[64])
 		sb_str(&a[k], "}");
 		vals[k] = a[k].s;
 	}
-	st = pgconn_exec(l->pg, "ingest", 10, vals, &res, sqlstate, msg, sizeof(msg));
+	st = pgconn_exec(l->pg, "ingest", 10, vals, &res, sqlstate, msg, msglen);
 	for (int k = 0; k < 10; k++)
 		free(a[k].s);
 	if (st == PGC_OK)
@@ -336,6 +359,67 @@ ingest(lane *l, gw_fix *fixes, int n, char *status, char (*reasons)[64])
 	return st;
 }
 
+/*
+ * Is a failed call's SQLSTATE an outage (journal it, retry later) rather
+ * than something about the data (never journaled)?
+ */
+static bool
+is_outage(const char *st)
+{
+	return st[0] == '\0' ||
+		strncmp(st, "08", 2) == 0 ||	/* connection exception */
+		strncmp(st, "53", 2) == 0 ||	/* insufficient resources */
+		strncmp(st, "40", 2) == 0 ||	/* serialization failure, deadlock */
+		strncmp(st, "58", 2) == 0 ||	/* system error (I/O) */
+		strncmp(st, "57P", 3) == 0 ||	/* shutdown, crash, cannot connect now */
+		strcmp(st, "57014") == 0 ||	/* canceled (statement_timeout) */
+		strcmp(st, "55P03") == 0 ||	/* lock not available (lock_timeout) */
+		strcmp(st, "25006") == 0;	/* read-only: a standby after failover */
+}
+
+/*
+ * Store fixes[0..n), splitting on an error that is not an outage until the
+ * fixes that fail alone are found: those get status 'E', the reason
+ * db_error_<SQLSTATE> and the message in errors[i].  *committed counts the
+ * calls that committed (so a later outage knows some fixes are stored).
+ */
+static split_result
+store_split(lane *l, gw_fix *fixes, int n, char *status, char (*reasons)[64],
+			char (*errors)[ERR_LEN], int *committed)
+{
+	char		sqlstate[6],
+				msg[ERR_LEN];
+	pgc_status	st;
+	split_result r;
+
+	if (n == 0)
+		return SPLIT_DONE;
+	st = ingest(l, fixes, n, status, reasons, sqlstate, msg, sizeof(msg));
+	if (st == PGC_OK)
+	{
+		(*committed)++;
+		return SPLIT_DONE;
+	}
+	if (st == PGC_UNKNOWN)
+		return SPLIT_UNKNOWN;
+	if (st == PGC_UNAVAILABLE || is_outage(sqlstate))
+		return SPLIT_OUTAGE;
+	if (n == 1)
+	{
+		status[0] = 'E';
+		snprintf(reasons[0], 64, "db_error_%s", sqlstate);
+		snprintf(errors[0], ERR_LEN, "%s", msg);
+		log_msg(LOG_WARN, "fix refused by the database", "device=\"%s\" sqlstate=%s error=\"%s\"",
+				fixes[0].device, sqlstate, msg);
+		return SPLIT_DONE;
+	}
+	metrics_add(m_splits, NULL, 1);
+	r = store_split(l, fixes, n / 2, status, reasons, errors, committed);
+	if (r != SPLIT_DONE)
+		return r;
+	return store_split(l, fixes + n / 2, n - n / 2, status + n / 2, reasons + n / 2, errors + n / 2, committed);
+}
+
 /* Count row statuses into a submission's counters and the metrics. */
 static void
 count_row(submission *s, char status, const char *reason)
@@ -356,6 +440,15 @@ count_row(submission *s, char status, const char *reason)
 		case 'c':
 			s->counts.conflict++;
 			metrics_add(m_rows, "status=\"conflict\"", 1);
+			break;
+		case 'E':
+			/* refused by a database error: the reason names its SQLSTATE */
+			s->counts.failed++;
+			if (!s->counts.reason[0])
+				snprintf(s->counts.reason, sizeof(s->counts.reason), "%s", reason);
+			snprintf(lbl, sizeof(lbl), "reason=\"%s\"", metrics_escape(reason, esc, sizeof(esc)));
+			metrics_add(m_rejected, lbl, 1);
+			metrics_add(m_rows, "status=\"refused\"", 1);
 			break;
 		default:
 			s->counts.rejected++;
@@ -413,9 +506,145 @@ journal_batch(batcher *b, submission *list)
 	return ok;
 }
 
+/* Copy text as valid UTF-8 for a JSON string (other bytes become '?'). */
+static json_t *
+json_text(const char *v)
+{
+	json_t	   *j;
+	char	   *copy;
+
+	if (!v)
+		return json_null();
+	if (gw_utf8_valid(v, strlen(v)))
+		return json_string(v);
+	copy = strdup(v);
+	if (!copy)
+		abort();
+	for (char *p = copy; *p; p++)
+		if ((unsigned char) *p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+static json_t *
+json_num(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+/*
+ * Append the refused fixes (status 'E') to dead-letters.jsonl, one JSON
+ * object per line with the database's error, and fsync it.  0 when durable.
+ */
+static int
+dead_letter_write(batcher *b, const gw_fix *fixes, int n, const char *status,
+				  char (*reasons)[64], char (*errors)[ERR_LEN])
+{
+	int			fd,
+				dfd,
+				rc = 0,
+				moved = 0;
+	char		now[40];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fmt_time((int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, now, sizeof(now));
+	fd = open(b->dead_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	for (int i = 0; i < n && rc == 0; i++)
+	{
+		json_t	   *o;
+		char	   *line,
+					ft[40];
+		size_t		len;
+
+		if (status[i] != 'E')
+			continue;
+		fmt_time(fixes[i].time_ms, ft, sizeof(ft));
+		o = json_object();
+		json_object_set_new(o, "moved_at", json_string(now));
+		json_object_set_new(o, "reason", json_text(reasons[i]));
+		json_object_set_new(o, "error", json_text(errors[i]));
+		json_object_set_new(o, "device", json_text(fixes[i].device));
+		json_object_set_new(o, "fix_time", json_string(ft));
+		json_object_set_new(o, "lat", json_num(fixes[i].lat));
+		json_object_set_new(o, "lon", json_num(fixes[i].lon));
+		json_object_set_new(o, "speed_kmh", json_num(fixes[i].speed_kmh));
+		json_object_set_new(o, "heading", json_num(fixes[i].heading));
+		json_object_set_new(o, "altitude", json_num(fixes[i].altitude));
+		json_object_set_new(o, "accuracy", json_num(fixes[i].accuracy));
+		json_object_set_new(o, "seq", fixes[i].seq >= 0 ? json_integer(fixes[i].seq) : json_null());
+		json_object_set_new(o, "attrs", json_text(fixes[i].attrs));
+		line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+		json_decref(o);
+		if (!line)
+			abort();
+		len = strlen(line);
+		line[len] = '\n';		/* json_dumps leaves room only for the NUL: rewrite it */
+		if (write(fd, line, len + 1) != (ssize_t) (len + 1))
+			rc = -1;
+		free(line);
+		moved++;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -1;
+	close(fd);
+	/* the file's directory entry must be durable too */
+	{
+		char		dir[4096];
+		char	   *slash;
+
+		snprintf(dir, sizeof(dir), "%s", b->dead_path);
+		slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) < 0)
+			rc = -1;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (rc == 0)
+	{
+		metrics_add(m_dead_letters, NULL, moved);
+		log_msg(LOG_ERROR, "journaled fixes refused by the database moved aside",
+				"rows=%d file=\"%s\"", moved, b->dead_path);
+	}
+	return rc;
+}
+
+/* The drain failed while connected: it is blocked since (at least) now. */
+static void
+drain_blocked(batcher *b)
+{
+	pthread_mutex_lock(&b->smu);
+	if (b->blocked_since == 0)
+		b->blocked_since = mono();
+	pthread_mutex_unlock(&b->smu);
+}
+
+/* The drain moved forward (or the journal is empty): nothing is blocked. */
+static void
+drain_progressed(batcher *b)
+{
+	pthread_mutex_lock(&b->smu);
+	b->blocked_since = 0;
+	b->refused_since = 0;
+	b->refused_passes = 0;
+	b->next_drain = 0;
+	pthread_mutex_unlock(&b->smu);
+}
+
 /*
  * Drain the journal into the database while it is reachable.  Returns true
- * when the journal is empty.
+ * when the journal is empty.  Fixes the database refuses with an error that
+ * is not an outage are retried (with backoff, the rest of their batch is
+ * stored meanwhile and deduplicated on each retry); once they have been
+ * refused for dead_letter_after_s seconds and three passes they are moved
+ * to the dead-letter file and the drain goes on.
  */
 static bool
 drain_journal(lane *l)
@@ -425,45 +654,91 @@ drain_journal(lane *l)
 	size_t		lens[1024];
 	int			max = b->cfg.max_batch > 1024 ? 1024 : b->cfg.max_batch;
 
+	if (mono() < b->next_drain)
+		return false;
 	while (journal_depth_records(b->jn) > 0)
 	{
 		int			n = journal_peek(b->jn, max, recs, lens);
 		gw_fix	   *fixes;
 		char	   *status;
 		char		(*reasons)[64];
-		pgc_status	st;
-		int			good = 0;
+		char		(*errors)[ERR_LEN];
+		split_result r = SPLIT_DONE;
+		int			good = 0,
+					committed = 0,
+					refused = 0;
+		bool		moved_on = false;
 
 		if (n <= 0)
+		{
+			if (n < 0)
+				drain_blocked(b);
 			return n == 0;
+		}
 		fixes = calloc(n, sizeof(gw_fix));
 		status = calloc(n, 1);
 		reasons = calloc(n, 64);
+		errors = calloc(n, ERR_LEN);
+		if (!fixes || !status || !reasons || !errors)
+			abort();
 		for (int i = 0; i < n; i++)
 			if (fix_unpack(recs[i], lens[i], &fixes[good]))
 				good++;
 			else
 				log_msg(LOG_ERROR, "malformed journal record skipped", "len=%zu", lens[i]);
-		st = good > 0 ? ingest(l, fixes, good, status, reasons) : PGC_OK;
-		if (st == PGC_OK)
+		if (good > 0)
+			r = store_split(l, fixes, good, status, reasons, errors, &committed);
+		for (int i = 0; r == SPLIT_DONE && i < good; i++)
+			refused += status[i] == 'E';
+		if (r == SPLIT_DONE && refused > 0)
+		{
+			double		now = mono();
+			bool		due;
+
+			pthread_mutex_lock(&b->smu);
+			if (b->refused_since == 0)
+				b->refused_since = now;
+			b->refused_passes++;
+			due = b->refused_passes >= 3 && now - b->refused_since >= b->cfg.dead_letter_after_s;
+			/* retry after 0.2 s, doubling to 10 s: each retry re-sends the batch */
+			b->next_drain = now + fmin(10.0, 0.2 * pow(2, b->refused_passes - 1));
+			pthread_mutex_unlock(&b->smu);
+			if (!due)
+				log_msg(LOG_WARN, "journaled fixes refused by the database: retrying before moving them aside",
+						"refused=%d rows=%d pass=%d", refused, good, b->refused_passes);
+			else if (dead_letter_write(b, fixes, good, status, reasons, errors) == 0)
+				moved_on = true;
+			else
+				log_msg(LOG_ERROR, "cannot write the dead-letter file", "file=\"%s\"", b->dead_path);
+		}
+		else if (r == SPLIT_DONE)
+			moved_on = true;
+		if (moved_on)
 		{
 			submission	tmp = {0};
 
 			for (int i = 0; i < good; i++)
 				count_row(&tmp, status[i], reasons[i]);
-			journal_consume(b->jn);
-			log_msg(LOG_INFO, "journal drained", "rows=%d accepted=%d duplicate=%d rejected=%d left=%llu",
-					good, tmp.counts.accepted, tmp.counts.duplicate, tmp.counts.rejected,
+			if (journal_consume(b->jn) == 0)
+				drain_progressed(b);
+			else
+				moved_on = false;
+			log_msg(LOG_INFO, "journal drained", "rows=%d accepted=%d duplicate=%d rejected=%d moved_aside=%d left=%llu",
+					good, tmp.counts.accepted, tmp.counts.duplicate, tmp.counts.rejected, tmp.counts.failed,
 					(unsigned long long) journal_depth_records(b->jn));
 		}
+		else
+			drain_blocked(b);
 		for (int i = 0; i < good; i++)
 			free(fixes[i].attrs);
 		free(fixes);
 		free(status);
 		free(reasons);
-		if (st != PGC_OK)
+		free(errors);
+		if (!moved_on)
 			return false;
 	}
+	drain_progressed(b);
 	return true;
 }
 
@@ -473,11 +748,13 @@ process(lane *l, submission *list)
 {
 	batcher    *b = l->b;
 	int			total = 0,
-				k = 0;
+				k = 0,
+				committed = 0;
 	gw_fix	   *fixes;
 	char	   *status;
 	char		(*reasons)[64];
-	pgc_status	st = PGC_UNAVAILABLE;
+	char		(*errors)[ERR_LEN];
+	split_result r = SPLIT_OUTAGE;
 	bool		journal_empty = journal_depth_records(b->jn) == 0;
 
 	for (submission *s = list; s; s = s->next)
@@ -485,14 +762,17 @@ process(lane *l, submission *list)
 	fixes = calloc(total ? total : 1, sizeof(gw_fix));
 	status = calloc(total ? total : 1, 1);
 	reasons = calloc(total ? total : 1, 64);
+	errors = calloc(total ? total : 1, ERR_LEN);
+	if (!fixes || !status || !reasons || !errors)
+		abort();
 	for (submission *s = list; s; s = s->next)
 		for (int i = 0; i < s->n; i++)
 			fixes[k++] = s->fixes[i];	/* shallow: attrs stay owned by s */
 
 	if (journal_empty)
-		st = ingest(l, fixes, total, status, reasons);
+		r = store_split(l, fixes, total, status, reasons, errors, &committed);
 
-	if (st == PGC_OK)
+	if (r == SPLIT_DONE)
 	{
 		k = 0;
 		for (submission *s = list, *next; s; s = next)
@@ -504,11 +784,16 @@ process(lane *l, submission *list)
 				count_row(s, status[k], reasons[k]);
 			all_refused = s->n > 0 && s->counts.rejected == s->n &&
 				strcmp(s->counts.reason, "unknown_device") == 0;
-			finish(s, all_refused ? GW_REFUSED : GW_STORED);
+			finish(s, s->counts.failed > 0 ? GW_INVALID : all_refused ? GW_REFUSED : GW_STORED);
 		}
 	}
-	else if (st == PGC_UNKNOWN)
+	else if (r == SPLIT_UNKNOWN || committed > 0)
 	{
+		/*
+		 * The connection broke around a commit, or an outage came in the
+		 * middle of a split after part of the batch committed: no
+		 * acknowledgement; the devices resend and the database deduplicates.
+		 */
 		for (submission *s = list, *next; s; s = next)
 		{
 			next = s->next;
@@ -518,8 +803,8 @@ process(lane *l, submission *list)
 	else
 	{
 		/*
-		 * Unreachable, a server-side failure, or the journal is not empty.
-		 * Above its high-water mark (90%) the journal takes nothing more, so
+		 * Unreachable, an outage, or the journal is not empty.  Above its
+		 * high-water mark (90%) the journal takes nothing more, so
 		 * backpressure is the same for a one-fix request as for a big frame
 		 * (and /readyz says journal_full), until draining frees room.
 		 */
@@ -536,6 +821,7 @@ process(lane *l, submission *list)
 	free(fixes);
 	free(status);
 	free(reasons);
+	free(errors);
 	metrics_set(m_journal_depth, NULL, (double) journal_depth_records(b->jn));
 }
 
@@ -583,7 +869,10 @@ run(void *arg)
 				metrics_set(m_reconnects, NULL, (double) pgconn_reconnects(l->pg));
 				if (l->db_ready && journal_depth_records(b->jn) > 0)
 					drain_journal(l);
+				else if (journal_depth_records(b->jn) == 0)
+					drain_progressed(b);
 				metrics_set(m_journal_depth, NULL, (double) journal_depth_records(b->jn));
+				metrics_set(m_stuck, NULL, batcher_journal_stuck(b) ? 1 : 0);
 			}
 		}
 
@@ -645,10 +934,20 @@ batcher_start(const batcher_config *cfg, char *err, size_t errlen)
 		m_journal_appends = metrics_counter("fleet_gateway_journal_appends_total", "Fixes written to the local journal.");
 		m_db_errors = metrics_counter("fleet_gateway_db_errors_total", "Failed ingest calls by SQLSTATE.");
 		m_reconnects = metrics_gauge("fleet_gateway_db_reconnects", "Database reconnections since start.");
+		m_dead_letters = metrics_counter("fleet_gateway_journal_dead_letters_total",
+										 "Journaled fixes the database kept refusing, moved to dead-letters.jsonl.");
+		m_stuck = metrics_gauge("fleet_gateway_journal_stuck", "1 when the journal drain has made no progress for journal-stuck-after seconds while connected.");
+		m_splits = metrics_counter("fleet_gateway_batch_splits_total", "Batches split in halves to isolate fixes the database refuses.");
 	}
 	b->cfg = *cfg;
 	if (b->cfg.max_batch <= 0)
 		b->cfg.max_batch = 1000;
+	if (b->cfg.dead_letter_after_s < 0)
+		b->cfg.dead_letter_after_s = 0;
+	if (b->cfg.stuck_after_s <= 0)
+		b->cfg.stuck_after_s = 60;
+	pthread_mutex_init(&b->smu, NULL);
+	snprintf(b->dead_path, sizeof(b->dead_path), "%s/dead-letters.jsonl", cfg->journal_dir);
 	b->nlanes = cfg->writers < 1 ? 1 : cfg->writers > MAX_LANES ? MAX_LANES : cfg->writers;
 	b->jn = journal_open(cfg->journal_dir, cfg->journal_max_bytes, err, errlen);
 	if (!b->jn)
@@ -656,6 +955,9 @@ batcher_start(const batcher_config *cfg, char *err, size_t errlen)
 		free(b);
 		return NULL;
 	}
+	if (journal_position_was_reset(b->jn))
+		log_msg(LOG_WARN, "journal drained position was damaged: draining restarts from the earliest undrained segment",
+				"pending=%llu", (unsigned long long) journal_depth_records(b->jn));
 	if (journal_depth_records(b->jn) > 0 || journal_truncated_bytes(b->jn) > 0)
 		log_msg(LOG_INFO, "journal opened", "pending=%llu torn_bytes=%llu",
 				(unsigned long long) journal_depth_records(b->jn),
@@ -745,6 +1047,7 @@ batcher_stop(batcher *b)
 	for (int i = 0; i < b->nlanes; i++)
 		pthread_join(b->lanes[i].thread, NULL);
 	journal_close(b->jn);
+	pthread_mutex_destroy(&b->smu);
 	for (int i = 0; i < b->nlanes; i++)
 		pgconn_free(b->lanes[i].pg);
 	free(b);
@@ -764,6 +1067,17 @@ uint64_t
 batcher_journal_depth(batcher *b)
 {
 	return journal_depth_records(b->jn);
+}
+
+bool
+batcher_journal_stuck(batcher *b)
+{
+	bool		stuck;
+
+	pthread_mutex_lock(&b->smu);
+	stuck = b->blocked_since > 0 && mono() - b->blocked_since > b->cfg.stuck_after_s;
+	pthread_mutex_unlock(&b->smu);
+	return stuck;
 }
 
 bool

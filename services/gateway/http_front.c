@@ -4,9 +4,13 @@
  * An OsmAnd request is decoded by osmand.c; a malformed one gets its 4xx at
  * once and stores nothing.  A valid one is submitted to the batcher and the
  * request stays open (suspended) until the batcher answers: 200 when the
- * fixes are stored or journaled, 404 when the device is unknown, 503 with
- * Retry-After when the outcome is unknown or the journal is full (the app
- * retries; the database deduplicates).  POST /webhook/<provider> goes to
+ * fixes are stored or journaled, 404 when the device is unknown, 422 when
+ * the database refused the fix with an error that is not an outage (the
+ * body names db_error_<SQLSTATE>), 503 with Retry-After when the outcome is
+ * unknown or the journal is full (the app retries; the database
+ * deduplicates).  /readyz: 503 draining or journal_stuck (the drain has not
+ * progressed for journal-stuck-after seconds while connected), 200 ok or
+ * journaling, 503 journal_full.  POST /webhook/<provider> goes to
  * webhook.c (verified and stored by the database, answered after commit).
  */
 #include "http_front.h"
@@ -56,7 +60,6 @@ on_osmand_done(void *ctx, gw_outcome outcome, const gw_counts *counts)
 {
 	http_req   *r = ctx;
 
-	(void) counts;
 	switch (outcome)
 	{
 		case GW_STORED:
@@ -66,6 +69,15 @@ on_osmand_done(void *ctx, gw_outcome outcome, const gw_counts *counts)
 		case GW_REFUSED:
 			reply(r, "osmand", 404, "unknown device\n", NULL, NULL);
 			break;
+		case GW_INVALID:
+			{
+				char		msg[96];
+
+				/* the database refused the fix (not an outage): a retry will not help */
+				snprintf(msg, sizeof(msg), "refused: %s\n", counts->reason);
+				reply(r, "osmand", 422, msg, NULL, NULL);
+				break;
+			}
 		default:
 			reply(r, "osmand", 503, "not stored, retry\n", "Retry-After", "5");
 	}
@@ -157,6 +169,8 @@ http_front_admin(void *app, http_req *r)
 	{
 		if (*f->draining)
 			reply(r, "/readyz", 503, "draining\n", NULL, NULL);
+		else if (batcher_journal_stuck(f->b))
+			reply(r, "/readyz", 503, "journal_stuck\n", NULL, NULL);
 		else if (batcher_db_ready(f->b))
 			reply(r, "/readyz", 200, "ok\n", NULL, NULL);
 		else if (batcher_journal_has_room(f->b))

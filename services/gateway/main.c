@@ -51,6 +51,8 @@ main(int argc, char **argv)
 				idle_timeout,
 				max_body,
 				writers,
+				dead_letter_after,
+				stuck_after,
 				webhook_on,
 				webhook_queue,
 				db_metrics,
@@ -64,6 +66,8 @@ main(int argc, char **argv)
 		{"admin-port", "FLEET_ADMIN_PORT", CFG_INT, &admin_port, "9105", "/metrics, /healthz, /readyz"},
 		{"journal-dir", "FLEET_JOURNAL_DIR", CFG_STR, &journal_dir, "./var/gateway-journal", "local journal used while the database is unreachable"},
 		{"journal-max-mb", "FLEET_JOURNAL_MAX_MB", CFG_INT, &journal_mb, "256", "journal bound; when full, devices are not acknowledged"},
+		{"journal-dead-letter-after", "FLEET_JOURNAL_DEAD_LETTER_AFTER", CFG_INT, &dead_letter_after, "30", "seconds a journaled fix the database refuses (not an outage) is retried before it is moved to dead-letters.jsonl in the journal directory"},
+		{"journal-stuck-after", "FLEET_JOURNAL_STUCK_AFTER", CFG_INT, &stuck_after, "60", "seconds without drain progress while connected before /readyz says journal_stuck"},
 		{"batch-max", "FLEET_BATCH_MAX", CFG_INT, &batch_max, "2000", "fixes per ingest call"},
 		{"batch-wait-ms", "FLEET_BATCH_WAIT_MS", CFG_INT, &batch_wait, "20", "how long a fix may wait for a batch to fill"},
 		{"writers", "FLEET_WRITERS", CFG_INT, &writers, "4", "database connections writing batches in parallel (each device always on the same one)"},
@@ -103,6 +107,8 @@ main(int argc, char **argv)
 	bc.max_batch = (int) batch_max;
 	bc.max_wait_ms = (int) batch_wait;
 	bc.writers = (int) writers;
+	bc.dead_letter_after_s = (int) dead_letter_after;
+	bc.stuck_after_s = (int) stuck_after;
 	b = batcher_start(&bc, err, sizeof(err));
 	if (!b)
 	{
