@@ -11,8 +11,11 @@
 #   3. tenant isolation through every relation with a tenant_id (tables,
 #      views, fleet views) and every function returning tenant_id rows
 #      (SECURITY DEFINER ones included), as every role: with tenant A's
-#      context no row of tenant B; with no context, no row at all (one
-#      declared exception: fleet_admin sees every row of fleet.tenant)
+#      context no row of tenant B; with no context, no row at all (declared
+#      exceptions: fleet_admin sees every row of fleet.tenant and keeps the
+#      login bindings of every tenant, fleet.login_tenant)
+#   4. fleet.metrics() as every role: no series labelled with another
+#      tenant than the context's, none at all without a context
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -39,6 +42,12 @@ SELECT count(*) FROM fleet.ingest_positions(
 SELECT fleet.clear_tenant();
 SELECT count(fleet.refresh_view(relation)) FROM fleet.view_registry;});
 }
+
+# a login binding per tenant, so fleet.login_tenant has rows of both
+$node->safe_psql('fleet', qq{
+CREATE ROLE sec_bound_a NOLOGIN;
+CREATE ROLE sec_bound_b NOLOGIN;
+SELECT fleet.bind_login('sec_bound_a', $ta), fleet.bind_login('sec_bound_b', $tb);});
 
 # ------------------------------------------------ 1. declared vs effective
 my $matrix_sql = q{
@@ -195,7 +204,7 @@ BEGIN
   END LOOP;
 END $$;
 -- declared exception: fleet_admin manages every tenant row (policy tenant_admin)
-DELETE FROM iso WHERE current_user = 'fleet_admin' AND obj = 'fleet.tenant';
+DELETE FROM iso WHERE current_user = 'fleet_admin' AND obj IN ('fleet.tenant', 'fleet.login_tenant');
 SELECT count(*) || '|' || coalesce(sum(mine), 0) || '|' || coalesce(string_agg(obj || ':' || foreign_rows, ' ') FILTER (WHERE foreign_rows > 0), '')
        || '|' || coalesce(string_agg(obj || ':' || err, ' ') FILTER (WHERE err LIKE 'XX%'), '')
   FROM iso;
@@ -221,6 +230,28 @@ for my $role (@roles)
 		}
 	}
 }
+
+# ------------------------------------------------ 4. metrics per tenant
+# a dead letter of tenant B gives a series labelled with B's id
+$node->safe_psql('fleet', qq{
+INSERT INTO fleet.dead_letter (tenant_id, event_id, logged_at, class, kind, attempts, error, sqlstate, history)
+VALUES ($tb, -1, now(), 'operational', 'stop.status', 8, 'handler failed', 'P0001', '[]');});
+is($node->safe_psql('fleet', qq{SELECT count(*) > 0 FROM fleet.metrics() WHERE labels ->> 'tenant' = '$tb'}), 't',
+	"the DBA sees tenant B's series");
+for my $role (@roles)
+{
+	for my $t ([ "tenant A", $ta ], [ 'no tenant context', 'NULL' ])
+	{
+		my $res = $node->safe_psql('fleet', qq{
+SET ROLE $role;
+SELECT fleet.set_tenant($t->[1]) WHERE $t->[1] IS NOT NULL;
+SELECT 'foreign=' || count(*) FILTER (WHERE labels ->> 'tenant' IS DISTINCT FROM ($t->[1])::text)
+       || ' own=' || count(*) FILTER (WHERE labels ->> 'tenant' = ($t->[1])::text)
+  FROM fleet.metrics() WHERE labels ? 'tenant';});
+		like($res, qr/foreign=0 own=\d+$/, "$role, $t->[0]: fleet.metrics() shows no other tenant's series");
+	}
+}
+$node->safe_psql('fleet', q{DELETE FROM fleet.dead_letter WHERE event_id = -1});
 
 $node->stop;
 done_testing();
