@@ -18,7 +18,11 @@
  *	 rejected	bad_key (missing or too long source/key), unknown_kind,
  *				unsupported_version (newer than the kind's, or no upcaster
  *				path), upcast_failed: <error>, invalid_payload: <what>,
- *				future_occurred_at (beyond fleet.future_margin).
+ *				future_occurred_at (beyond fleet.future_margin),
+ *				bad_occurred_at: <why> (infinite, or before
+ *				FLEET_EARLIEST_INSTANT: see instant.c).  A NULL element
+ *				of source, idem_key or kind is bad_key or unknown_kind, of
+ *				payload "invalid_payload: missing".
  *
  * "Same event" means the same 64-bit hash over kind, the version it was
  * sent at, occurred-at as sent (NULL, "now", hashes as such, so a retry that
@@ -42,6 +46,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
+#include "lib/stringinfo.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -50,7 +55,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "mb/pg_wchar.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -243,9 +250,140 @@ load_kinds(HTAB *kinds, MemoryContext cxt)
 	}
 }
 
+/* spec->key as a JSON value; false when absent */
+static bool
+spec_key(JsonbContainer *spec, const char *key, JsonbValue *out)
+{
+	return getKeyJsonValueFromContainer(spec, key, strlen(key), out) != NULL;
+}
+
+/* the numeric value of a spec's "min" or "max" (a number), or NULL */
+static Numeric
+spec_number(JsonbContainer *spec, const char *key)
+{
+	JsonbValue	v;
+
+	if (!spec_key(spec, key, &v) || v.type != jbvNumeric)
+		return NULL;
+	return v.val.numeric;
+}
+
+/* whether a JSON value has a field spec's type */
+static bool
+type_matches(const char *type, JsonbValue *got)
+{
+	if (strcmp(type, "any") == 0)
+		return true;
+	if (strcmp(type, "string") == 0)
+		return got->type == jbvString;
+	if (strcmp(type, "number") == 0)
+		return got->type == jbvNumeric;
+	if (strcmp(type, "integer") == 0)
+		return got->type == jbvNumeric &&
+			DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(got->val.numeric),
+											 DirectFunctionCall1(numeric_floor,
+																 NumericGetDatum(got->val.numeric))));
+	if (strcmp(type, "boolean") == 0)
+		return got->type == jbvBool;
+	if (strcmp(type, "object") == 0)
+		return got->type == jbvBinary && JsonContainerIsObject(got->val.binary.data);
+	if (strcmp(type, "array") == 0)
+		return got->type == jbvBinary && JsonContainerIsArray(got->val.binary.data);
+	return false;
+}
+
 /*
- * Check a payload against a kind's required fields; NULL if it passes,
- * else the reason.
+ * What is wrong with one field's value: its type, then the rest of its spec
+ * (NULL: a type name only; see check_payload).  NULL when nothing is.
+ */
+static char *
+check_field(const char *field, const char *type, JsonbContainer *spec, JsonbValue *got)
+{
+	JsonbValue	v;
+	Numeric		bound;
+
+	if (!type_matches(type, got))
+		return psprintf("invalid_payload: field \"%s\" must be %s %s", field,
+						strcmp(type, "array") == 0 || strcmp(type, "object") == 0 ||
+						strcmp(type, "integer") == 0 ? "an" : "a",
+						type);
+
+	if (spec == NULL)
+		return NULL;
+	if (got->type == jbvString)
+	{
+		if (spec_key(spec, "enum", &v) && v.type == jbvBinary && JsonContainerIsArray(v.val.binary.data))
+		{
+			JsonbIterator *it = JsonbIteratorInit(v.val.binary.data);
+			JsonbValue	e;
+			JsonbIteratorToken tok;
+			StringInfoData allowed;
+			bool		found = false;
+
+			initStringInfo(&allowed);
+			while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+			{
+				if (tok != WJB_ELEM || e.type != jbvString)
+					continue;
+				if (e.val.string.len == got->val.string.len &&
+					memcmp(e.val.string.val, got->val.string.val, e.val.string.len) == 0)
+					found = true;
+				appendStringInfo(&allowed, "%s%.*s", allowed.len > 0 ? ", " : "",
+								 e.val.string.len, e.val.string.val);
+			}
+			if (!found)
+				return psprintf("invalid_payload: field \"%s\" must be one of %s", field, allowed.data);
+		}
+		if (spec_key(spec, "max_length", &v) && v.type == jbvNumeric &&
+			pg_mbstrlen_with_len(got->val.string.val, got->val.string.len) >
+			DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v.val.numeric))))
+			return psprintf("invalid_payload: field \"%s\" must be at most %s characters", field,
+							DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric))));
+		if (spec_key(spec, "format", &v) && v.type == jbvString)
+		{
+			char	   *format = pnstrdup(v.val.string.val, v.val.string.len);
+			char	   *text = pnstrdup(got->val.string.val, got->val.string.len);
+
+			if (strcmp(format, "date-time") == 0)
+			{
+				TimestampTz t;
+
+				if (!FleetParseInstant(text, &t))
+					return psprintf("invalid_payload: field \"%s\" must be an RFC 3339 date-time", field);
+			}
+			else if (strcmp(format, "currency") == 0)
+			{
+				if (strlen(text) != 3 || text[0] < 'A' || text[0] > 'Z' || text[1] < 'A' ||
+					text[1] > 'Z' || text[2] < 'A' || text[2] > 'Z')
+					return psprintf("invalid_payload: field \"%s\" must be a currency code (three capital letters)", field);
+			}
+		}
+	}
+	if (got->type == jbvNumeric && !numeric_is_nan(got->val.numeric))
+	{
+		if ((bound = spec_number(spec, "min")) != NULL &&
+			DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(got->val.numeric),
+											  NumericGetDatum(bound))) < 0)
+			return psprintf("invalid_payload: field \"%s\" must be at least %s", field,
+							DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(bound))));
+		if ((bound = spec_number(spec, "max")) != NULL &&
+			DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(got->val.numeric),
+											  NumericGetDatum(bound))) > 0)
+			return psprintf("invalid_payload: field \"%s\" must be at most %s", field,
+							DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(bound))));
+	}
+	return NULL;
+}
+
+/*
+ * Check a payload against a kind's schema (fleet.event_kind.required);
+ * NULL if it passes, else the reason.  Each field of the schema maps to
+ * either a type name (string, number, integer, boolean, object, array,
+ * any: the field is required and of that type) or an object {"type",
+ * "optional", "enum" (allowed strings), "min", "max" (numbers), "max_length"
+ * (characters), "format" ("date-time": RFC 3339; "currency": three capital
+ * letters)}, checked when the field is present and required unless
+ * "optional" is true.  fleet.register_event_kind() accepts only such specs.
  */
 static char *
 check_payload(Jsonb *required, Jsonb *payload)
@@ -265,32 +403,34 @@ check_payload(Jsonb *required, Jsonb *payload)
 	{
 		if (tok == WJB_KEY)
 			field = pnstrdup(v.val.string.val, v.val.string.len);
-		else if (tok == WJB_VALUE && field != NULL && v.type == jbvString)
+		else if (tok == WJB_VALUE && field != NULL)
 		{
-			char	   *type = pnstrdup(v.val.string.val, v.val.string.len);
 			JsonbValue	got;
-			bool		ok;
+			JsonbValue	opt;
+			JsonbContainer *spec;
+			char	   *type;
+			char	   *fault;
 
-			if (getKeyJsonValueFromContainer(&payload->root, field, strlen(field), &got) == NULL)
-				return psprintf("invalid_payload: missing field \"%s\"", field);
-			if (strcmp(type, "any") == 0)
-				ok = true;
-			else if (strcmp(type, "string") == 0)
-				ok = got.type == jbvString;
-			else if (strcmp(type, "number") == 0)
-				ok = got.type == jbvNumeric;
-			else if (strcmp(type, "boolean") == 0)
-				ok = got.type == jbvBool;
-			else if (strcmp(type, "object") == 0)
-				ok = got.type == jbvBinary && JsonContainerIsObject(got.val.binary.data);
-			else if (strcmp(type, "array") == 0)
-				ok = got.type == jbvBinary && JsonContainerIsArray(got.val.binary.data);
+			if (v.type == jbvString)
+				spec = NULL;	/* a type name: required, of that type */
+			else if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
+				spec = v.val.binary.data;
 			else
-				ok = false;
-			if (!ok)
-				return psprintf("invalid_payload: field \"%s\" must be %s %s", field,
-								strcmp(type, "array") == 0 || strcmp(type, "object") == 0 ? "an" : "a",
-								type);
+				continue;
+			if (getKeyJsonValueFromContainer(&payload->root, field, strlen(field), &got) == NULL)
+			{
+				if (spec != NULL && spec_key(spec, "optional", &opt) && opt.type == jbvBool && opt.val.boolean)
+					continue;
+				return psprintf("invalid_payload: missing field \"%s\"", field);
+			}
+			if (spec == NULL)
+				type = pnstrdup(v.val.string.val, v.val.string.len);
+			else if (spec_key(spec, "type", &opt) && opt.type == jbvString)
+				type = pnstrdup(opt.val.string.val, opt.val.string.len);
+			else
+				type = "any";
+			if ((fault = check_field(field, type, spec, &got)) != NULL)
+				return fault;
 		}
 	}
 	return NULL;
@@ -549,9 +689,19 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 			continue;
 		}
 		r->occurred = (av[A_OCCURRED] == NULL || an[A_OCCURRED][i]) ? now : DatumGetTimestampTz(av[A_OCCURRED][i]);
-		if (TIMESTAMP_NOT_FINITE(r->occurred) || r->occurred > limit)
+		if (r->occurred > limit && !TIMESTAMP_NOT_FINITE(r->occurred))
 		{
 			r->reason = "future_occurred_at";
+			continue;
+		}
+		if (FleetInstantFault(r->occurred, limit) != NULL)
+		{
+			r->reason = psprintf("bad_occurred_at: %s", FleetInstantFault(r->occurred, limit));
+			continue;
+		}
+		if (an[A_PAYLOAD][i])
+		{
+			r->reason = "invalid_payload: missing";
 			continue;
 		}
 		r->payload = DatumGetJsonbP(av[A_PAYLOAD][i]);

@@ -12,8 +12,10 @@
  *	 conflict	such a fix exists with different values: the stored fix stays;
  *	 rejected	with a reason: unknown_device, inactive_device, foreign_device
  *				(another tenant's device while a tenant context is set),
- *				missing_fix_time, bad_coordinates, bad_measurement,
- *				future_fix_time (later than now + fleet.future_margin);
+ *				missing_fix_time, bad_fix_time (infinite, or before
+ *				FLEET_EARLIEST_INSTANT: see instant.c), bad_coordinates,
+ *				bad_measurement, future_fix_time (later than now +
+ *				fleet.future_margin);
  *	 quarantined	no partition is prepared for the fix's day (reason
  *				no_partition): the fix is kept in fleet.position_quarantine
  *				with its reason, for an operator to replay or discard
@@ -449,8 +451,11 @@ fleet_ingest_positions(PG_FUNCTION_ARGS)
 			r->reason = "inactive_device";
 		else if (tenant_set && d->tenant != tenant)
 			r->reason = "foreign_device";
-		else if (an[A_FIX][i] || TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(av[A_FIX][i])))
+		else if (an[A_FIX][i])
 			r->reason = "missing_fix_time";
+		else if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(av[A_FIX][i])) ||
+				 DatumGetTimestampTz(av[A_FIX][i]) < FleetEarliestInstant())
+			r->reason = "bad_fix_time";
 		else if (isnan(lat) || isnan(lon) ||
 				 lat < -90.0 || lat > 90.0 || lon < -180.0 || lon > 180.0)
 			r->reason = "bad_coordinates";

@@ -171,6 +171,7 @@ typedef struct Push
 	Datum	   *v[SYNC_NFIELDS];
 	bool	   *isnull[SYNC_NFIELDS];
 	Datum	   *payload;
+	const char **fault;			/* why a mutation is rejected before it is decided, or NULL */
 	/* processed mutations not yet stored */
 	TupleDesc	recdesc;
 	int			recmap[R_NCOLS];	/* attribute index of each column */
@@ -265,40 +266,39 @@ envelope_fault(Jsonb *elem, int64 *id)
 }
 
 /*
- * (elem->>'client_time')::timestamptz; a data exception in the cast (any
- * SQLSTATE of class 22, as a PL/pgSQL handler for data_exception catches)
- * becomes the error naming the mutation.  Nothing is caught and carried
- * on from: the push ends either way.
+ * elem's client_time: true with *ts when it is a string holding an RFC 3339
+ * date-time in the accepted window (instant.c); false when it is absent or
+ * null (*fault NULL) or anything else (*fault says what, naming the field:
+ * the mutation is rejected with it).
  */
 static bool
-client_time(Jsonb *elem, const char *id_text, TimestampTz *ts)
+client_time(Jsonb *elem, TimestampTz *ts, const char **fault)
 {
 	JsonbValue	v;
-	bool		present;
-	char	   *text = field_text(elem, "client_time", &v, &present);
-	MemoryContext cxt = CurrentMemoryContext;
+	char	   *text;
+	const char *window;
 
-	if (text == NULL)
+	*fault = NULL;
+	if (!FleetJsonbKey(elem, "client_time", &v) || v.type == jbvNull)
 		return false;
-	PG_TRY();
+	if (v.type != jbvString)
 	{
-		*ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
-													  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		*fault = "invalid client_time: not a string";
+		return false;
 	}
-	PG_CATCH();
+	text = pnstrdup(v.val.string.val, v.val.string.len);
+	if (!FleetParseInstant(text, ts))
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-			PG_RE_THROW();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("mutation %s of the batch has an invalid client_time", id_text)));
+		*fault = "invalid client_time: not an RFC 3339 date-time";
+		return false;
 	}
-	PG_END_TRY();
+	window = FleetInstantFault(*ts, FleetLatestInstant());
+	if (window != NULL)
+	{
+		*fault = psprintf("invalid client_time: %s", strcmp(window, "in the future") == 0 ?
+						  "later than now + fleet.future_margin" : window);
+		return false;
+	}
 	return true;
 }
 
@@ -316,16 +316,19 @@ cmp_mutation(const void *a, const void *b)
 /*
  * The payload a duplicate must match: jsonb_build_object('workflow',
  * e->'workflow', 'args', e->'args', 'client_time', EXTRACT(epoch FROM
- * client_time), 'base_version', e->'base_version', 'hlc', e->'hlc').
+ * client_time), 'base_version', e->'base_version', 'hlc', e->'hlc'); a
+ * client_time that was refused (ct_bad) as it was sent.
  */
 static Datum
-mutation_payload(Jsonb *elem, bool ct_null, TimestampTz ct)
+mutation_payload(Jsonb *elem, bool ct_null, bool ct_bad, TimestampTz ct)
 {
 	FleetJsonbFields f = {0};
 
 	field_value(elem, "workflow", FleetJsonbField(&f, "workflow"));
 	field_value(elem, "args", FleetJsonbField(&f, "args"));
-	if (ct_null)
+	if (ct_bad)
+		field_value(elem, "client_time", FleetJsonbField(&f, "client_time"));
+	else if (ct_null)
 		FleetJvNull(FleetJsonbField(&f, "client_time"));
 	else
 		FleetJvNumeric(FleetJsonbField(&f, "client_time"),
@@ -351,6 +354,7 @@ read_batch(Push *push, Jsonb *batch)
 	JsonbIteratorToken tok;
 	TimestampTz *ct;
 	bool	   *ct_null;
+	const char **ct_fault;
 	int			i = 0;
 	int			f;
 
@@ -366,12 +370,12 @@ read_batch(Push *push, Jsonb *batch)
 	/* the envelopes (client time included), in batch order: the first bad one fails the push */
 	ct = palloc(sizeof(TimestampTz) * Max(n, 1));
 	ct_null = palloc(sizeof(bool) * Max(n, 1));
+	ct_fault = palloc(sizeof(char *) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
 		const char *fault = envelope_fault(elems[i], &order[i].id);
 		JsonbValue	idv;
 		bool		present;
-		char		id_text[32];
 
 		order[i].ord = i;
 		if (fault != NULL && strcmp(fault, "malformed") == 0)
@@ -387,8 +391,7 @@ read_batch(Push *push, Jsonb *batch)
 							field_text(elems[i], "id", &idv, &present)) :
 					 errmsg("mutation %s of the batch has a base_version that is not a number",
 							field_text(elems[i], "id", &idv, &present))));
-		snprintf(id_text, sizeof(id_text), INT64_FORMAT, order[i].id);
-		ct_null[i] = !client_time(elems[i], id_text, &ct[i]);
+		ct_null[i] = !client_time(elems[i], &ct[i], &ct_fault[i]);
 	}
 
 	for (f = 0; f < SYNC_NFIELDS; f++)
@@ -397,6 +400,7 @@ read_batch(Push *push, Jsonb *batch)
 		push->isnull[f] = palloc0(sizeof(bool) * Max(n, 1));
 	}
 	push->payload = palloc(sizeof(Datum) * Max(n, 1));
+	push->fault = palloc(sizeof(char *) * Max(n, 1));
 	push->n = n;
 
 	qsort(order, n, sizeof(Mutation), cmp_mutation);
@@ -425,7 +429,9 @@ read_batch(Push *push, Jsonb *batch)
 			push->v[SYNC_HLC][i] = PointerGetDatum(cstring_to_text_with_len(fv.val.string.val, fv.val.string.len));
 		else
 			push->isnull[SYNC_HLC][i] = true;
-		push->payload[i] = mutation_payload(e, ct_null[order[i].ord], ct[order[i].ord]);
+		push->fault[i] = ct_fault[order[i].ord];
+		push->payload[i] = mutation_payload(e, ct_null[order[i].ord], push->fault[i] != NULL,
+											ct[order[i].ord]);
 	}
 }
 
@@ -922,12 +928,12 @@ fleet_sync_push(PG_FUNCTION_ARGS)
 		 * written at once; if that fails, the rest of the push goes one
 		 * mutation at a time.
 		 */
-		if (fast)
+		if (fast && push.fault[i] == NULL)
 		{
 			RunArgs		r = {&push, i, i, out, 0};
 			ErrorData  *edata;
 
-			while (r.to + 1 < push.n &&
+			while (r.to + 1 < push.n && push.fault[r.to + 1] == NULL &&
 				   DatumGetInt64(push.v[SYNC_ID][r.to + 1]) == DatumGetInt64(push.v[SYNC_ID][r.to]) + 1)
 				r.to++;
 			edata = in_subtransaction(&push, run_fn, &r);
@@ -946,9 +952,11 @@ fleet_sync_push(PG_FUNCTION_ARGS)
 		{
 			/* the next one alone: a permanent failure rejects it only */
 			ApplyArgs	a = {&push, i, &out[0]};
-			ErrorData  *edata = in_subtransaction(&push, apply_fn, &a);
+			ErrorData  *edata = NULL;
 
-			if (edata != NULL)
+			if (push.fault[i] == NULL)
+				edata = in_subtransaction(&push, apply_fn, &a);
+			if (edata != NULL || push.fault[i] != NULL)
 			{
 				Datum		wf = push.v[SYNC_WORKFLOW][i];
 
@@ -958,7 +966,8 @@ fleet_sync_push(PG_FUNCTION_ARGS)
 					elog(ERROR, "workflow look-up failed");
 				MemoryContextSwitchTo(push.cxt);
 				out[0].rule = SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
-				out[0].reason = psprintf("error: %s %s", unpack_sql_state(edata->sqlerrcode), edata->message);
+				out[0].reason = push.fault[i] != NULL ? pstrdup(push.fault[i]) :
+					psprintf("error: %s %s", unpack_sql_state(edata->sqlerrcode), edata->message);
 				out[0].entity_id_null = out[0].conflict_null = out[0].event_null = out[0].version_null = true;
 				out[0].trail_occurred_null = true;
 			}

@@ -67,6 +67,43 @@ opt_string(json_t *v, size_t maxlen)
 	return !v || json_is_null(v) || (json_is_string(v) && json_string_length(v) >= 1 && json_string_length(v) <= maxlen);
 }
 
+/*
+ * An optional RFC 3339 date-time: absent, null, or a string shaped
+ * YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM).  The database
+ * checks the calendar and the accepted window (fleet.parse_instant).
+ */
+static int
+opt_rfc3339(json_t *v)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	const char *s;
+	size_t		i;
+
+	if (!v || json_is_null(v))
+		return 1;
+	if (!json_is_string(v) || json_string_length(v) > 64)
+		return 0;
+	s = json_string_value(v);
+	for (i = 0; shape[i]; i++)
+	{
+		if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') :
+			shape[i] == 'T' ? !(s[i] == 'T' || s[i] == 't' || s[i] == ' ') : s[i] != shape[i])
+			return 0;
+	}
+	s += i;
+	if (*s == '.')
+	{
+		if (!(s[1] >= '0' && s[1] <= '9'))
+			return 0;
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			;
+	}
+	if (*s == 'Z' || *s == 'z')
+		return s[1] == '\0';
+	return (*s == '+' || *s == '-') && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9' &&
+		s[3] == ':' && s[4] >= '0' && s[4] <= '9' && s[5] >= '0' && s[5] <= '9' && s[6] == '\0';
+}
+
 sv_status
 sv_push(const char *body, size_t len, int max_mutations, char **mutations_json, int *count, sv_problem *p)
 {
@@ -130,11 +167,12 @@ sv_push(const char *body, size_t len, int max_mutations, char **mutations_json, 
 			json_decref(o);
 			return problem(p, SV_INVALID, "invalid_request", f, "%s must be an object", f);
 		}
-		if (!opt_string(json_object_get(m, "client_time"), 64))
+		if (!opt_rfc3339(json_object_get(m, "client_time")))
 		{
 			snprintf(f, sizeof(f), "mutations[%zu].client_time", i);
 			json_decref(o);
-			return problem(p, SV_INVALID, "invalid_request", f, "%s must be a timestamp string or null", f);
+			return problem(p, SV_INVALID, "invalid_request", f,
+						   "%s must be an RFC 3339 date-time (2026-01-05T08:00:00Z) or null", f);
 		}
 		v = json_object_get(m, "base_version");
 		if (v && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) >= 1))

@@ -73,7 +73,7 @@ RETURNS TABLE (idx integer, status text, reason text)
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'fleet_ingest_positions';
 COMMENT ON FUNCTION fleet.ingest_positions(text[], timestamptz[], double precision[], double precision[], real[], real[], real[], real[], bigint[], jsonb[]) IS
-	'Store a batch of GPS fixes in one transaction; returns per element (1-based idx) accepted, duplicate (same fix already stored), conflict (same device and fix time, different values: the stored fix stays) or rejected with a reason (unknown_device, inactive_device, foreign_device, missing_fix_time, bad_coordinates, bad_measurement, future_fix_time, no_partition). Arrays must have equal length; optional arrays may be NULL. Must run at READ COMMITTED.';
+	'Store a batch of GPS fixes in one transaction; returns per element (1-based idx) accepted, duplicate (same fix already stored), conflict (same device and fix time, different values: the stored fix stays) or rejected with a reason (unknown_device, inactive_device, foreign_device, missing_fix_time, bad_fix_time (infinite or before 2000-01-01T00:00:00Z), bad_coordinates, bad_measurement, future_fix_time, no_partition). Arrays must have equal length; optional arrays may be NULL. Must run at READ COMMITTED.';
 
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
 	('fleet_ingest',  'FUNCTION', 'fleet.ingest_positions(text[],timestamptz[],double precision[],double precision[],real[],real[],real[],real[],bigint[],jsonb[])', 'EXECUTE'),

@@ -47,7 +47,7 @@ CREATE TABLE fleet.event_kind (
 	registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE fleet.event_kind IS
-	'Registry of event kinds: class, current schema version, required payload fields (field -> string|number|boolean|object|array|any) and the handler that projects it (run as the owner of the handler function). Written only through fleet.register_event_kind().';
+	'Registry of event kinds: class, current schema version, the payload schema (field -> a type, string|number|integer|boolean|object|array|any, or {type, optional, enum, min, max, max_length, format}: see fleet.event_field_spec_fault) and the handler that projects it (run as the owner of the handler function). Written only through fleet.register_event_kind().';
 
 CREATE TABLE fleet.event_upcaster (
 	kind         text NOT NULL REFERENCES fleet.event_kind (kind) ON DELETE CASCADE,
@@ -57,6 +57,74 @@ CREATE TABLE fleet.event_upcaster (
 );
 COMMENT ON TABLE fleet.event_upcaster IS
 	'Upcasters: a function jsonb -> jsonb turning a payload of from_version into from_version + 1, run at ingest as the owner of the function, so old app builds keep working. Written only through fleet.register_event_upcaster().';
+
+-- A kind's schema (fleet.event_kind.required) maps each payload field to a
+-- spec, checked at ingest (extension/ingest_events.c) so an event that could
+-- never apply is rejected there, naming the field, instead of being retried
+-- into a dead letter: a type name (the field is required and of that type),
+-- or an object {"type", "optional", "enum" (allowed strings), "min", "max"
+-- (numbers), "max_length" (characters), "format" ("date-time": RFC 3339,
+-- "currency": three capital letters)}.
+CREATE FUNCTION fleet.event_field_spec_fault(spec jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE
+	WHEN spec IS NULL THEN 'missing'
+	WHEN pg_catalog.jsonb_typeof(spec) OPERATOR(pg_catalog.=) 'string' THEN
+		CASE WHEN (spec OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.=) ANY
+		          (ARRAY['string', 'number', 'integer', 'boolean', 'object', 'array', 'any'])
+		     THEN NULL ELSE pg_catalog.format('unknown type %s', spec) END
+	WHEN pg_catalog.jsonb_typeof(spec) OPERATOR(pg_catalog.<>) 'object' THEN 'not a type name or an object'
+	WHEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(spec) k
+	              WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['type', 'optional', 'enum', 'min', 'max', 'max_length', 'format'])) THEN
+		'unknown key ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.min(k) FROM pg_catalog.jsonb_object_keys(spec) k
+		              WHERE k OPERATOR(pg_catalog.<>) ALL (ARRAY['type', 'optional', 'enum', 'min', 'max', 'max_length', 'format']))
+	WHEN pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'type') IS DISTINCT FROM 'string'
+	  OR (spec OPERATOR(pg_catalog.->>) 'type') OPERATOR(pg_catalog.<>) ALL
+	     (ARRAY['string', 'number', 'integer', 'boolean', 'object', 'array', 'any']) THEN
+		'"type" must be string, number, integer, boolean, object, array or any'
+	WHEN spec OPERATOR(pg_catalog.?) 'optional' AND pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'optional') OPERATOR(pg_catalog.<>) 'boolean' THEN
+		'"optional" must be true or false'
+	WHEN spec OPERATOR(pg_catalog.?) 'enum' AND (pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'enum') OPERATOR(pg_catalog.<>) 'array'
+	     OR pg_catalog.jsonb_array_length(spec OPERATOR(pg_catalog.->) 'enum') OPERATOR(pg_catalog.=) 0
+	     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(spec OPERATOR(pg_catalog.->) 'enum') e
+	                 WHERE pg_catalog.jsonb_typeof(e) OPERATOR(pg_catalog.<>) 'string')) THEN
+		'"enum" must be a non-empty array of strings'
+	WHEN (spec OPERATOR(pg_catalog.?) 'min' AND pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'min') OPERATOR(pg_catalog.<>) 'number')
+	  OR (spec OPERATOR(pg_catalog.?) 'max' AND pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'max') OPERATOR(pg_catalog.<>) 'number') THEN
+		'"min" and "max" must be numbers'
+	WHEN spec OPERATOR(pg_catalog.?) 'max_length' AND (pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'max_length') OPERATOR(pg_catalog.<>) 'number'
+	     OR (spec OPERATOR(pg_catalog.->>) 'max_length') OPERATOR(pg_catalog.!~) '^[0-9]{1,9}$') THEN
+		'"max_length" must be a whole number below 1000000000'
+	WHEN spec OPERATOR(pg_catalog.?) 'format' AND (spec OPERATOR(pg_catalog.->>) 'format') IS DISTINCT FROM 'date-time'
+	     AND (spec OPERATOR(pg_catalog.->>) 'format') IS DISTINCT FROM 'currency' THEN
+		'"format" must be date-time or currency'
+	END
+$$;
+COMMENT ON FUNCTION fleet.event_field_spec_fault(jsonb) IS
+	'What is wrong with one field spec of an event kind''s schema (NULL: nothing): a type name (string, number, integer, boolean, object, array, any) or {"type", "optional", "enum": [strings], "min", "max", "max_length", "format": "date-time" | "currency"}';
+
+CREATE FUNCTION fleet.parse_instant(t text) RETURNS timestamptz
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_parse_instant';
+COMMENT ON FUNCTION fleet.parse_instant(text) IS
+	'An RFC 3339 date-time (2026-01-05T08:00:00Z, 2026-01-05T10:00:00.5+02:00) as a timestamptz; SQLSTATE 22007 for anything else ("yesterday", "infinity", "03/04/2026", zone names). Times from outside are stored only between 2000-01-01T00:00:00Z and now + fleet.future_margin.';
+
+-- Figures subtract stored times from each other and from now; a time that is
+-- infinite or millennia away (stored before the ingest checks, or written
+-- directly by a superuser) would make such a figure fail for everyone
+-- ("cannot subtract infinite timestamps", "interval out of range").  Figures
+-- leave out the times this says are unusable.  Inlined: no SET clause, every
+-- operator schema-qualified.
+CREATE FUNCTION fleet.time_is_usable(t timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT t OPERATOR(pg_catalog.>=) '1900-01-01 00:00:00+00'::pg_catalog.timestamptz
+	   AND t OPERATOR(pg_catalog.<) '3000-01-01 00:00:00+00'::pg_catalog.timestamptz
+$$;
+COMMENT ON FUNCTION fleet.time_is_usable(timestamptz) IS
+	'Whether a stored time can enter a figure (finite, from 1900 to before 3000): the metrics, health, sync figures and reconciliation leave out the others instead of failing';
 
 CREATE FUNCTION fleet.register_event_kind(kind text, class text, schema_version integer DEFAULT 1,
 	required jsonb DEFAULT '{}', handler regprocedure DEFAULT NULL, description text DEFAULT NULL)
@@ -71,7 +139,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_field text;
-	v_type text;
+	v_spec jsonb;
+	v_fault text;
 	v_old integer;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM fleet.event_class c WHERE c.class OPERATOR(pg_catalog.=) register_event_kind.class) THEN
@@ -91,11 +160,12 @@ BEGIN
 		RAISE EXCEPTION 'required fields must be a JSON object of field name -> type'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	FOR v_field, v_type IN SELECT e.key, e.value OPERATOR(pg_catalog.#>>) '{}' FROM pg_catalog.jsonb_each(required) e LOOP
-		IF v_type IS NULL OR v_type OPERATOR(pg_catalog.<>) ALL (ARRAY['string', 'number', 'boolean', 'object', 'array', 'any']) THEN
-			RAISE EXCEPTION 'field "%" has unknown type "%"', v_field, v_type
+	FOR v_field, v_spec IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(required) e LOOP
+		v_fault := fleet.event_field_spec_fault(v_spec);
+		IF v_fault IS NOT NULL THEN
+			RAISE EXCEPTION 'field "%" has an invalid spec: %', v_field, v_fault
 				USING ERRCODE = 'invalid_parameter_value',
-				      HINT = 'Types are string, number, boolean, object, array or any.';
+				      HINT = 'A field maps to a type (string, number, integer, boolean, object, array, any) or to {"type", "optional", "enum", "min", "max", "max_length", "format"}.';
 		END IF;
 	END LOOP;
 	IF handler IS NOT NULL AND NOT EXISTS (
@@ -266,7 +336,7 @@ RETURNS TABLE (idx integer, status text, reason text, event_id bigint)
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'fleet_ingest_events';
 COMMENT ON FUNCTION fleet.ingest_events(text[], text[], text[], integer[], timestamptz[], jsonb[]) IS
-	'Log a batch of events for the current tenant in one transaction; returns per element accepted, duplicate (key seen with the same event), conflict (key seen with a different event: recorded in fleet.event_conflict) or rejected with a reason (bad_key, unknown_kind, unsupported_version, upcast_failed, invalid_payload, future_occurred_at); event_id is the new or original event. schema_version NULL means current, occurred_at NULL means now. Must run at READ COMMITTED.';
+	'Log a batch of events for the current tenant in one transaction; returns per element accepted, duplicate (key seen with the same event), conflict (key seen with a different event: recorded in fleet.event_conflict) or rejected with a reason (bad_key, unknown_kind, unsupported_version, upcast_failed, invalid_payload (a NULL payload, not an object, or a field failing the kind''s schema, named), future_occurred_at, bad_occurred_at (infinite or before 2000-01-01T00:00:00Z)); event_id is the new or original event. schema_version NULL means current, occurred_at NULL means now. Must run at READ COMMITTED.';
 
 CREATE FUNCTION fleet.ingest_events_reserved(source text[], idem_key text[], kind text[], schema_version integer[],
 	occurred_at timestamptz[], payload jsonb[], event_id bigint[])
@@ -301,6 +371,15 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_admin',   'TABLE', 'fleet.event_upcaster', 'SELECT'),
 	('fleet_analyst', 'TABLE', 'fleet.event_upcaster', 'SELECT'),
 	('fleet_admin',   'FUNCTION', 'fleet.register_event_kind(text,text,integer,jsonb,regprocedure,text)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.event_field_spec_fault(jsonb)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.time_is_usable(timestamptz)', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.time_is_usable(timestamptz)', 'EXECUTE'),
+	('fleet_ingest',  'FUNCTION', 'fleet.time_is_usable(timestamptz)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.time_is_usable(timestamptz)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.parse_instant(text)', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.parse_instant(text)', 'EXECUTE'),
+	('fleet_ingest',  'FUNCTION', 'fleet.parse_instant(text)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.parse_instant(text)', 'EXECUTE'),
 	('fleet_admin',   'FUNCTION', 'fleet.register_event_upcaster(text,integer,regprocedure)', 'EXECUTE'),
 	('fleet_admin',   'TABLE', 'fleet.event_log', 'SELECT'),
 	('fleet_app',     'TABLE', 'fleet.event_log', 'SELECT'),

@@ -166,7 +166,7 @@ BEGIN
 			       pg_catalog.array_agg(CASE pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'time')
 			                              WHEN 'number' THEN pg_catalog.to_timestamp(
 			                                  ((e OPERATOR(pg_catalog.->>) 'time')::numeric OPERATOR(pg_catalog./) 1000)::float8)
-			                              ELSE (e OPERATOR(pg_catalog.->>) 'time')::timestamptz END ORDER BY n) AS fix_time,
+			                              ELSE fleet.parse_instant(e OPERATOR(pg_catalog.->>) 'time') END ORDER BY n) AS fix_time,
 			       pg_catalog.array_agg((e OPERATOR(pg_catalog.->>) 'lat')::float8 ORDER BY n) AS lat,
 			       pg_catalog.array_agg((e OPERATOR(pg_catalog.->>) 'lon')::float8 ORDER BY n) AS lon,
 			       pg_catalog.array_agg((e OPERATOR(pg_catalog.->>) 'speed')::real ORDER BY n) AS speed,
@@ -193,7 +193,7 @@ BEGIN
 			       pg_catalog.array_agg(e OPERATOR(pg_catalog.->>) 'key' ORDER BY n) AS idem_key,
 			       pg_catalog.array_agg(e OPERATOR(pg_catalog.->>) 'kind' ORDER BY n) AS kind,
 			       pg_catalog.array_agg((e OPERATOR(pg_catalog.->>) 'schema_version')::integer ORDER BY n) AS schema_version,
-			       pg_catalog.array_agg((e OPERATOR(pg_catalog.->>) 'occurred_at')::timestamptz ORDER BY n) AS occurred_at,
+			       pg_catalog.array_agg(fleet.parse_instant(e OPERATOR(pg_catalog.->>) 'occurred_at') ORDER BY n) AS occurred_at,
 			       pg_catalog.array_agg(e OPERATOR(pg_catalog.->) 'payload' ORDER BY n) AS payload
 			  FROM p
 		)
@@ -204,7 +204,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fleet.ingest_webhook(text, bigint, text, text, integer) IS
-	'Verify and ingest one provider webhook: signature = "sha256=" || hex(HMAC-SHA256(secret, ts || ''.'' || body)), ts (unix seconds) within the replay window (the provider''s, default 300 s, or the narrower replay_window argument), body {"positions": [{device, time (ISO text or unix ms), lat, lon, speed km/h, heading, altitude, accuracy, seq, attrs}], "events": [{key, kind, occurred_at, schema_version, payload}]}. Refusals raise SQLSTATE 28000 (unknown or inactive provider, malformed or bad signature, stale timestamp) and nothing is stored; a malformed body raises 22P02, 22023 or a cast error. Returns per item (position or event, 1-based idx) the status and reason of fleet.ingest_positions() / fleet.ingest_events(); events get source "webhook:<provider>".';
+	'Verify and ingest one provider webhook: signature = "sha256=" || hex(HMAC-SHA256(secret, ts || ''.'' || body)), ts (unix seconds) within the replay window (the provider''s, default 300 s, or the narrower replay_window argument), body {"positions": [{device, time (RFC 3339 text or unix ms), lat, lon, speed km/h, heading, altitude, accuracy, seq, attrs}], "events": [{key, kind, occurred_at (RFC 3339 text), schema_version, payload}]}; a time that is not RFC 3339 text raises 22007 (fleet.parse_instant), one outside the accepted window or an event without payload is rejected per item. Refusals raise SQLSTATE 28000 (unknown or inactive provider, malformed or bad signature, stale timestamp) and nothing is stored; a malformed body raises 22P02, 22023 or a cast error. Returns per item (position or event, 1-based idx) the status and reason of fleet.ingest_positions() / fleet.ingest_events(); events get source "webhook:<provider>".';
 
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges, columns) VALUES
 	('fleet_ingest',  'FUNCTION', 'fleet.ingest_webhook(text,bigint,text,text,integer)', 'EXECUTE', NULL),

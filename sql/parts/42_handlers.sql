@@ -287,17 +287,29 @@ $$;
 COMMENT ON FUNCTION fleet.upcast_job_status_v1(jsonb) IS
 	'Upcaster of job.status from version 1 {job_code, state} to version 2 {job, status}: old driver-app builds keep working';
 
-SELECT fleet.register_event_kind('job.status', 'operational', 2, '{"job": "string", "status": "string"}',
+-- The built-in kinds' schemas hold what the handlers need to apply an
+-- event (codes, statuses the projections know, ranges of the columns they
+-- write), so an event that could never apply is rejected at ingest.
+SELECT fleet.register_event_kind('job.status', 'operational', 2,
+	'{"job": {"type": "string", "max_length": 64},
+	  "status": {"type": "string", "enum": ["planned", "assigned", "en_route", "in_progress", "completed", "cancelled"]}}',
 	'fleet.handle_job_status(bigint,bigint,text,jsonb,timestamptz)', 'A job''s status changed (app or dispatcher)');
 SELECT fleet.register_event_upcaster('job.status', 1, 'fleet.upcast_job_status_v1(jsonb)');
-SELECT fleet.register_event_kind('stop.status', 'operational', 1, '{"job": "string", "seq": "number", "status": "string"}',
+SELECT fleet.register_event_kind('stop.status', 'operational', 1,
+	'{"job": {"type": "string", "max_length": 64}, "seq": {"type": "integer", "min": 1, "max": 2147483647},
+	  "status": {"type": "string", "enum": ["planned", "assigned", "en_route", "arrived", "completed", "failed", "cancelled"]}}',
 	'fleet.handle_stop_status(bigint,bigint,text,jsonb,timestamptz)', 'A stop''s status changed (driver app)');
-SELECT fleet.register_event_kind('pod.captured', 'operational', 1, '{"job": "string", "seq": "number", "kind": "string"}',
+SELECT fleet.register_event_kind('pod.captured', 'operational', 1,
+	'{"job": {"type": "string", "max_length": 64}, "seq": {"type": "integer", "min": 1, "max": 2147483647},
+	  "kind": {"type": "string", "enum": ["signature", "photo", "barcode", "note", "inspection"]}}',
 	'fleet.handle_pod(bigint,bigint,text,jsonb,timestamptz)', 'Proof of delivery captured at a stop (signature, photo, barcode, note, inspection)');
-SELECT fleet.register_event_kind('vehicle.state', 'telemetry', 1, '{"vehicle": "string"}',
+SELECT fleet.register_event_kind('vehicle.state', 'telemetry', 1, '{"vehicle": {"type": "string", "max_length": 64}}',
 	'fleet.handle_vehicle_state(bigint,bigint,text,jsonb,timestamptz)', 'Vehicle telemetry state report (odometer, fuel, ignition, ...)');
 SELECT fleet.register_event_kind('charge.created', 'financial', 1,
-	'{"customer": "string", "kind": "string", "amount": "number", "currency": "string"}',
+	'{"customer": {"type": "string", "max_length": 64}, "kind": {"type": "string", "max_length": 100},
+	  "amount": {"type": "number", "min": -999999999999.99, "max": 999999999999.99},
+	  "currency": {"type": "string", "format": "currency"},
+	  "job": {"type": "string", "max_length": 64, "optional": true}}',
 	'fleet.handle_charge(bigint,bigint,text,jsonb,timestamptz)', 'A billable charge for a customer');
 SELECT fleet.register_event_kind('audit.note', 'audit', 1, '{"text": "string"}', NULL,
 	'Free-form audit record: logged, no projection');

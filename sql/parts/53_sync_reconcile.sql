@@ -339,7 +339,9 @@ BEGIN
 	 WHERE m.tenant_id OPERATOR(pg_catalog.=) v_tenant AND m.applied_at OPERATOR(pg_catalog.>=) v_from AND m.applied_at OPERATOR(pg_catalog.<) v_to
 	   AND (v_driver IS NULL OR cl.driver_id OPERATOR(pg_catalog.=) v_driver)
 	   AND m.client_time IS NOT NULL
-	   AND (COALESCE(m.reconciled_at, v_now) OPERATOR(pg_catalog.-) m.client_time) OPERATOR(pg_catalog.>) s.target_window
+	   AND CASE WHEN fleet.time_is_usable(m.client_time)
+	            THEN COALESCE(m.reconciled_at, v_now) OPERATOR(pg_catalog.-) m.client_time END
+	       OPERATOR(pg_catalog.>) s.target_window
 	ON CONFLICT ON CONSTRAINT sync_finding_tenant_id_kind_subject_key DO UPDATE
 	   SET detail = EXCLUDED.detail, last_run_id = EXCLUDED.last_run_id, last_seen = EXCLUDED.last_seen;
 	SELECT pg_catalog.count(*) INTO n FROM fleet.sync_mutation m
@@ -373,9 +375,13 @@ DECLARE
 	t bigint;
 	n integer := 0;
 	k integer;
+	v_failed text[] := '{}';
 BEGIN
 	IF lookback IS NULL OR lookback OPERATOR(pg_catalog.<=) '0'::interval THEN
 		RAISE EXCEPTION 'lookback must be positive' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF repair IS NULL THEN
+		RAISE EXCEPTION 'repair must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	FOR t IN SELECT x.tenant_id FROM fleet.tenant x WHERE x.status OPERATOR(pg_catalog.=) 'active' ORDER BY x.tenant_id LOOP
 		BEGIN
@@ -385,16 +391,62 @@ BEGIN
 			n := n OPERATOR(pg_catalog.+) k;
 		EXCEPTION WHEN OTHERS THEN
 			RAISE WARNING 'fleet.reconcile failed for tenant %: %', t, SQLERRM;
+			v_failed := v_failed OPERATOR(pg_catalog.||) pg_catalog.format('%s (%s: %s)', t, SQLSTATE, SQLERRM);
 		END;
 	END LOOP;
 	PERFORM fleet.clear_tenant();
+	IF pg_catalog.cardinality(v_failed) OPERATOR(pg_catalog.>) 0 THEN
+		RAISE EXCEPTION 'fleet.reconcile failed for % tenant(s)', pg_catalog.cardinality(v_failed)
+			USING ERRCODE = 'external_routine_exception',
+			      DETAIL = pg_catalog.array_to_string(v_failed, '; '),
+			      HINT = 'Run fleet.reconcile() for that tenant to see the error; CALL fleet.reconcile_scheduled() keeps the other tenants'' runs.';
+	END IF;
 	RETURN n;
 END
 $$;
 COMMENT ON FUNCTION fleet.reconcile_all(interval, boolean) IS
-	'Reconcile every active tenant over the last lookback (what pg_cron runs as job fleet.reconcile every five minutes); returns the number of findings seen. A tenant that fails is reported as a warning and skipped.';
+	'Reconcile every active tenant over the last lookback in one transaction; returns the number of findings seen. If any tenant fails, every tenant is still tried (a warning each), then the call fails (SQLSTATE 38000, the detail names the tenants and errors) and nothing is kept: pg_cron runs CALL fleet.reconcile_scheduled(), which keeps each tenant''s run.';
 
-SELECT cron.schedule('fleet.reconcile', '*/5 * * * *', 'SELECT fleet.reconcile_all()');
+CREATE PROCEDURE fleet.reconcile_scheduled(lookback interval DEFAULT '1 day', repair boolean DEFAULT true)
+LANGUAGE plpgsql
+AS $$	-- commits between tenants, so no SET search_path: every name in it is qualified
+DECLARE
+	t bigint;
+	v_tenants bigint[];
+	v_failed pg_catalog.text[] := '{}';
+BEGIN
+	IF lookback IS NULL OR lookback OPERATOR(pg_catalog.<=) '0'::interval THEN
+		RAISE EXCEPTION 'lookback must be positive' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF repair IS NULL THEN
+		RAISE EXCEPTION 'repair must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT pg_catalog.array_agg(x.tenant_id ORDER BY x.tenant_id) INTO v_tenants
+	  FROM fleet.tenant x WHERE x.status OPERATOR(pg_catalog.=) 'active';
+	FOREACH t IN ARRAY COALESCE(v_tenants, '{}') LOOP
+		BEGIN
+			PERFORM fleet.set_tenant(t, true);
+			PERFORM pg_catalog.count(*)
+			   FROM fleet.reconcile(pg_catalog.now() OPERATOR(pg_catalog.-) lookback, pg_catalog.now(), reconcile_scheduled.repair);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'fleet.reconcile failed for tenant %: %', t, SQLERRM;
+			v_failed := v_failed OPERATOR(pg_catalog.||) pg_catalog.format('%s (%s: %s)', t, SQLSTATE, SQLERRM);
+		END;
+		COMMIT;
+	END LOOP;
+	IF pg_catalog.cardinality(v_failed) OPERATOR(pg_catalog.>) 0 THEN
+		RAISE EXCEPTION 'fleet.reconcile failed for % tenant(s)', pg_catalog.cardinality(v_failed)
+			USING ERRCODE = 'external_routine_exception',
+			      DETAIL = pg_catalog.array_to_string(v_failed, '; ');
+	END IF;
+END
+$$;
+COMMENT ON PROCEDURE fleet.reconcile_scheduled(interval, boolean) IS
+	'What pg_cron runs as job fleet.reconcile every five minutes: fleet.reconcile() for each active tenant over the last lookback, each tenant''s run committed on its own (extension owner only; its commits need a top-level CALL); when any tenant failed the call then fails (SQLSTATE 38000, the detail names the tenants and errors), so cron.job_run_details records the job as failed.';
+
+REVOKE ALL ON PROCEDURE fleet.reconcile_scheduled(interval, boolean) FROM PUBLIC;
+
+SELECT cron.schedule('fleet.reconcile', '*/5 * * * *', 'CALL fleet.reconcile_scheduled()');
 
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
 	('fleet_admin',   'TABLE', 'fleet.sync_reconcile_run', 'SELECT'),

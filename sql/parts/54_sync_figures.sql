@@ -30,13 +30,14 @@ AS $$
 	       pg_catalog.round(pg_catalog.count(m.conflict_id)::numeric OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(*), 0), 4),
 	       pg_catalog.round(pg_catalog.sum(m.duplicates)::numeric OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(*) OPERATOR(pg_catalog.+) pg_catalog.sum(m.duplicates), 0), 4),
 	       pg_catalog.round((pg_catalog.count(*) FILTER (WHERE m.result OPERATOR(pg_catalog.=) 'rejected'))::numeric OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(*), 0), 4),
-	       pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY m.applied_at OPERATOR(pg_catalog.-) m.client_time),
-	       pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY m.applied_at OPERATOR(pg_catalog.-) m.client_time),
-	       pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY m.applied_at OPERATOR(pg_catalog.-) m.client_time),
+	       pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY CASE WHEN fleet.time_is_usable(m.client_time) THEN m.applied_at OPERATOR(pg_catalog.-) m.client_time END),
+	       pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY CASE WHEN fleet.time_is_usable(m.client_time) THEN m.applied_at OPERATOR(pg_catalog.-) m.client_time END),
+	       pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY CASE WHEN fleet.time_is_usable(m.client_time) THEN m.applied_at OPERATOR(pg_catalog.-) m.client_time END),
 	       pg_catalog.round((pg_catalog.count(*) FILTER (
 	           WHERE m.reconciled_at IS NOT NULL
-	             AND (m.reconciled_at OPERATOR(pg_catalog.-) m.client_time) OPERATOR(pg_catalog.<=) (SELECT t.target_window FROM t)))::numeric
-	           OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(m.client_time), 0), 4)
+	             AND CASE WHEN fleet.time_is_usable(m.client_time) THEN m.reconciled_at OPERATOR(pg_catalog.-) m.client_time END
+	                 OPERATOR(pg_catalog.<=) (SELECT t.target_window FROM t)))::numeric
+	           OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(m.client_time) FILTER (WHERE fleet.time_is_usable(m.client_time)), 0), 4)
 	  FROM m
 	 GROUP BY GROUPING SETS ((m.workflow), ())
 	HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0

@@ -260,9 +260,11 @@ AS $$
 		              count(*) FILTER (WHERE y.result = 'rejected') AS rejected,
 		              count(y.conflict_id) AS conflicts,
 		              COALESCE(sum(y.duplicates), 0) AS duplicates,
-		              count(y.client_time) AS timed,
+		              count(y.client_time) FILTER (WHERE fleet.time_is_usable(y.client_time)) AS timed,
 		              count(*) FILTER (WHERE y.reconciled_at IS NOT NULL
-		                                 AND y.reconciled_at - y.client_time <= (SELECT ss.target_window FROM fleet.sync_setting ss))
+		                                 AND CASE WHEN fleet.time_is_usable(y.client_time)
+		                                          THEN y.reconciled_at - y.client_time END
+		                                     <= (SELECT ss.target_window FROM fleet.sync_setting ss))
 		                  AS in_target
 		         FROM fleet.sync_mutation y
 		        WHERE y.tenant_id = t.tenant_id AND y.applied_at >= now() - (SELECT s.recent_window FROM s)) x

@@ -85,7 +85,7 @@ SELECT * FROM fleet.ingest_webhook('acme-telematics', :now_s,
 SELECT count(*) - :positions_before AS positions_stored_by_refusals FROM fleet.position;
 
 -- A good call: positions and events in one transaction, per-item statuses.
-SELECT now() - interval '10 minutes' AS t1 \gset
+SELECT to_char((now() - interval '10 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t1 \gset
 SELECT format('{"positions": ['
 	'{"device": "prov-truck-1", "time": "%1$s", "lat": 52.52, "lon": 13.40, "speed": 42.5, "heading": 90, "attrs": {"fuel": 61}},'
 	'{"device": "prov-truck-2", "time": %2$s, "lat": 52.53, "lon": 13.41, "seq": 7},'

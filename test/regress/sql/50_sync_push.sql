@@ -126,7 +126,11 @@ SELECT * FROM fleet.sync_push(:A, '[{"id": 1.5, "workflow": "stop_status"}]');
 SELECT * FROM fleet.sync_push(:A, '[{"id": 21}]');
 SELECT * FROM fleet.sync_push(:A, '[{"id": 21, "workflow": "stop_status", "base_version": "3"}]');
 SELECT * FROM fleet.sync_push(:A, '[{"id": 21, "workflow": "stop_status", "hlc": 5}]');
-SELECT * FROM fleet.sync_push(:A, '[{"id": 21, "workflow": "stop_status", "client_time": "yesterday-ish"}]');
+-- (a client_time that is not an RFC 3339 instant in the window rejects its
+-- mutation only: 15_input_checks has every case)
+BEGIN;
+SELECT mutation_id, result, reason FROM fleet.sync_push(:A, '[{"id": 21, "workflow": "stop_status", "client_time": "yesterday-ish"}]');
+ROLLBACK;
 SELECT * FROM fleet.sync_push('00000000-0000-0000-0000-00000000dead', '[]');
 SELECT * FROM fleet.sync_push(:A, (SELECT jsonb_agg(jsonb_build_object('id', g, 'workflow', 'x')) FROM generate_series(21, 1021) g));
 BEGIN ISOLATION LEVEL REPEATABLE READ;

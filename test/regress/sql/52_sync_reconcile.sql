@@ -21,7 +21,8 @@ SELECT s.stop_id AS r2 FROM fleet.stop s WHERE s.tenant_id = :tr AND s.seq = 2 \
 SELECT s.stop_id AS r3 FROM fleet.stop s WHERE s.tenant_id = :tr AND s.seq = 3 \gset
 INSERT INTO fleet.device (tenant_id, identifier, protocol, vehicle_id) VALUES (:tr, 'recon-dev-1', 'osmand', :rv);
 SELECT device_id AS dev FROM fleet.device WHERE tenant_id = :tr AND identifier = 'recon-dev-1' \gset
-SELECT (now() - interval '1 hour')::text AS recent, (now() - interval '3 days')::text AS old \gset
+SELECT to_char((now() - interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recent,
+       to_char((now() - interval '3 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS old \gset
 \set E '''00000000-0000-0000-0000-0000000000e1'''
 
 -- Eve's app: a status, two pieces of evidence, one write that reaches the
