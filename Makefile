@@ -2,7 +2,10 @@
 #
 #   make            build the extension module
 #   make install    install it into the PostgreSQL found by $(PG_CONFIG)
-#   make test       build, install, then every test layer (regress, isolation, TAP, services)
+#   make test       build, install, then every test layer (regress, isolation, TAP, services),
+#                   regress and isolation also under a faked clock just before UTC midnight
+#                   and at a DST change
+#   make test-clock the regress, isolation and date-dependent TAP tests at every faked instant
 #   make run        a local cluster under ./var with fleet, its workers and the services
 #   make bench      benchmarks, written to bench/results.md
 #   make soak       the fault scenarios (test/tap/2xx) run longer; figures into docs/RELIABILITY.md;
@@ -80,6 +83,8 @@ test: all
 	$(MAKE) services
 	$(MAKE) test-regress
 	$(MAKE) test-isolation
+	$(MAKE) test-clock-run CLOCK=before-midnight CLOCK_LAYERS='regress isolation'
+	$(MAKE) test-clock-run CLOCK=berlin-spring CLOCK_LAYERS='regress isolation'
 	$(MAKE) test-services
 	$(MAKE) test-tap
 	@echo "fleet: all test layers passed"
@@ -100,6 +105,64 @@ test-isolation:
 	  --inputdir=test/isolation --outputdir=$(TESTOUT)/isolation \
 	  $(ISOLATION_TESTS) \
 	  || { cat $(TESTOUT)/isolation/regression.diffs 2>/dev/null | head -300; exit 1; }
+
+# Clock-proof runs: the regress and isolation suites and the date-dependent
+# TAP tests under a faked clock (libfaketime preloaded into the test
+# postmaster, its workers and the clients), started at instants where naive
+# time code breaks.  CLOCK_<name> is "<instant, UTC>|<time zone of the
+# cluster and the TAP clients>".  Each layer starts at the instant (a
+# constant offset from the real clock, so time runs at its real pace) and
+# writes under $(TESTOUT)/clock/<name>.  Instants 5 s before a boundary put
+# it inside a layer's run: UTC midnight (Sunday to Monday, an ISO week too),
+# 29 February 2028 to 1 March, 31 December to 1 January, and the DST changes
+# of Europe/Berlin (02:00 CET -> 03:00 CEST, 03:00 CEST -> 02:00 CET) and
+# America/New_York (02:00 EST -> 03:00 EDT, 02:00 EDT -> 01:00 EST); midnight
+# starts on it, month-end half an hour before April turns to May.  test/clock/realwait.c is preloaded
+# ahead of libfaketime so that signal handlers, and the processes the
+# postmaster forks from them, see the faked clock too.  make test runs the
+# first two; make test-clock runs every instant and one real run.
+FAKETIME_LIB ?= /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+CLOCK_before-midnight  = 2027-05-16 23:59:55|UTC
+CLOCK_berlin-spring    = 2027-03-28 00:59:55|Europe/Berlin
+CLOCK_midnight         = 2027-05-18 00:00:00|UTC
+CLOCK_month-end        = 2027-04-30 23:30:00|UTC
+CLOCK_leap-day         = 2028-02-29 23:59:55|UTC
+CLOCK_new-year         = 2027-12-31 23:59:55|UTC
+CLOCK_berlin-fall      = 2027-10-31 00:59:55|Europe/Berlin
+CLOCK_new-york-spring  = 2027-03-14 06:59:55|America/New_York
+CLOCK_new-york-fall    = 2027-11-07 05:59:55|America/New_York
+CLOCKS       = before-midnight berlin-spring midnight month-end leap-day new-year berlin-fall new-york-spring new-york-fall
+CLOCK_LAYERS ?= regress isolation tap
+CLOCK_TAP_TESTS = $(CURDIR)/test/tap/101_ingest_crash.pl $(CURDIR)/test/tap/081_tier_kill.pl
+REALWAIT = $(TESTOUT)/clock/realwait.so
+
+.PHONY: test-clock test-clock-run
+$(REALWAIT): test/clock/realwait.c
+	mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
+
+test-clock-run: $(REALWAIT)
+	@spec='$(CLOCK_$(CLOCK))'; at="$${spec%|*}"; zone="$${spec#*|}"; \
+	  if [ -z "$$spec" ]; then echo "unknown CLOCK '$(CLOCK)' (one of: $(CLOCKS))"; exit 2; fi; \
+	  if [ ! -r $(FAKETIME_LIB) ]; then echo "$(FAKETIME_LIB) missing: install libfaketime"; exit 2; fi; \
+	  for layer in $(CLOCK_LAYERS); do \
+	    off=$$(( $$(date -u -d "$$at UTC" +%s) - $$(date -u +%s) )); \
+	    echo "fleet: clock $(CLOCK): $$layer from $$at UTC ($$(TZ=$$zone date -d "$$at UTC" '+%F %T %Z'))"; \
+	    $(MAKE) --no-print-directory test-$$layer TESTOUT=$(TESTOUT)/clock/$(CLOCK) TAP_TESTS='$(CLOCK_TAP_TESTS)' \
+	      AS_TESTUSER="$(AS_TESTUSER) env LD_PRELOAD=$(REALWAIT):$(FAKETIME_LIB) FAKETIME=$$(printf '%+d' $$off) FAKETIME_DONT_FAKE_MONOTONIC=1 TZ=$$zone" \
+	      || { echo "fleet: clock $(CLOCK): $$layer FAILED"; exit 1; }; \
+	  done
+
+test-clock: all
+	$(MAKE) install
+	@failed=""; \
+	  for layer in regress isolation; do \
+	    $(MAKE) --no-print-directory test-$$layer TESTOUT=$(TESTOUT)/clock/real || failed="$$failed real"; \
+	  done; \
+	  $(MAKE) --no-print-directory test-tap TESTOUT=$(TESTOUT)/clock/real TAP_TESTS='$(CLOCK_TAP_TESTS)' || failed="$$failed real"; \
+	  for c in $(CLOCKS); do $(MAKE) --no-print-directory test-clock-run CLOCK=$$c || failed="$$failed $$c"; done; \
+	  if [ -n "$$failed" ]; then echo "fleet: clock runs failed:$$failed"; exit 1; fi; \
+	  echo "fleet: every clock run passed (real, $(CLOCKS))"
 
 # The disk-full scenario (test/tap/203) needs a small size-limited file
 # system: as root a tmpfs (SMALLFS_SIZE) is mounted at tmp_check/smallfs for
