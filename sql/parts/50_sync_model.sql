@@ -617,7 +617,7 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_app',     'TABLE', 'fleet.sync_workflow', 'SELECT'),
 	('fleet_analyst', 'TABLE', 'fleet.sync_workflow', 'SELECT'),
 	('fleet_admin',   'FUNCTION', 'fleet.set_sync_rule(text,text,regprocedure)', 'EXECUTE'),
-	('fleet_admin',   'TABLE', 'fleet.sync_client', 'SELECT, UPDATE'),
+	('fleet_admin',   'TABLE', 'fleet.sync_client', 'SELECT, INSERT, UPDATE'),
 	('fleet_app',     'TABLE', 'fleet.sync_client', 'SELECT, INSERT'),
 	('fleet_admin',   'FUNCTION', 'fleet.sync_scope_keys(bigint)', 'EXECUTE'),
 	('fleet_app',     'FUNCTION', 'fleet.sync_scope_keys(bigint)', 'EXECUTE'),
