@@ -94,6 +94,14 @@ if [ "$("${psql[@]}" -d postgres -Atc "SELECT count(*) FROM pg_database WHERE da
 fi
 "${psql[@]}" -d fleet -v vehicles="$vehicles" -v teltonika_base=356307042440000 -v osmand_prefix=demo \
 	-f "$repo/scripts/demo.sql" >"$var/log/demo.log"
+# A login to explore as an app would: not a superuser (superusers and roles
+# with BYPASSRLS are not subject to row-level security and see every
+# tenant), in fleet_app and fleet_analyst, bound to the demo tenant.
+demo_tenant=$("${psql[@]}" -d fleet -Atc "SELECT tenant_id FROM fleet.tenant WHERE name = 'Demo Fleet'")
+"${psql[@]}" -d fleet -c "DO \$\$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fleet_demo') THEN
+		CREATE ROLE fleet_demo LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE fleet_app, fleet_analyst;
+	END IF; END \$\$" -c "SELECT fleet.bind_login('fleet_demo', $demo_tenant)" >/dev/null
 
 # The device gateway, on free ports (FLEET_*_PORT to choose).
 gw="$repo/services/build/fleet-gateway"
@@ -144,6 +152,9 @@ intro() {
 	cat <<MSG
 fleet is running: PostgreSQL $("${psql[@]}" -d fleet -Atc 'SHOW server_version'), extension $("${psql[@]}" -d fleet -Atc "SELECT extversion FROM pg_extension WHERE extname = 'fleet'"), $vehicles vans, speed ${speed}x
   psql:    psql -h $sock -p $port -U postgres fleet      (try: TABLE fleet.workflow_health;)
+           a superuser: row-level security does not apply to it (nor to BYPASSRLS roles), it sees every tenant
+  as app:  psql -h $sock -p $port -U fleet_demo fleet    (fleet_app + fleet_analyst, bound to tenant $demo_tenant;
+           first: SELECT fleet.set_tenant($demo_tenant);  then e.g. TABLE fleet.dispatch_board;)
   gateway: OsmAnd http://localhost:$osmand_port/  Teltonika :$teltonika_port  GT06 :$gt06_port  metrics http://localhost:$admin_port/metrics
   sync:    http://localhost:$sync_port/v1/  metrics http://localhost:$sync_admin_port/metrics
   logs:    $var/log/  (postgresql.log gateway.log sync.log sim.log)

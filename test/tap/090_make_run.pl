@@ -105,6 +105,24 @@ for my $i (0 .. $#names)
 	is($got[$i] // '', 't', "data flowed: $names[$i]");
 }
 
+# The non-superuser login run.sh prints: bound to the demo tenant, subject
+# to row-level security, sees the demo fleet on the dispatch board.
+my ($demo_tenant) = $out =~ /as app:\s+psql -h \Q$sock\E -p $port -U fleet_demo fleet\s.*bound to tenant (\d+)/;
+ok(defined $demo_tenant, 'run.sh prints the fleet_demo psql line') or diag($out);
+{
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ 'psql', '-X', '-At', '-h', $sock, '-p', $port, '-U', 'fleet_demo', '-d', 'fleet', '-c',
+		"SELECT fleet.set_tenant(" . ($demo_tenant // 0) . ") IS NOT NULL", '-c',
+		"SELECT (SELECT NOT (rolsuper OR rolbypassrls) FROM pg_roles WHERE rolname = current_user),
+		        (SELECT count(*) > 0 FROM fleet.dispatch_board)" ], '>', \$o, '2>', \$e);
+	chomp $o;
+	is($o, "t\nt|t", 'fleet_demo acts for the demo tenant under row-level security and sees its board') or diag($e);
+	($o, $e) = ('', '');
+	IPC::Run::run([ 'psql', '-X', '-At', '-h', $sock, '-p', $port, '-U', 'fleet_demo', '-d', 'fleet', '-c',
+		"SELECT fleet.set_tenant(" . (($demo_tenant // 0) + 1) . ")" ], '>', \$o, '2>', \$e);
+	like($e, qr/may not act for tenant/, 'and may not act for another tenant');
+}
+
 # The provider's retry storm: the same batch again and again, stored once.
 my $metrics = '';
 $deadline = time + 180;
