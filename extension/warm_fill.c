@@ -39,6 +39,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -93,10 +94,10 @@ yield_share(double busy_ms, double duty)
 Datum
 fleet_warm_fill(PG_FUNCTION_ARGS)
 {
-	Oid			source = PG_GETARG_OID(0);
-	Oid			target = PG_GETARG_OID(1);
-	Oid			delta = PG_ARGISNULL(2) ? InvalidOid : PG_GETARG_OID(2);
-	char	   *order_by = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	Oid			source;
+	Oid			target;
+	Oid			delta;
+	char	   *order_by;
 	Relation	rel;
 	TupleDesc	desc;
 	StringInfoData sql;
@@ -120,6 +121,25 @@ fleet_warm_fill(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("fleet.warm_fill needs a source, a target and a sort order")));
+	source = PG_GETARG_OID(0);
+	target = PG_GETARG_OID(1);
+	delta = PG_ARGISNULL(2) ? InvalidOid : PG_GETARG_OID(2);
+	order_by = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	for (i = 0; i < 3; i++)
+	{
+		Oid			r = i == 0 ? source : i == 1 ? target : delta;
+
+		if (i == 2 && !OidIsValid(r))
+			continue;
+		if (get_rel_relkind(r) == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("fleet.warm_fill: relation with OID %u does not exist", r)));
+		if (IsCatalogRelationOid(r))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("fleet.warm_fill does not work on system catalog \"%s\"", get_rel_name(r))));
+	}
 
 	rel = table_open(target, RowExclusiveLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
