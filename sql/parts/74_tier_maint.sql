@@ -235,6 +235,20 @@ COMMENT ON PROCEDURE fleet.tier_maintenance(integer, text, integer, double preci
 -- SECURITY DEFINER: the status counts every tenant's rows and cold
 -- segments (forced RLS would show a tenant-less admin nothing); it returns
 -- only sizes and counts, never tenant data.
+-- Whose holds a session may count: its tenant context's; every tenant's for
+-- fleet_admin members and the DBA.  Asked inside SECURITY DEFINER functions,
+-- so by the session's role (fleet.session_role()), not current_user.
+CREATE FUNCTION fleet.hold_visible(p_tenant bigint) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT p_tenant OPERATOR(pg_catalog.=) fleet.current_tenant()
+	    OR fleet.is_dba()
+	    OR pg_catalog.pg_has_role(fleet.session_role()::pg_catalog.oid, 'fleet_admin', 'MEMBER')
+$$;
+COMMENT ON FUNCTION fleet.hold_visible(bigint) IS
+	'May the session count a legal hold of this tenant: its tenant context''s, or any for fleet_admin members and the DBA (by the session''s role)';
+
 CREATE FUNCTION fleet.tier_status_rows()
 RETURNS TABLE (relation regclass, partition text, day date, tier text, range_lo timestamptz, range_hi timestamptz,
                tablespace name, rows bigint, bytes bigint, holds integer)
@@ -247,7 +261,8 @@ AS $$
 	       pg_catalog.pg_total_relation_size(d.partition),
 	       (SELECT pg_catalog.count(*)::integer FROM fleet.legal_hold h
 	         WHERE h.released_at IS NULL AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) t.relation)
-	           AND h.lo OPERATOR(pg_catalog.<) d.hi AND h.hi OPERATOR(pg_catalog.>) d.lo)
+	           AND h.lo OPERATOR(pg_catalog.<) d.hi AND h.hi OPERATOR(pg_catalog.>) d.lo
+	           AND fleet.hold_visible(h.tenant_id))
 	  FROM (SELECT tp.relation FROM fleet.tier_policy tp
 	        UNION SELECT pt.relation FROM fleet.partitioned_table pt) t
 	 CROSS JOIN LATERAL fleet.time_partitions(t.relation) d
@@ -260,7 +275,8 @@ AS $$
 	       COALESCE(ts.spcname, 'pg_default'), g.nrows, g.bytes,
 	       (SELECT pg_catalog.count(*)::integer FROM fleet.legal_hold h
 	         WHERE h.released_at IS NULL AND (h.scope IS NULL OR h.scope OPERATOR(pg_catalog.=) g.relation)
-	           AND h.lo OPERATOR(pg_catalog.<) COALESCE(st.hi, g.part_hi) AND h.hi OPERATOR(pg_catalog.>) g.part_lo)
+	           AND h.lo OPERATOR(pg_catalog.<) COALESCE(st.hi, g.part_hi) AND h.hi OPERATOR(pg_catalog.>) g.part_lo
+	           AND fleet.hold_visible(h.tenant_id))
 	  FROM (SELECT 'fleet.position'::pg_catalog.regclass AS relation, 'fleet.cold_segment'::pg_catalog.regclass AS segments,
 	               s.part_lo, pg_catalog.max(s.hi) AS part_hi, pg_catalog.sum(s.nrows)::bigint AS nrows,
 	               pg_catalog.sum(pg_catalog.pg_column_size(s.data))::bigint AS bytes
@@ -281,7 +297,7 @@ COMMENT ON FUNCTION fleet.tier_status_rows() IS 'Rows of fleet.tier_status (size
 CREATE VIEW fleet.tier_status WITH (security_invoker = true) AS
 	SELECT * FROM fleet.tier_status_rows();
 COMMENT ON VIEW fleet.tier_status IS
-	'Each partition of fleet''s time-partitioned tables and each packed (cold) partition of fleet.position: tier (hot, warming, copied, warm, cooling, cold), time range [range_lo, range_hi) and the UTC day it starts in, tablespace, rows (estimate for partitions, exact for cold), bytes, active legal holds overlapping it';
+	'Each partition of fleet''s time-partitioned tables and each packed (cold) partition of fleet.position: tier (hot, warming, copied, warm, cooling, cold), time range [range_lo, range_hi) and the UTC day it starts in, tablespace, rows (estimate for partitions, exact for cold), bytes, active legal holds overlapping it (the tenant context''s; every tenant''s for fleet_admin members and the DBA)';
 
 -- Tiered tables: DELETE and UPDATE of held rows are refused (row triggers
 -- are cloned onto every partition, present and future).

@@ -253,5 +253,28 @@ SELECT 'foreign=' || count(*) FILTER (WHERE labels ->> 'tenant' IS DISTINCT FROM
 }
 $node->safe_psql('fleet', q{DELETE FROM fleet.dead_letter WHERE event_id = -1});
 
+# ------------------------------------------------ 5. legal holds per tenant
+# a hold on tenant B's fixes: only fleet_admin and the DBA count or probe it
+$node->safe_psql('fleet', qq{SELECT fleet.place_hold($tb, now() - interval '2 hours', now(), 'secmatrix: claim')});
+for my $role (@roles)
+{
+	my $sees = $role eq 'fleet_admin';
+	if ($role =~ /^fleet_(admin|analyst)$/)	# the readers of fleet.tier_status
+	{
+		my $res = $node->safe_psql('fleet', qq{
+SET ROLE $role;
+SELECT fleet.set_tenant($ta);
+SELECT coalesce(sum(holds), 0) > 0 FROM fleet.tier_status;});
+		$res =~ s/^.*\n//s;
+		is($res, $sees ? 't' : 'f', "$role, tenant A: fleet.tier_status counts tenant B's hold only for fleet_admin");
+	}
+	my ($rc, $o, $e) = $node->psql('fleet', qq{
+SET ROLE $role;
+SELECT fleet.set_tenant($ta);
+SELECT fleet.row_held('fleet.position', $tb, NULL, '-infinity', 'infinity');});
+	if ($sees) { like($o, qr/\bt$/, "$role: fleet.row_held answers for tenant B"); }
+	else { like($e, qr/not visible to this role/, "$role: fleet.row_held refuses tenant B (42501)"); }
+}
+
 $node->stop;
 done_testing();
