@@ -4,6 +4,7 @@
 #include "validate.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,59 @@
 static sv_status
 problem(sv_problem *p, sv_status st, const char *error, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/*
+ * Make s valid UTF-8 in place: a byte that does not start a well-formed
+ * sequence (jansson's error text quotes raw input; truncation may cut a
+ * character) becomes '?', so the problem always renders as JSON.
+ */
+static void
+utf8_scrub(char *str)
+{
+	unsigned char *s = (unsigned char *) str;
+	size_t		n = strlen(str),
+				i = 0;
+
+	while (i < n)
+	{
+		unsigned char c = s[i];
+		size_t		k = 0;
+		unsigned	cp = 0;
+		bool		ok = true;
+
+		if (c < 0x80)
+		{
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			k = 1, cp = c & 0x1F;
+		else if (c >= 0xE0 && c <= 0xEF)
+			k = 2, cp = c & 0x0F;
+		else if (c >= 0xF0 && c <= 0xF4)
+			k = 3, cp = c & 0x07;
+		else
+			ok = false;
+		if (ok && n - i - 1 < k)
+			ok = false;
+		for (size_t j = 1; ok && j <= k; j++)
+		{
+			if ((s[i + j] & 0xC0) != 0x80)
+				ok = false;
+			else
+				cp = (cp << 6) | (s[i + j] & 0x3F);
+		}
+		if (ok && ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+				   (cp >= 0xD800 && cp <= 0xDFFF)))
+			ok = false;
+		if (!ok)
+		{
+			s[i++] = '?';
+			continue;
+		}
+		i += k + 1;
+	}
+}
 
 static sv_status
 problem(sv_problem *p, sv_status st, const char *error, const char *field, const char *fmt, ...)
@@ -24,6 +78,8 @@ problem(sv_problem *p, sv_status st, const char *error, const char *field, const
 	va_start(ap, fmt);
 	vsnprintf(p->message, sizeof(p->message), fmt, ap);
 	va_end(ap);
+	utf8_scrub(p->field);
+	utf8_scrub(p->message);
 	return st;
 }
 

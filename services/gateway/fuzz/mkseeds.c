@@ -4,7 +4,8 @@
  * creates OUT_DIR/{teltonika,gt06,osmand}/seed-N, one file per vector row
  * (binary frames unhexed; OsmAnd rows as METHOD\nTARGET\nCTYPE\nBODY) plus
  * one seed per binary protocol holding all its frames back to back, and a
- * few OsmAnd requests with values jsonb would refuse as numbers.
+ * few OsmAnd requests with values jsonb would refuse as numbers; seeds for
+ * the journal reader and the sync service's checks are written here too.
  * Seeds go to the build directory only, never into git.
  */
 #include <stdio.h>
@@ -135,6 +136,98 @@ osmand(const char *vdir, const char *out)
 	}
 }
 
+/* CRC-32 (zlib's) of p[0..n) */
+static unsigned
+crc32_of(const unsigned char *p, size_t n)
+{
+	unsigned	c = 0xFFFFFFFFu;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+	}
+	return c ^ 0xFFFFFFFFu;
+}
+
+/*
+ * Journal seeds (fuzz_journal's layout: flags, rseg, roff u32, split u16,
+ * segment bytes): three valid records, with and without a drained
+ * position, split over two segments, with a torn tail.
+ */
+static void
+journal_seeds(const char *out)
+{
+	static const char *payloads[] = {"first", "second record", "3"};
+	unsigned char seg[256],
+				seed[300];
+	size_t		len = 0;
+	int			n = 0;
+	static const struct
+	{
+		unsigned char flags,
+					rseg;
+		unsigned	roff;
+		unsigned short split;
+		int			torn;
+	}			v[] = {
+		{0, 0, 0, 0, 0}, {2, 1, 13, 0, 0}, {2, 1, 999999, 0, 0}, {2, 9, 0, 0, 0},
+		{3, 2, 0, 13, 0}, {3, 1, 5, 34, 0}, {0, 0, 0, 0, 1}, {4, 0, 0, 0, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++)
+	{
+		unsigned	l = (unsigned) strlen(payloads[i]),
+					c = crc32_of((const unsigned char *) payloads[i], l);
+
+		memcpy(seg + len, &l, 4);
+		memcpy(seg + len + 4, &c, 4);
+		memcpy(seg + len + 8, payloads[i], l);
+		len += 8 + l;
+	}
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+	{
+		size_t		sl = v[i].torn ? len - 2 : len;
+
+		seed[0] = v[i].flags;
+		seed[1] = v[i].rseg;
+		memcpy(seed + 2, &v[i].roff, 4);
+		memcpy(seed + 6, &v[i].split, 2);
+		memcpy(seed + 8, seg, sl);
+		write_file(out, "journal", n++, seed, 8 + sl);
+	}
+}
+
+/* Sync seeds: selector byte (0 push, 1 pull, 2 event) then the body. */
+static void
+sync_seeds(const char *out)
+{
+	static const struct
+	{
+		char		sel;
+		const char *body;
+	}			v[] = {
+		{0, "{\"mutations\":[{\"id\":1,\"workflow\":\"stop_status\",\"args\":{\"stop_id\":7,\"status\":\"arrived\"},"
+		"\"client_time\":\"2026-03-04T10:00:00Z\",\"base_version\":3,\"hlc\":\"1700000000000:1\"}]}"},
+		{0, "{\"mutations\":[{\"id\":2,\"workflow\":\"proof\",\"args\":{\"x\":1e300,\"y\":\"\\ud83d\\ude00\"}}]}"},
+		{1, "{\"cursor\":\"abc\",\"max\":500}"},
+		{1, ""},
+		{2, "{\"key\":\"k1\",\"kind\":\"driver.panic\",\"payload\":{\"a\":[1,2.5,null]},\"occurred_at\":null}"},
+		{2, "{\"key\":\"k2\",\"kind\":\"audit.note\",\"payload\":{\"n\":-0.5e-300}}"},
+	};
+	char		buf[512];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+	{
+		size_t		l = strlen(v[i].body);
+
+		buf[0] = v[i].sel;
+		memcpy(buf + 1, v[i].body, l);
+		write_file(out, "sync", (int) i, buf, l + 1);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -147,5 +240,7 @@ main(int argc, char **argv)
 	binary(argv[1], argv[2], "teltonika.tsv", "teltonika");
 	binary(argv[1], argv[2], "gt06.tsv", "gt06");
 	osmand(argv[1], argv[2]);
+	journal_seeds(argv[2]);
+	sync_seeds(argv[2]);
 	return 0;
 }

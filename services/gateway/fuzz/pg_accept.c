@@ -364,7 +364,13 @@ pg_jsonb_accepts(const char *s, size_t len, const char **why)
 bool
 pg_device_accepts(const char *s, size_t len)
 {
-	if (len == 0 || len > 64 || memchr(s, '\0', len))
+	return len >= 1 && len <= 64 && pg_text_accepts(s, len);
+}
+
+bool
+pg_text_accepts(const char *s, size_t len)
+{
+	if (memchr(s, '\0', len))
 		return false;
 	for (size_t i = 0; i < len;)
 	{

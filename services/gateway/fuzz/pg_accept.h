@@ -24,6 +24,9 @@ bool		pg_jsonb_accepts(const char *s, size_t len, const char **why);
 /* one JSON number literal numeric_in (via jsonb) accepts */
 bool		pg_json_number_accepts(const char *s, size_t len);
 
+/* text: valid UTF-8 without NUL (what a text parameter takes) */
+bool		pg_text_accepts(const char *s, size_t len);
+
 /* a device identifier text: 1..64 bytes, valid UTF-8, no NUL */
 bool		pg_device_accepts(const char *s, size_t len);
 

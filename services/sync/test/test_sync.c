@@ -147,9 +147,28 @@ test_ratelimit(void)
 	ratelimit_free(rl);
 }
 
+/* A body whose error text quotes invalid UTF-8 still gets a JSON problem. */
+static void
+test_problem_utf8(void)
+{
+	static const char body[] = "{\"mutations\":[{\"id\":2,\"args\":{\"may\":\"\\ud8\xcd\x98\\ude00\"}}]}";
+	sv_problem	p;
+	char	   *m = NULL,
+			   *j;
+	int			count;
+
+	memset(&p, 0, sizeof(p));
+	CHECK(sv_push(body, sizeof(body) - 1, 10, &m, &count, &p) == SV_MALFORMED, "broken escape: malformed_json");
+	j = sv_problem_json(&p);
+	CHECK(j != NULL && strstr(j, "malformed_json") != NULL, "the problem renders as JSON despite raw bytes in the error text");
+	free(j);
+	free(m);
+}
+
 int
 main(void)
 {
+	test_problem_utf8();
 	test_push();
 	test_pull();
 	test_event();
