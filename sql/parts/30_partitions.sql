@@ -27,16 +27,6 @@ CREATE TABLE fleet.partitioned_table (
 COMMENT ON TABLE fleet.partitioned_table IS
 	'fleet''s daily-partitioned tables: how many days ahead and back fleet.run_maintenance() keeps partitions for, and how long data is kept (NULL: forever)';
 
-CREATE FUNCTION fleet.partition_name(parent regclass, day date) RETURNS text
-LANGUAGE sql STABLE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) parent)
-	       OPERATOR(pg_catalog.||) '_p' OPERATOR(pg_catalog.||) pg_catalog.to_char(day, 'YYYYMMDD')
-$$;
-COMMENT ON FUNCTION fleet.partition_name(regclass, date) IS
-	'Name of the daily partition of a fleet table for a day (UTC): <table>_pYYYYMMDD';
-
 -- A table's tier policy, as far as partitioning needs it: its partition
 -- interval and how far ahead partitions are kept (NULL: no policy, or not
 -- set).  plpgsql, reading fleet.tier_policy late: that table is created
@@ -174,6 +164,16 @@ AS $$
 $$;
 COMMENT ON FUNCTION fleet.range_partition_name(regclass, timestamptz, timestamptz) IS
 	'Name of the partition of a fleet table for [lo, hi) (UTC), saying both bounds: <table>_pYYYYMM a calendar month, _pIYYYwIW an ISO week, _pYYYYMMDD a day, _pYYYYMMDD_Nd N days from midnight, _pYYYYMMDD_HH one hour (also at 00), _pYYYYMMDD_HH_Nh N hours, _pYYYYMMDD_HHMISS_Ns any other range';
+
+CREATE FUNCTION fleet.partition_name(parent regclass, day date) RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT fleet.range_partition_name(parent, day::timestamp AT TIME ZONE 'UTC',
+	                                  (day OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC')
+$$;
+COMMENT ON FUNCTION fleet.partition_name(regclass, date) IS
+	'Name of the daily partition of a fleet table for a day (UTC): <table>_pYYYYMMDD (fleet.range_partition_name of the day)';
 
 -- One partition for exactly [lo, hi); nothing if one with that name exists.
 CREATE FUNCTION fleet.create_range_partition(parent regclass, lo timestamptz, hi timestamptz) RETURNS integer

@@ -303,7 +303,8 @@ SELECT fleet.range_partition_name('tier_nm.t1', '2026-03-11 00:00+00', '2026-03-
        fleet.range_partition_name('tier_nm.t1', '2026-03-17 00:00+00', '2026-03-24 00:00+00') AS seven_days_from_tuesday,
        fleet.range_partition_name('tier_nm.t1', '2026-02-01 00:00+00', '2026-03-01 00:00+00') AS month,
        fleet.range_partition_name('tier_nm.t1', '2026-02-02 00:00+00', '2026-03-02 00:00+00') AS four_weeks,
-       fleet.range_partition_name('tier_nm.t1', '2026-03-11 00:30+00', '2026-03-11 01:00+00') AS half_hour;
+       fleet.range_partition_name('tier_nm.t1', '2026-03-11 00:30+00', '2026-03-11 01:00+00') AS half_hour,
+       fleet.partition_name('tier_nm.t1', '2026-03-11') AS daily_name_of_day;
 -- tier_status: one row per partition, its name giving its range
 SELECT count(*) AS status_rows, count(DISTINCT s.partition) AS distinct_names,
        bool_and(pg_temp.name_range(s.partition) = tstzrange(s.range_lo, s.range_hi)) AS names_give_ranges
