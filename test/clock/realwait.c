@@ -37,7 +37,12 @@ libc_symbol(const char *name)
 	return libc ? dlsym(libc, name) : NULL;
 }
 
-#define REAL(name) ((__typeof__(&name)) libc_symbol(#name))
+/* the C library's definition of name, looked up once */
+#define REAL(name) \
+	({ static __typeof__(&name) fn; \
+	   if (fn == NULL) \
+		   fn = (__typeof__(&name)) libc_symbol(#name); \
+	   fn; })
 
 int
 select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout)
