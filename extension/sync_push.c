@@ -30,6 +30,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -207,20 +208,31 @@ valid_evidence_kind(const char *kind)
 		strcmp(kind, "note") == 0 || strcmp(kind, "inspection") == 0;
 }
 
-/* "<1-15 digits>:<1-9 digits>", as fleet.sync_parse_hlc() accepts */
+/*
+ * "<1-15 digits>:<1-9 digits>" whose wall time (unix ms) is at most the
+ * statement's start + fleet.future_margin, as fleet.sync_parse_hlc()
+ * accepts (it reads statement_timestamp(), the same instant)
+ */
 static bool
 valid_hlc(const char *s)
 {
 	int			d = 0;
+	int64		ms = 0;
+	int64		limit_us;
 
 	while (*s >= '0' && *s <= '9')
-		s++, d++;
+		ms = ms * 10 + (*s++ - '0'), d++;
 	if (d < 1 || d > 15 || *s++ != ':')
 		return false;
 	d = 0;
 	while (*s >= '0' && *s <= '9')
 		s++, d++;
-	return d >= 1 && d <= 9 && *s == '\0';
+	if (d < 1 || d > 9 || *s != '\0')
+		return false;
+	/* in unix microseconds: 15 digits of ms times 1000 fit an int64 */
+	limit_us = GetCurrentStatementStartTimestamp() + (int64) fleet_future_margin_ms * 1000 +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+	return ms * 1000 <= limit_us;
 }
 
 /* a JSON number that (args->>key)::bigint reads without error */

@@ -334,9 +334,11 @@ COMMENT ON TABLE fleet.sync_clock IS
 SELECT fleet.enable_tenant_rls('fleet.sync_clock');
 
 CREATE FUNCTION fleet.sync_parse_hlc(hlc text) RETURNS bigint[]
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	v bigint[];
 BEGIN
 	IF hlc IS NULL THEN
 		RETURN NULL;
@@ -345,10 +347,23 @@ BEGIN
 		RAISE EXCEPTION 'invalid hybrid logical clock "%"', hlc
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'A clock is "<unix ms>:<counter>", for example "1732800000000:0".';
 	END IF;
-	RETURN ARRAY[pg_catalog.split_part(hlc, ':', 1)::bigint, pg_catalog.split_part(hlc, ':', 2)::bigint];
+	v := ARRAY[pg_catalog.split_part(hlc, ':', 1)::bigint, pg_catalog.split_part(hlc, ':', 2)::bigint];
+	-- in unix ms, exactly as extension/sync_push.c's valid_hlc() compares
+	IF v[1]::pg_catalog.numeric OPERATOR(pg_catalog.>)
+	   ((EXTRACT(epoch FROM pg_catalog.statement_timestamp())
+	     OPERATOR(pg_catalog.+) EXTRACT(epoch FROM pg_catalog.current_setting('fleet.future_margin')::pg_catalog.interval))
+	    OPERATOR(pg_catalog.*) 1000) THEN
+		RAISE EXCEPTION 'hybrid logical clock "%" is later than now + fleet.future_margin', hlc
+			USING ERRCODE = 'datetime_field_overflow',
+			      DETAIL = pg_catalog.format('The clock''s wall time may lie at most %s past the server''s clock.',
+			                                 pg_catalog.current_setting('fleet.future_margin')),
+			      HINT = 'Set the device''s clock; a clock from the future would win every lww_hlc conflict.';
+	END IF;
+	RETURN v;
 END
 $$;
-COMMENT ON FUNCTION fleet.sync_parse_hlc(text) IS 'Parse a hybrid logical clock "<unix ms>:<counter>" into {ms, counter}; NULL stays NULL';
+COMMENT ON FUNCTION fleet.sync_parse_hlc(text) IS
+	'Parse a hybrid logical clock "<unix ms>:<counter>" (1-15 and 1-9 digits) into {ms, counter}; NULL stays NULL. Not of that shape: SQLSTATE 22023; wall time later than the statement''s start + fleet.future_margin: SQLSTATE 22008 (an old clock is accepted: it only loses lww_hlc conflicts)';
 
 -- ----------------------------------------------------------- change log
 

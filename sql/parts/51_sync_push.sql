@@ -104,9 +104,13 @@ BEGIN
 	entity_id := v_id;
 	BEGIN
 		v_hlc := fleet.sync_parse_hlc(hlc);
-	EXCEPTION WHEN invalid_parameter_value THEN
-		result := 'rejected'; reason := 'invalid_hlc';
-		RETURN;
+	EXCEPTION
+		WHEN invalid_parameter_value THEN
+			result := 'rejected'; reason := 'invalid_hlc';
+			RETURN;
+		WHEN datetime_field_overflow THEN
+			result := 'rejected'; reason := 'invalid_hlc: later than now + fleet.future_margin';
+			RETURN;
 	END;
 
 	-- the entity, locked until the push commits

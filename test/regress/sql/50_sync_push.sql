@@ -90,6 +90,9 @@ SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
 SELECT status, version, arrived_at, completed_at FROM fleet.stop WHERE stop_id = :s1;
 
 -- 2. Rejections: each counts as processed (the id advances) with its reason.
+-- A client clock a little ahead of the server's (inside fleet.future_margin)
+-- is computed here, never printed.
+SELECT (extract(epoch FROM now()) * 1000)::bigint + 60000 AS future_ms \gset
 SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
     {"id": 4, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "arrived"}, "base_version": 4},
     {"id": 5, "workflow": "teleport", "args": {"stop_id": %1$s}},
@@ -106,9 +109,9 @@ SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
     {"id": 16, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {"status": "completed"}}, "hlc": "1:0"},
     {"id": 17, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {}}, "hlc": "1:0"},
     {"id": 18, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {"address": "x"}}, "hlc": "soon"},
-    {"id": 19, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {"lat": 123.4}}, "hlc": "99999999999999:0"},
+    {"id": 19, "workflow": "stop_adjust", "args": {"stop_id": %4$s, "fields": {"lat": 123.4}}, "hlc": "%5$s:0"},
     {"id": 20, "workflow": "stop_status", "args": {"stop_id": %4$s, "status": "arrived"}, "base_version": 0}]',
-    :s1, :sb, :south_stop, :s2)::jsonb);
+    :s1, :sb, :south_stop, :s2, :future_ms)::jsonb);
 -- 4 moves s1 back (no conflict: the app saw the current version): status_regression;
 -- 9 is Bob's stop and 10 another tenant's: never in Ann's scope, not even found;
 -- 19 breaks a constraint: rejected with the error, the rest of the batch goes on.
@@ -196,14 +199,16 @@ SELECT fleet.set_sync_rule('stop_status', 'server_wins');
 RESET ROLE;
 UPDATE fleet.stop SET address = 'Dispatcher Road 1' WHERE stop_id = :s3;
 SELECT origin FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :s3;
+-- the app's clock: a minute ahead of the dispatcher's write, inside the margin
+SELECT (extract(epoch FROM now()) * 1000)::bigint + 60000 AS future_ms \gset
 SET ROLE fleet_app;
 SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
     {"id": 27, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Old Lane 2"}}, "hlc": "1000:0", "base_version": 1},
-    {"id": 28, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Future Way 3", "lat": 52.5}}, "hlc": "99999999999999:0", "base_version": 1},
-    {"id": 29, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Future Way 4"}}, "hlc": "99999999999999:1"},
-    {"id": 30, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Same Time 5"}}, "hlc": "99999999999999:1"}]', :s3)::jsonb);
+    {"id": 28, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Future Way 3", "lat": 52.5}}, "hlc": "%2$s:0", "base_version": 1},
+    {"id": 29, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Future Way 4"}}, "hlc": "%2$s:1"},
+    {"id": 30, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Same Time 5"}}, "hlc": "%2$s:1"}]', :s3, :future_ms)::jsonb);
 SELECT address, lat FROM fleet.stop WHERE stop_id = :s3;
-SELECT hlc_ms, hlc_counter, origin FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :s3;
+SELECT hlc_ms = :future_ms AS future_ms, hlc_counter, origin FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :s3;
 
 -- 7. A custom merge function decides.
 RESET ROLE;
@@ -262,7 +267,7 @@ SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:A, format('[
      "client_time": "2026-01-01T10:02:00Z", "base_version": 2},
     {"id": 41, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "completed"},
      "client_time": "2026-01-01T10:03:00Z", "base_version": 2},
-    {"id": 42, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "x"}}, "hlc": "99999999999999:5"}]', :s5)::jsonb);
+    {"id": 42, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "x"}}, "hlc": "%2$s:5"}]', :s5, :future_ms)::jsonb);
 SELECT mutation_id, result, rule, reason FROM fleet.sync_push(:B, format('[
     {"id": 1, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "arrived"}, "base_version": 2},
     {"id": 2, "workflow": "proof_of_delivery", "args": {"stop_id": %1$s, "kind": "barcode", "metadata": {"code": "123"}},
@@ -352,14 +357,16 @@ DECLARE
 	m text;
 	d text;
 	s text;
+	h text;
 BEGIN
 	PERFORM * FROM fleet.sync_push(current_setting('fleet_test.client')::uuid, jsonb_build_array(jsonb_build_object(
 		'id', current_setting('fleet_test.next')::bigint, 'workflow', 'stop_status',
 		'args', jsonb_build_object('stop_id', current_setting('fleet_test.stop')::bigint, 'status', 'arrived'))));
 	RAISE NOTICE 'not refused';
 EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, s = RETURNED_SQLSTATE;
+	GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, s = RETURNED_SQLSTATE, h = PG_EXCEPTION_HINT;
 	RAISE NOTICE 'refused (%): %', s, m;
+	RAISE NOTICE 'hint: %', h;
 	RAISE NOTICE 'the detail names the key and the event holding it: %',
 		d = format('Its idempotency key (source "sync", key "%s:%s") is already taken by event %s.',
 		           current_setting('fleet_test.client'), current_setting('fleet_test.next'), current_setting('fleet_test.forged'));
@@ -524,13 +531,36 @@ DROP TABLE public.sync_log_misuse;
 -- 15. The run reads a mutation's clock itself (valid_hlc() in
 -- extension/sync_push.c): it must take exactly the clocks
 -- fleet.sync_parse_hlc() accepts, or a mutation whose clock
--- fleet.sync_apply() rejects could be applied by the run.
+-- fleet.sync_apply() rejects could be applied by the run.  Both refuse a
+-- wall time later than the statement's start + fleet.future_margin.
 CREATE FUNCTION pg_temp.hlc_ok(h text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM fleet.sync_parse_hlc(h);
 	RETURN true;
-EXCEPTION WHEN invalid_parameter_value THEN
+EXCEPTION WHEN invalid_parameter_value OR datetime_field_overflow THEN
 	RETURN false;
+END $$;
+-- the clocks at the window's edge, computed in the calling statement (the
+-- same statement_timestamp() as the parser and the run see)
+CREATE FUNCTION pg_temp.hlc_edges(t bigint, c uuid, d bigint, s bigint)
+RETURNS TABLE (ord int, what text, parses boolean, run_takes_it boolean) LANGUAGE plpgsql AS $$
+DECLARE
+	edge bigint := floor((extract(epoch FROM statement_timestamp())
+	                      + extract(epoch FROM current_setting('fleet.future_margin')::interval)) * 1000);
+	x record;
+BEGIN
+	FOR x IN SELECT * FROM (VALUES (1, 'now + margin', edge || ':0'),
+	                               (2, 'now + margin, top counter', edge || ':999999999'),
+	                               (3, 'now + margin + 1 ms', (edge + 1) || ':0'),
+	                               (4, 'now + margin + 1 day', (edge + 86400000) || ':0'),
+	                               (5, 'now - 1 ms', (edge - 1 - (extract(epoch FROM current_setting('fleet.future_margin')::interval) * 1000)::bigint) || ':0')) v (o, w, h)
+	LOOP
+		ord := x.o; what := x.w; parses := pg_temp.hlc_ok(x.h);
+		run_takes_it := (SELECT count(*) FROM fleet.sync_apply_run(t, c, d, ARRAY[1], ARRAY['stop_status'],
+		                                                          ARRAY[jsonb_build_object('stop_id', s, 'status', 'en_route')],
+		                                                          NULL, NULL, ARRAY[x.h])) = 1;
+		RETURN NEXT;
+	END LOOP;
 END $$;
 BEGIN;
 INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id)
@@ -542,8 +572,16 @@ SELECT x.ord, x.h, pg_temp.hlc_ok(x.h) AS parses,
                                                  NULL, NULL, ARRAY[x.h])) = 1 AS run_takes_it
   FROM unnest(ARRAY['1:0', '0:0', '123456789012345:123456789', '1234567890123456:0', '1:1234567890',
                     ':0', '1:', '1', '1:2:3', ' 1:0', '1:0 ', E'1:0\n', '+1:0', '-1:0', '1.5:0',
-                    U&'\FF11:0', U&'\0663:0', 'a:0', '', '0x1:0', '00000000000001:000000001']) WITH ORDINALITY x (h, ord)
+                    U&'\FF11:0', U&'\0663:0', 'a:0', '', '0x1:0', '00000000000001:000000001',
+                    '99999999999999:0', '999999999999999:999999999']) WITH ORDINALITY x (h, ord)
  ORDER BY x.ord;
+SELECT * FROM pg_temp.hlc_edges(:tn, :C, :cat, :c3) ORDER BY ord;
+SET LOCAL fleet.future_margin = 0;
+SELECT * FROM pg_temp.hlc_edges(:tn, :C, :cat, :c3) ORDER BY ord;
+SET LOCAL fleet.future_margin = '1500ms';
+SELECT * FROM pg_temp.hlc_edges(:tn, :C, :cat, :c3) ORDER BY ord;
+SET LOCAL fleet.future_margin = '7d';
+SELECT * FROM pg_temp.hlc_edges(:tn, :C, :cat, :c3) ORDER BY ord;
 ROLLBACK;
 -- 16. The run builds its trail payloads in C (extension/sync_push.c): for
 -- the same mutation they must equal what fleet.sync_apply() builds by SQL,
@@ -599,5 +637,29 @@ SELECT s.n, r.payload IS NOT NULL AS by_run, r.payload = s.payload AS same_paylo
        s.payload ->> 'client_time' AS client_time
   FROM trail_got s LEFT JOIN trail_got r ON r.n = s.n AND r.path = 'run'
  WHERE s.path = 'single' ORDER BY s.n;
+ROLLBACK;
+-- 17. A clock later than now + fleet.future_margin would win every lww_hlc
+-- conflict for ever: it rejects its mutation (whatever the workflow, the
+-- run's plain path too), and the rest of the push is decided.  An old clock
+-- is taken: it only loses.  (The clocks are computed, never printed.)
+BEGIN;
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id, address)
+SELECT :tn, j.job_id, 5, :cat, 'Cat Street 5' FROM fleet.job j WHERE j.tenant_id = :tn AND j.code = 'J-C'
+RETURNING stop_id AS c5 \gset
+SELECT last_mutation_id + 1 AS next_c FROM fleet.sync_client WHERE client_id = :C \gset
+SELECT (extract(epoch FROM now()) * 1000)::bigint + 60000 AS future_ms,
+       (extract(epoch FROM now()) * 1000)::bigint + 86400000 AS day_ahead_ms \gset
+SET ROLE fleet_app;
+SELECT mutation_id - :next_c AS n, result, rule, reason FROM fleet.sync_push(:C, format('[
+    {"id": %2$s, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "en_route"}, "hlc": "99999999999999:0"},
+    {"id": %3$s, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Tomorrow Road"}}, "hlc": "%6$s:0"},
+    {"id": %4$s, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Soon Street"}}, "hlc": "%7$s:0"},
+    {"id": %5$s, "workflow": "stop_status", "args": {"stop_id": %1$s, "status": "en_route"}, "hlc": "1:0"},
+    {"id": %8$s, "workflow": "stop_adjust", "args": {"stop_id": %1$s, "fields": {"address": "Long Ago Lane"}}, "hlc": "1:0"}]',
+    :c5, :next_c, :next_c + 1, :next_c + 2, :next_c + 3, :day_ahead_ms, :future_ms, :next_c + 4)::jsonb) ORDER BY 1;
+SELECT address, status FROM fleet.stop WHERE stop_id = :c5;
+SELECT hlc_ms = :future_ms AS future_ms, origin FROM fleet.sync_clock WHERE entity = 'stop' AND entity_id = :c5;
+SELECT mutation_id - :next_c AS n, result, reason FROM fleet.sync_mutation
+ WHERE client_id = :C AND mutation_id >= :next_c ORDER BY mutation_id;
 ROLLBACK;
 SELECT * FROM fleet.check_schema_rules();
