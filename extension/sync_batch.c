@@ -766,7 +766,10 @@ apply_fn(void *arg)
 	o->trail_occurred = o->trail_occurred_null ? 0 : DatumGetTimestampTz(d);
 }
 
-/* log the trail events; a key taken by anything else is an inconsistency */
+/*
+ * log the trail events; a key already taken by another writer fails the
+ * push (23505, the detail naming the event that holds it)
+ */
 static void
 log_trail(Push *push)
 {
@@ -795,12 +798,13 @@ log_trail(Push *push)
 		char	   *event = SPI_getvalue(tup, desc, 4);
 
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("the trail event of mutation %s of client %s was refused: %s%s%s%s",
 						strchr(key, ':') + 1, push->client_text, SPI_getvalue(tup, desc, 2),
 						reason ? " (" : "", reason ? reason : "", reason ? ")" : ""),
 				 errdetail("Its idempotency key (source \"sync\", key \"%s\") is already taken by event %s.",
-						   key, event ? event : "")));
+						   key, event ? event : ""),
+				 errhint("Source \"sync\" holds the trail of fleet.sync_push(): no other writer may log events under it. Nothing of this push was stored.")));
 	}
 }
 
