@@ -50,6 +50,9 @@ my $svc = sync_start(dsn => $dsn, dir => $dir, extra => [ '--rate', 0, '--worker
 # 5th a proof of delivery, every 7th a status, and a few naming stops
 # that are not the driver's (another tenant's: not_found; another
 # driver's: not_in_scope).
+# the app's clocks: from the server's now on (a clock later than now +
+# fleet.future_margin would be rejected), the counter increasing
+my $hlc0 = $node->safe_psql('fleet', 'SELECT (extract(epoch FROM now()) * 1000)::bigint');
 my %kind;
 my @muts;
 my @status = qw(en_route arrived completed);
@@ -80,7 +83,7 @@ for my $i (1 .. $TOTAL)
 	}
 	else
 	{
-		$m = { id => $i, workflow => 'stop_adjust', hlc => (1900000000000 + $i) . ':0',
+		$m = { id => $i, workflow => 'stop_adjust', hlc => "$hlc0:$i",
 			args => { stop_id => $stop + 0, fields => { address => "Adjusted $i" } } };
 		$kind{$i} = 'adjust';
 	}

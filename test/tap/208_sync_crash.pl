@@ -61,6 +61,9 @@ $svc = sync_start(dsn => $dsn, dir => $dir, extra => [ '--rate', 0, '--workers',
 # Mutation i of an app is a function of i alone, so a resend from any id
 # carries the same content: mostly route adjustments (increasing clocks),
 # every 7th a stop status, every 5th a proof of delivery.
+# the app's clocks: from the server's now on (a clock later than now +
+# fleet.future_margin would be rejected), the counter increasing
+my $hlc0 = $node->safe_psql('fleet', 'SELECT (extract(epoch FROM now()) * 1000)::bigint');
 my @status = qw(en_route arrived completed);
 sub mutation
 {
@@ -70,7 +73,7 @@ sub mutation
 		args => { stop_id => $stop, kind => 'note', metadata => { n => $i } } } if $i % 5 == 0;
 	return { id => $i, workflow => 'stop_status', args => { stop_id => $stop, status => $status[ ($i / 7) % 3 ] } }
 	  if $i % 7 == 0;
-	return { id => $i, workflow => 'stop_adjust', hlc => (1900000000000 + $i) . ':0',
+	return { id => $i, workflow => 'stop_adjust', hlc => "$hlc0:$i",
 		args => { stop_id => $stop, fields => { address => "Adjusted $i" } } };
 }
 
