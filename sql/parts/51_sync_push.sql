@@ -415,7 +415,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'fleet_sync_push';
 COMMENT ON FUNCTION fleet.sync_push(uuid, jsonb) IS
-	'Push a driver app''s batch of mutations [{id, workflow, args, client_time, base_version, hlc}] for the current tenant: per mutation (in id order) applied, duplicate (the stored result again), merged (a conflict decided by the named rule) or rejected (with a reason). An id beyond the next expected one is refused (SQLSTATE 55000, detail names the expected id); a processed id with another payload is an error (23505). Must run at READ COMMITTED.';
+	'Push a driver app''s batch of mutations [{id, workflow, args, client_time, base_version, hlc}] for the current tenant: per mutation (in id order) applied, duplicate (the stored result again), merged (a conflict decided by the named rule) or rejected (with a reason). An id beyond the next expected one is refused (SQLSTATE 55000, detail names the expected id); a processed id with another payload is an error (23505), and so is a mutation whose trail key (source sync, key <client>:<id>) holds another writer''s event (the detail names it); a clock (hlc) later than now + fleet.future_margin rejects its mutation. Must run at READ COMMITTED.';
 
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
 	('fleet_app',   'FUNCTION', 'fleet.sync_push(uuid,jsonb)', 'EXECUTE'),
