@@ -25,6 +25,8 @@ my $dir = PostgreSQL::Test::Utils::tempdir('syncerr');
 $node->safe_psql('fleet', q{
 	SELECT fleet.create_roles();
 	CREATE ROLE sync_svc LOGIN IN ROLE fleet_app;
+	-- fleet.metrics() shows every tenant's series to pg_monitor members only
+	GRANT pg_monitor TO sync_svc;
 });
 my $a = setup_tenant($node, 'Alpha', 1, 5);
 my $drv = $a->{drivers}[0];
