@@ -186,6 +186,7 @@ DECLARE
 		(SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
 		  WHERE c.oid OPERATOR(pg_catalog.=) parent), fleet.range_partition_name(parent, lo, hi));
 	v_rel regclass := pg_catalog.to_regclass(v_name);
+	v_ext name;
 BEGIN
 	IF v_rel IS NOT NULL THEN
 		-- the name says the range: a table of that name for another range is not ours
@@ -209,6 +210,18 @@ BEGIN
 			pg_catalog.format('Partition of %s for %s to %s (UTC); dropped as a whole when it expires', parent,
 			                  pg_catalog.to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
 			                  pg_catalog.to_char(hi AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')));
+		-- made inside CREATE EXTENSION (fleet's own first partitions, or an
+		-- extension of the user's): not a member of it, or expiry and tier
+		-- steps could never drop it ("extension requires it"); it goes with
+		-- its parent all the same
+		FOR v_ext IN SELECT e.extname FROM pg_catalog.pg_depend d
+		               JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+		              WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+		                AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(v_name)::pg_catalog.oid
+		                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+		                AND d.deptype OPERATOR(pg_catalog.=) 'e' LOOP
+			EXECUTE pg_catalog.format('ALTER EXTENSION %I DROP TABLE %s', v_ext, v_name);
+		END LOOP;
 		RETURN 1;
 	EXCEPTION WHEN duplicate_table THEN
 		RETURN 0;	-- created concurrently: fine

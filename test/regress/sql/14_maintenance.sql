@@ -26,7 +26,9 @@ SELECT fleet.create_daily_partitions('fleet.event_key', (now() AT TIME ZONE 'UTC
 INSERT INTO fleet.event_key (tenant_id, source, idem_key, first_seen, payload_hash, event_id)
 SELECT tenant_id, 'old', 'k', now() - interval '20 days', 0, 0 FROM fleet.tenant WHERE name = 'North Freight';
 SELECT count(*) AS old_keys FROM fleet.event_key WHERE source = 'old';
-SELECT relation, dropped FROM fleet.run_maintenance() WHERE relation = 'fleet.event_key'::regclass;
+-- (with the old one, the install's partition of the day before it once a
+-- UTC midnight has passed since the install: counted as "at least one")
+SELECT relation, dropped >= 1 AS dropped FROM fleet.run_maintenance() WHERE relation = 'fleet.event_key'::regclass;
 SELECT count(*) AS old_keys FROM fleet.event_key WHERE source = 'old';
 SELECT EXISTS (SELECT 1 FROM fleet.daily_partitions('fleet.event_key') WHERE day = (now() AT TIME ZONE 'UTC')::date - 1)
        AS yesterday_kept;
