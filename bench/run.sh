@@ -42,7 +42,8 @@ for area in $ONLY; do
 	case $area in
 	ingest)
 		if out=$("$script"); then
-			printf '%s\n\nMachine: %s.\n' "$out" "$(machine)" | put_section "Ingest and pipeline (issue 3)"
+			printf '%s\n\nMachine: %s. Commit: %s.\n' "$out" "$(machine)" \
+				"$(git -C "$BENCH_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" | put_section "Ingest and pipeline (issue 3)"
 			echo "$out"
 		else
 			failed+=("$area")
