@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/utf8.h"
+
 static sv_status
 problem(sv_problem *p, sv_status st, const char *error, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -28,42 +30,12 @@ utf8_scrub(char *str)
 
 	while (i < n)
 	{
-		unsigned char c = s[i];
-		size_t		k = 0;
-		unsigned	cp = 0;
-		bool		ok = true;
+		size_t		k = utf8_seq(s, n, i);
 
-		if (c < 0x80)
-		{
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF)
-			k = 1, cp = c & 0x1F;
-		else if (c >= 0xE0 && c <= 0xEF)
-			k = 2, cp = c & 0x0F;
-		else if (c >= 0xF0 && c <= 0xF4)
-			k = 3, cp = c & 0x07;
-		else
-			ok = false;
-		if (ok && n - i - 1 < k)
-			ok = false;
-		for (size_t j = 1; ok && j <= k; j++)
-		{
-			if ((s[i + j] & 0xC0) != 0x80)
-				ok = false;
-			else
-				cp = (cp << 6) | (s[i + j] & 0x3F);
-		}
-		if (ok && ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-				   (cp >= 0xD800 && cp <= 0xDFFF)))
-			ok = false;
-		if (!ok)
-		{
+		if (k == 0)
 			s[i++] = '?';
-			continue;
-		}
-		i += k + 1;
+		else
+			i += k;
 	}
 }
 

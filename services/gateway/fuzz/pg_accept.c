@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../../common/utf8.h"
+
 #define MAX_DEPTH 512			/* deeper than any attrs document the gateway builds */
 #define NUMERIC_MAX_BEFORE 131072	/* digits before the decimal point */
 #define NUMERIC_MAX_DSCALE 16383	/* digits after it */
@@ -34,38 +36,6 @@ ws(lexer *l)
 	while (l->i < l->n && (l->s[l->i] == ' ' || l->s[l->i] == '\t' ||
 						   l->s[l->i] == '\n' || l->s[l->i] == '\r'))
 		l->i++;
-}
-
-/* one UTF-8 sequence at s[i]: its length, 0 if malformed */
-static size_t
-utf8_seq(const unsigned char *s, size_t n, size_t i)
-{
-	unsigned char c = s[i];
-	size_t		k;
-	uint32_t	cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		k = 1, cp = c & 0x1F;
-	else if (c >= 0xE0 && c <= 0xEF)
-		k = 2, cp = c & 0x0F;
-	else if (c >= 0xF0 && c <= 0xF4)
-		k = 3, cp = c & 0x07;
-	else
-		return 0;
-	if (n - i - 1 < k)
-		return 0;
-	for (size_t j = 1; j <= k; j++)
-	{
-		if ((s[i + j] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i + j] & 0x3F);
-	}
-	if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		(cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return k + 1;
 }
 
 static int
