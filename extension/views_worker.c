@@ -55,6 +55,7 @@ PGDLLEXPORT void fleet_views_main(Datum main_arg);
 static bool fleet_views_enabled = true;	/* fleet.views_enabled */
 static int	fleet_views_naptime = 250;	/* fleet.views_naptime, ms */
 static int	fleet_views_nice = 10;		/* fleet.views_worker_nice */
+static int	fleet_utilization_gap_limit = 300;	/* fleet.utilization_gap_limit, s */
 
 static int	due_views(Oid *out, int max);
 static void refresh_one(Oid view);
@@ -88,6 +89,19 @@ FleetViewsInit(void)
 							&fleet_views_nice,
 							10, 0, 19,
 							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	/*
+	 * Read by the definition of fleet.vehicle_daily_utilization (SQL).  Not
+	 * settable per session: the views worker and fleet.verify_view must
+	 * recompute the view with the same limit.
+	 */
+	DefineCustomIntVariable("fleet.utilization_gap_limit",
+							gettext_noop("Longest gap between two fixes of a vehicle that counts as moving or idle time in fleet.vehicle_daily_utilization."),
+							gettext_noop("A longer gap is offline time and its distance is not counted as driven."),
+							&fleet_utilization_gap_limit,
+							300, 1, 7 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
