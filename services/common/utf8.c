@@ -1,7 +1,8 @@
 /*
- * utf8.c - UTF-8 sequences as PostgreSQL accepts them: the sync service
- * scrubs text it quotes back with it, the fuzz targets check what the
- * decoders hand the database with it.
+ * utf8.c - UTF-8 sequences as PostgreSQL accepts them: the gateway's
+ * decoders refuse device ids and texts that are not (gw_utf8_valid), the
+ * sync service scrubs text it quotes back, the fuzz targets check what the
+ * decoders hand the database.
  */
 #include "utf8.h"
 

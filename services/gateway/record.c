@@ -7,6 +7,7 @@
  * arena and records overflow instead of writing past its end.
  */
 #include "record.h"
+#include "../common/utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -312,44 +313,11 @@ gw_utf8_valid(const char *str, size_t len)
 
 	while (i < len)
 	{
-		unsigned char c = s[i];
-		size_t		n;
-		uint32_t	cp;
+		size_t		k = utf8_seq(s, len, i);
 
-		if (c < 0x80)
-		{
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF)
-		{
-			n = 1;
-			cp = c & 0x1F;
-		}
-		else if (c >= 0xE0 && c <= 0xEF)
-		{
-			n = 2;
-			cp = c & 0x0F;
-		}
-		else if (c >= 0xF0 && c <= 0xF4)
-		{
-			n = 3;
-			cp = c & 0x07;
-		}
-		else
+		if (k == 0)
 			return false;
-		if (len - i - 1 < n)
-			return false;
-		for (size_t k = 1; k <= n; k++)
-		{
-			if ((s[i + k] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-			(cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += n + 1;
+		i += k;
 	}
 	return true;
 }
