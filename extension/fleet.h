@@ -60,12 +60,6 @@ extern void FleetUnpinSearchPath(int level);
 #define FLEET_LOCKSPACE_GATE		2	/* + lockspace: the gate lock (5, 6) */
 
 extern int	fleet_future_margin_ms;
-/* instant.c: times from outside (RFC 3339, the accepted window) */
-#define FLEET_EARLIEST_INSTANT		"2000-01-01T00:00:00Z"
-extern bool FleetParseInstant(const char *s, TimestampTz *out);
-extern TimestampTz FleetEarliestInstant(void);
-extern TimestampTz FleetLatestInstant(void);
-extern const char *FleetInstantFault(TimestampTz t, TimestampTz limit);
 extern int	fleet_ingest_max_batch;
 extern void FleetIngestInit(void);
 extern Oid	FleetEventIdSequence(void);
@@ -119,6 +113,13 @@ typedef struct FleetRowsPlan
 } FleetRowsPlan;
 extern TupleDesc FleetRowsPrepare(FleetRowsPlan *rp);
 extern void FleetRowsExecute(FleetRowsPlan *rp, Datum *rows, int n);
+
+/* instant.c: times from outside (RFC 3339, the accepted window) */
+#define FLEET_EARLIEST_INSTANT		"2000-01-01T00:00:00Z"
+extern bool FleetParseInstant(const char *s, TimestampTz *out);
+extern TimestampTz FleetEarliestInstant(void);
+extern TimestampTz FleetLatestInstant(void);
+extern const char *FleetInstantFault(TimestampTz t, TimestampTz limit);
 
 /* tenant.c: SQL-callable, used to enter a tenant context for handlers */
 extern Datum fleet_set_tenant(PG_FUNCTION_ARGS);

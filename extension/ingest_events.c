@@ -592,6 +592,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	HASHCTL		ctl;
 	TimestampTz now;
 	TimestampTz limit;
+	const char *fault;
 	uint64	   *locks;
 	int			nlocks = 0;
 	int			nnew = 0;
@@ -623,7 +624,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 
 	rows = palloc0(sizeof(EventRow) * n);
 	now = GetCurrentTransactionStartTimestamp();
-	limit = GetCurrentTimestamp() + (int64) fleet_future_margin_ms * 1000;
+	limit = FleetLatestInstant();
 
 	/* 1. the kinds of the batch, from the registry */
 	memset(&ctl, 0, sizeof(ctl));
@@ -694,9 +695,9 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 			r->reason = "future_occurred_at";
 			continue;
 		}
-		if (FleetInstantFault(r->occurred, limit) != NULL)
+		if ((fault = FleetInstantFault(r->occurred, limit)) != NULL)
 		{
-			r->reason = psprintf("bad_occurred_at: %s", FleetInstantFault(r->occurred, limit));
+			r->reason = psprintf("bad_occurred_at: %s", fault);
 			continue;
 		}
 		if (an[A_PAYLOAD][i])

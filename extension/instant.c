@@ -134,9 +134,10 @@ FleetEarliestInstant(void)
 }
 
 /*
- * What keeps t out of the window [FLEET_EARLIEST_INSTANT, limit]: "not a
- * finite time", "before 2000-01-01T00:00:00Z", "in the future"; NULL when
- * it is inside.
+ * What keeps t out of the window [FLEET_EARLIEST_INSTANT, limit], limit
+ * being now + fleet.future_margin (FleetLatestInstant): "not a finite
+ * time", "before 2000-01-01T00:00:00Z", "later than now +
+ * fleet.future_margin"; NULL when it is inside.
  */
 const char *
 FleetInstantFault(TimestampTz t, TimestampTz limit)
@@ -146,7 +147,7 @@ FleetInstantFault(TimestampTz t, TimestampTz limit)
 	if (t < FleetEarliestInstant())
 		return "before " FLEET_EARLIEST_INSTANT;
 	if (t > limit)
-		return "in the future";
+		return "later than now + fleet.future_margin";
 	return NULL;
 }
 

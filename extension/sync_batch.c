@@ -295,8 +295,7 @@ client_time(Jsonb *elem, TimestampTz *ts, const char **fault)
 	window = FleetInstantFault(*ts, FleetLatestInstant());
 	if (window != NULL)
 	{
-		*fault = psprintf("invalid client_time: %s", strcmp(window, "in the future") == 0 ?
-						  "later than now + fleet.future_margin" : window);
+		*fault = psprintf("invalid client_time: %s", window);
 		return false;
 	}
 	return true;
