@@ -29,6 +29,21 @@
 
 PG_FUNCTION_INFO_V1(fleet_sync_call_merge);
 
+/* one call of a merge function, for FleetAsRole */
+typedef struct MergeCall
+{
+	FunctionCallInfo callinfo;
+	Datum		result;
+} MergeCall;
+
+static void
+merge_invoke(void *arg)
+{
+	MergeCall  *c = arg;
+
+	c->result = FunctionCallInvoke(c->callinfo);
+}
+
 /*
  * fleet.sync_call_merge(fn regprocedure, owner oid, workflow text,
  *                       client jsonb, server jsonb) RETURNS jsonb
@@ -41,13 +56,9 @@ fleet_sync_call_merge(PG_FUNCTION_ARGS)
 {
 	Oid			fn;
 	Oid			owner;
-	Oid			saved_uid;
-	int			saved_ctx;
-	int			guc_level;
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(callinfo, 3);
-	volatile Datum result = (Datum) 0;
-	volatile bool isnull = true;
+	MergeCall	call = {callinfo, (Datum) 0};
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -80,28 +91,13 @@ fleet_sync_call_merge(PG_FUNCTION_ARGS)
 	callinfo->args[2].value = PG_GETARG_DATUM(4);
 	callinfo->args[2].isnull = PG_ARGISNULL(4);
 
-	GetUserIdAndSecContext(&saved_uid, &saved_ctx);
-	SetUserIdAndSecContext(owner, saved_ctx | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	guc_level = FleetPinSearchPath();
-	PG_TRY();
-	{
-		if (flinfo.fn_strict && (callinfo->args[0].isnull || callinfo->args[1].isnull || callinfo->args[2].isnull))
-			isnull = true;
-		else
-		{
-			result = FunctionCallInvoke(callinfo);
-			isnull = callinfo->isnull;
-		}
-	}
-	PG_FINALLY();
-	{
-		/* on error the (sub)transaction's abort pops the GUC level */
-		SetUserIdAndSecContext(saved_uid, saved_ctx);
-	}
-	PG_END_TRY();
-	FleetUnpinSearchPath(guc_level);
-
-	if (isnull)
+	/* a strict function is not called with a NULL argument */
+	if (flinfo.fn_strict && (callinfo->args[0].isnull || callinfo->args[1].isnull || callinfo->args[2].isnull))
 		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	/* an error unwinds the role and search_path with the (sub)transaction */
+	FleetAsRole(owner, SECURITY_RESTRICTED_OPERATION, merge_invoke, &call);
+
+	if (callinfo->isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(call.result);
 }
