@@ -42,6 +42,35 @@ CREATE POLICY tenant_admin ON fleet.tenant FOR ALL
 COMMENT ON POLICY tenant_self ON fleet.tenant IS 'A tenant context sees its own tenant row';
 COMMENT ON POLICY tenant_admin ON fleet.tenant IS 'fleet_admin members manage every tenant row';
 
+-- A tenant's time zone cuts its days in the daily read models
+-- (fleet.local_day); it must be a zone name PostgreSQL knows, however the
+-- row is written (fleet.create_tenant or fleet_admin's UPDATE).
+CREATE FUNCTION fleet.tenant_timezone_check() RETURNS trigger
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names z WHERE z.name OPERATOR(pg_catalog.=) NEW.timezone) THEN
+		RAISE EXCEPTION 'unknown time zone "%"', NEW.timezone
+			USING ERRCODE = 'invalid_parameter_value',
+			      DETAIL = 'A tenant''s time zone cuts its days in the daily read models.',
+			      HINT = 'Use a name from pg_timezone_names, for example Europe/Berlin.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION fleet.tenant_timezone_check() IS
+	'Trigger of fleet.tenant: refuse a time zone that is not a name in pg_timezone_names (22023)';
+CREATE TRIGGER tenant_timezone_check BEFORE INSERT OR UPDATE OF timezone ON fleet.tenant
+	FOR EACH ROW EXECUTE FUNCTION fleet.tenant_timezone_check();
+
+-- extension/local_day.c
+CREATE FUNCTION fleet.local_day(tenant_id bigint, at timestamptz) RETURNS date
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_local_day';
+COMMENT ON FUNCTION fleet.local_day(bigint, timestamptz) IS
+	'The calendar day of an instant in the tenant''s time zone (fleet.tenant.timezone): the day key of the daily read models. Reads the tenant row directly; not granted to any role (it would tell any tenant''s zone).';
+
 CREATE FUNCTION fleet.create_tenant(name text, timezone text DEFAULT 'UTC') RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -52,11 +81,7 @@ BEGIN
 	IF name IS NULL OR pg_catalog.btrim(name) OPERATOR(pg_catalog.=) '' THEN
 		RAISE EXCEPTION 'tenant name must not be empty' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names z WHERE z.name OPERATOR(pg_catalog.=) create_tenant.timezone) THEN
-		RAISE EXCEPTION 'unknown time zone "%"', timezone
-			USING ERRCODE = 'invalid_parameter_value',
-			      HINT = 'Use a name from pg_timezone_names, for example Europe/Berlin.';
-	END IF;
+	-- the zone is checked by the trigger tenant_timezone_check
 	INSERT INTO fleet.tenant (name, timezone) VALUES (pg_catalog.btrim(name), timezone)
 		RETURNING tenant.tenant_id INTO v_id;
 	RETURN v_id;
