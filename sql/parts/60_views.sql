@@ -25,6 +25,11 @@
 -- that committed before as_of is in the view.  Age = clock - as_of.
 -- Every refresh sends NOTIFY fleet_view_refreshed with a JSON payload.
 --
+-- Storage.  A rollup with avg, first or last keeps merge state per group
+-- (_fv_<name>_sum/_n, _fv_<name>_t).  Its rows then live in <name>_data and
+-- <name> is a security_invoker view of the documented columns; readers are
+-- granted SELECT on the view and on those columns of the table only.
+--
 -- Refreshes of one view are serialized by a row lock on its registry row;
 -- readers of the view are never blocked (row-level changes only, in the
 -- refresh's own transaction).  A full rebuild (after a non-append change of
@@ -36,6 +41,7 @@
 CREATE TABLE fleet.view_registry (
 	view_id           integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	relation          regclass NOT NULL UNIQUE,
+	storage           regclass NOT NULL UNIQUE,
 	kind              text NOT NULL
 	                  CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['rollup', 'latest', 'general'])),
 	source            regclass,
@@ -60,6 +66,8 @@ CREATE TABLE fleet.view_registry (
 );
 COMMENT ON TABLE fleet.view_registry IS
 	'fleet views: one row per staleness-bounded materialized view (kind, source, bound, the generated SQL) and its freshness (as_of watermark, last refresh, misses); written only by fleet''s view functions';
+COMMENT ON COLUMN fleet.view_registry.storage IS
+	'The table holding the view''s rows: the relation itself, or <relation>_data when the view keeps merge state (the sums and counts of avg, the times of first/last) that readers do not see; the relation is then a security_invoker view of its documented columns';
 COMMENT ON COLUMN fleet.view_registry.as_of IS
 	'Commit-time watermark: every transaction that committed before as_of is reflected in the view';
 COMMENT ON COLUMN fleet.view_registry.snapshot IS 'Transaction snapshot of the last refresh (txids visible in it are consumed)';
@@ -190,6 +198,9 @@ DECLARE
 	v_relname text;
 	v_has_tenant boolean;
 	v_as_of timestamptz;
+	v_store regclass;
+	v_store_name text;
+	v_pub text[];
 BEGIN
 	PERFORM fleet.view_owner_check();
 	IF kind IS NULL OR NOT kind OPERATOR(pg_catalog.=) ANY (ARRAY['rollup', 'latest', 'general']) THEN
@@ -346,15 +357,22 @@ BEGIN
 		v_build := pg_catalog.replace(v_build_from, '{{source}}', source::text);
 	END IF;
 
-	-- the materialization: an ordinary table shaped by the build query
-	EXECUTE pg_catalog.format('CREATE TABLE %I.%I AS %s WITH NO DATA', v_schema, v_relname, v_build);
-	v_rel := pg_catalog.format('%I.%I', v_schema, v_relname)::pg_catalog.regclass;
-	EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (%s)', v_rel,
+	-- the materialization: an ordinary table shaped by the build query,
+	-- named <name>_data when it keeps merge state readers do not see
+	v_store_name := v_relname;
+	IF kind OPERATOR(pg_catalog.=) 'rollup' AND EXISTS (
+	     SELECT 1 FROM pg_catalog.unnest(aggregates) ag
+	      WHERE ag OPERATOR(pg_catalog.~) '^\s*[a-z_][a-z0-9_]*\s*=\s*(avg|first|last)\s*\(') THEN
+		v_store_name := v_relname OPERATOR(pg_catalog.||) '_data';
+	END IF;
+	EXECUTE pg_catalog.format('CREATE TABLE %I.%I AS %s WITH NO DATA', v_schema, v_store_name, v_build);
+	v_store := pg_catalog.format('%I.%I', v_schema, v_store_name)::pg_catalog.regclass;
+	EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (%s)', v_store,
 		(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k));
 	-- room on each page for the refresh's updates to stay HOT
-	EXECUTE pg_catalog.format('ALTER TABLE %s SET (fillfactor = 50)', v_rel);
+	EXECUTE pg_catalog.format('ALTER TABLE %s SET (fillfactor = 50)', v_store);
 	v_cols := ARRAY(SELECT a2.attname::text FROM pg_catalog.pg_attribute a2
-	                 WHERE a2.attrelid OPERATOR(pg_catalog.=) v_rel AND a2.attnum OPERATOR(pg_catalog.>) 0
+	                 WHERE a2.attrelid OPERATOR(pg_catalog.=) v_store AND a2.attnum OPERATOR(pg_catalog.>) 0
 	                   AND NOT a2.attisdropped ORDER BY a2.attnum);
 	v_has_tenant := 'tenant_id' OPERATOR(pg_catalog.=) ANY (v_cols);
 	IF v_has_tenant THEN
@@ -362,13 +380,26 @@ BEGIN
 			RAISE EXCEPTION 'fleet view % has a tenant_id column that is not a key', name
 				USING ERRCODE = 'invalid_parameter_value', HINT = 'Make tenant_id the first key.';
 		END IF;
-		PERFORM fleet.enable_tenant_rls(v_rel);
+		PERFORM fleet.enable_tenant_rls(v_store);
 	END IF;
-	EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_rel,
-		pg_catalog.format('fleet view (%s, max staleness %s); freshness in fleet.view_status', kind, max_staleness));
+	IF v_store_name OPERATOR(pg_catalog.=) v_relname THEN
+		v_rel := v_store;
+		EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_rel,
+			pg_catalog.format('fleet view (%s, max staleness %s); freshness in fleet.view_status', kind, max_staleness));
+	ELSE
+		v_pub := ARRAY(SELECT c FROM pg_catalog.unnest(v_cols) c WHERE NOT pg_catalog.starts_with(c, '_fv_'));
+		EXECUTE pg_catalog.format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT %s FROM %s',
+			v_schema, v_relname,
+			(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_pub) c), v_store);
+		v_rel := pg_catalog.format('%I.%I', v_schema, v_relname)::pg_catalog.regclass;
+		EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', v_rel,
+			pg_catalog.format('fleet view (%s, max staleness %s); freshness in fleet.view_status', kind, max_staleness));
+		EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_store,
+			pg_catalog.format('Storage of fleet view %s: its rows with the merge state of its aggregates (_fv_ columns); read %s', v_rel, v_rel));
+	END IF;
 
-	INSERT INTO fleet.view_registry (relation, kind, source, max_staleness, key_columns, build_sql, apply_sql, spec)
-	VALUES (v_rel, kind, source, max_staleness, v_keys, v_build, '', pg_catalog.jsonb_build_object(
+	INSERT INTO fleet.view_registry (relation, storage, kind, source, max_staleness, key_columns, build_sql, apply_sql, spec)
+	VALUES (v_rel, v_store, kind, source, max_staleness, v_keys, v_build, '', pg_catalog.jsonb_build_object(
 		'keys', keys, 'aggregates', aggregates, 'columns', columns, 'order_by', order_by,
 		'filter', filter, 'definition', definition))
 	RETURNING view_registry.view_id INTO v_id;
@@ -385,7 +416,7 @@ BEGIN
 			' del AS (DELETE FROM %2$s t WHERE NOT EXISTS (SELECT 1 FROM n WHERE %3$s) RETURNING 1),'
 			' ups AS (INSERT INTO %2$s AS t SELECT * FROM n ON CONFLICT (%4$s) %5$s RETURNING 1)'
 			' SELECT (SELECT pg_catalog.count(*) FROM del) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM ups)',
-			v_build, v_rel,
+			v_build, v_store,
 			(SELECT pg_catalog.string_agg(pg_catalog.format('n.%1$I OPERATOR(pg_catalog.=) t.%1$I', k), ' AND ') FROM pg_catalog.unnest(v_keys) k),
 			(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
 			CASE WHEN v_set IS NULL THEN 'DO NOTHING' ELSE pg_catalog.format('DO UPDATE SET %s WHERE ROW(%s) IS DISTINCT FROM ROW(%s)',
@@ -397,7 +428,7 @@ BEGIN
 		v_delta := pg_catalog.format('fleet.%I', 'view_delta_' OPERATOR(pg_catalog.||) v_id);
 		EXECUTE pg_catalog.format(
 			'CREATE TABLE %s (txid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),'
-			' rebuild boolean NOT NULL DEFAULT false, rows %s[])', v_delta, v_rel);
+			' rebuild boolean NOT NULL DEFAULT false, rows %s[])', v_delta, v_store);
 		EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN rows SET STORAGE EXTERNAL', v_delta);
 		EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_delta,
 			pg_catalog.format('Delta log of fleet view %s: one row per writing statement of %s (partial result per group, writer txid), consumed by refresh', v_rel, source));
@@ -423,7 +454,7 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END
-$body$$f$, v_func, v_delta, source, v_rel, pg_catalog.replace(v_build_from, '{{source}}', 'fleet_new'));
+$body$$f$, v_func, v_delta, source, v_store, pg_catalog.replace(v_build_from, '{{source}}', 'fleet_new'));
 		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_func);
 		EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s() IS %L', v_func,
 			pg_catalog.format('Capture trigger of fleet view %s: appends each statement''s partial result (or a rebuild marker) to its delta log', v_rel));
@@ -448,7 +479,7 @@ $body$$f$, v_func, v_delta, source, v_rel, pg_catalog.replace(v_build_from, '{{s
 				' SELECT pg_catalog.count(*) FROM ins',
 				v_delta, pg_catalog.array_to_string(v_comb, ', '),
 				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
-				v_rel, pg_catalog.array_to_string(v_set, ', '),
+				v_store, pg_catalog.array_to_string(v_set, ', '),
 				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_cols) c));
 		ELSE
 			v_apply := pg_catalog.format(
@@ -461,7 +492,7 @@ $body$$f$, v_func, v_delta, source, v_rel, pg_catalog.replace(v_build_from, '{{s
 				v_delta,
 				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
 				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(o) OPERATOR(pg_catalog.||) ' DESC', ', ') FROM pg_catalog.unnest(v_ocols) o),
-				v_rel, pg_catalog.array_to_string(v_set, ', '),
+				v_store, pg_catalog.array_to_string(v_set, ', '),
 				(SELECT pg_catalog.string_agg(pg_catalog.format('excluded.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o),
 				(SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o));
 		END IF;
@@ -474,6 +505,12 @@ $body$$f$, v_func, v_delta, source, v_rel, pg_catalog.replace(v_build_from, '{{s
 	INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges)
 	SELECT rn, 'TABLE', v_rel::text, 'SELECT' FROM pg_catalog.unnest(readers) rn
 	ON CONFLICT DO NOTHING;
+	IF v_store OPERATOR(pg_catalog.<>) v_rel THEN
+		-- the view runs with the reader's privileges: the documented columns only
+		INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges, columns)
+		SELECT rn, 'TABLE', v_store::text, 'SELECT', v_pub FROM pg_catalog.unnest(readers) rn
+		ON CONFLICT DO NOTHING;
+	END IF;
 	PERFORM fleet.apply_grants();
 
 	-- first build: every writer of the source that started before the
@@ -493,6 +530,9 @@ COMMENT ON FUNCTION fleet.create_view(text, text, interval, regclass, text[], te
 CREATE FUNCTION fleet.view_rebuild(p_view_id integer) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+-- the generated statements are re-planned on every call: JIT compilation
+-- (about a second) would cost more than the refresh itself
+SET jit = off
 AS $$
 DECLARE
 	r fleet.view_registry;
@@ -507,8 +547,8 @@ BEGIN
 	IF r.delta IS NOT NULL THEN
 		EXECUTE pg_catalog.format('DELETE FROM %s', r.delta);
 	END IF;
-	EXECUTE pg_catalog.format('DELETE FROM %s', r.relation);
-	EXECUTE pg_catalog.format('INSERT INTO %s %s', r.relation, r.build_sql);
+	EXECUTE pg_catalog.format('DELETE FROM %s', r.storage);
+	EXECUTE pg_catalog.format('INSERT INTO %s %s', r.storage, r.build_sql);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
@@ -524,6 +564,9 @@ LANGUAGE plpgsql VOLATILE
 -- only SQL generated by fleet.create_view.  search_path is pinned.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- the generated statements are re-planned on every call: JIT compilation
+-- (about a second) would cost more than the refresh itself
+SET jit = off
 AS $$
 DECLARE
 	r fleet.view_registry;
@@ -560,7 +603,7 @@ BEGIN
 		PERFORM fleet.view_rebuild(r.view_id);
 		-- the source lock was granted only after all its writers finished
 		v_as_of := CASE WHEN v_rr THEN pg_catalog.now() ELSE pg_catalog.clock_timestamp() END;
-		EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', r.relation) INTO v_rows;
+		EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', r.storage) INTO v_rows;
 	ELSE
 		EXECUTE r.apply_sql INTO v_rows;
 	END IF;
@@ -731,9 +774,12 @@ BEGIN
 		EXECUTE pg_catalog.format('DROP TABLE %s', r.delta);
 	END IF;
 	DELETE FROM fleet.role_grant g WHERE g.object_kind OPERATOR(pg_catalog.=) 'TABLE'
-	   AND g.object_name OPERATOR(pg_catalog.=) r.relation::text;
+	   AND g.object_name OPERATOR(pg_catalog.=) ANY (ARRAY[r.relation::text, r.storage::text]);
 	DELETE FROM fleet.view_registry v WHERE v.view_id OPERATOR(pg_catalog.=) r.view_id;
-	EXECUTE pg_catalog.format('DROP TABLE %s', r.relation);
+	IF r.storage OPERATOR(pg_catalog.<>) r.relation THEN
+		EXECUTE pg_catalog.format('DROP VIEW %s', r.relation);
+	END IF;
+	EXECUTE pg_catalog.format('DROP TABLE %s', r.storage);
 END
 $$;
 COMMENT ON FUNCTION fleet.drop_view(regclass) IS 'Drop a fleet view with its delta log and capture triggers (extension owner only)';
@@ -747,6 +793,9 @@ LANGUAGE plpgsql VOLATILE
 -- view and its source (see fleet.refresh_view).  search_path is pinned.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- the generated statements are re-planned on every call: JIT compilation
+-- (about a second) would cost more than the refresh itself
+SET jit = off
 AS $$
 DECLARE
 	r fleet.view_registry;
@@ -766,11 +815,45 @@ BEGIN
 		' UNION ALL '
 		'SELECT ''extra''::text, pg_catalog.to_jsonb(x) FROM (SELECT * FROM %2$s EXCEPT ALL SELECT * FROM (%1$s) b) x'
 		' ORDER BY 1, 2',
-		r.build_sql, r.relation);
+		r.build_sql, r.storage);
 END
 $$;
 COMMENT ON FUNCTION fleet.verify_view(regclass) IS
 	'Compare a fleet view with a full recomputation of its definition (after bringing it up to date, with the source''s writers held back): one row per difference, "missing" (in the recomputation, not the view) or "extra"; no rows means identical';
+
+-- ------------------------------------------------------------------ zones
+
+-- A tenant's time zone change re-cuts its days: every rollup or latest view
+-- keyed by fleet.local_day() gets a rebuild marker, so its next refresh
+-- recomputes it in full (general views are recomputed on every refresh).
+CREATE FUNCTION fleet.view_zone_changed() RETURNS trigger
+LANGUAGE plpgsql VOLATILE
+-- SECURITY DEFINER because fleet_admin, who may change a tenant's zone, has
+-- no privilege on the delta logs.  search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM fleet_old o JOIN fleet_new n ON n.tenant_id OPERATOR(pg_catalog.=) o.tenant_id
+	                WHERE n.timezone OPERATOR(pg_catalog.<>) o.timezone) THEN
+		RETURN NULL;
+	END IF;
+	FOR r IN SELECT v.delta FROM fleet.view_registry v
+	          WHERE v.delta IS NOT NULL
+	            AND pg_catalog.strpos(v.build_sql, 'fleet.local_day(') OPERATOR(pg_catalog.>) 0
+	          ORDER BY v.view_id LOOP
+		EXECUTE pg_catalog.format('INSERT INTO %s (rebuild) VALUES (true)', r.delta);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION fleet.view_zone_changed() IS
+	'Trigger of fleet.tenant: after a tenant''s time zone changes, mark every fleet view keyed by fleet.local_day() for a full rebuild at its next refresh';
+CREATE TRIGGER tenant_zone_changed AFTER UPDATE ON fleet.tenant
+	REFERENCING OLD TABLE AS fleet_old NEW TABLE AS fleet_new
+	FOR EACH STATEMENT EXECUTE FUNCTION fleet.view_zone_changed();
 
 INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) VALUES
 	('fleet_admin',   'TABLE', 'fleet.view_registry', 'SELECT'),
@@ -787,4 +870,10 @@ INSERT INTO fleet.role_grant (role_name, object_kind, object_name, privileges) V
 	('fleet_analyst', 'FUNCTION', 'fleet.ensure_fresh(regclass,interval)', 'EXECUTE'),
 	('fleet_admin',   'FUNCTION', 'fleet.refresh_view(regclass,boolean)', 'EXECUTE'),
 	('fleet_admin',   'FUNCTION', 'fleet.alter_view(regclass,interval,boolean)', 'EXECUTE'),
-	('fleet_admin',   'FUNCTION', 'fleet.verify_view(regclass)', 'EXECUTE');
+	('fleet_admin',   'FUNCTION', 'fleet.verify_view(regclass)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.first_by(anyelement,anycompatible)', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.first_by(anyelement,anycompatible)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.first_by(anyelement,anycompatible)', 'EXECUTE'),
+	('fleet_admin',   'FUNCTION', 'fleet.last_by(anyelement,anycompatible)', 'EXECUTE'),
+	('fleet_app',     'FUNCTION', 'fleet.last_by(anyelement,anycompatible)', 'EXECUTE'),
+	('fleet_analyst', 'FUNCTION', 'fleet.last_by(anyelement,anycompatible)', 'EXECUTE');

@@ -56,7 +56,7 @@ WITH objs AS (
 	  FROM pg_class c WHERE c.relnamespace = 'fleet'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
 	UNION ALL
 	SELECT 'FUNCTION', p.oid::regprocedure::text, NULL, p.oid
-	  FROM pg_proc p WHERE p.pronamespace = 'fleet'::regnamespace AND p.prokind IN ('f', 'p')
+	  FROM pg_proc p WHERE p.pronamespace = 'fleet'::regnamespace AND p.prokind IN ('f', 'p', 'a')
 ), roles(r) AS (VALUES ('fleet_admin'), ('fleet_ingest'), ('fleet_app'), ('fleet_analyst')),
 eff AS (
 	SELECT r, kind, name,

@@ -29,6 +29,7 @@ SELECT fleet.create_view('vt.reading_general', 'general', '5 minutes',
 SELECT view, kind, source, bound, as_of IS NOT NULL AS has_as_of, refreshes, rebuilds, bound_misses
   FROM fleet.view_status ORDER BY view::text;
 \d vt.reading_daily
+\d vt.reading_daily_data
 
 -- Declaration errors.
 SELECT fleet.create_view('vt.bad', 'cube', '1 minute');
