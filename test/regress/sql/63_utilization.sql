@@ -2,7 +2,8 @@
 -- by hand: moving, idle and offline gaps, a gap of exactly the limit, a gap
 -- over the limit, gaps across UTC midnight (split there, time and length pro
 -- rata), a fix at midnight itself, a fix without speed, and a day with
--- no fix inside a long gap.  Days are UTC days whatever the session's zone.
+-- no fix inside a long gap.  The tenant is in UTC, so its local days are UTC
+-- days (test 64_local_days covers other zones and DST), whatever the session's zone.
 -- Times are offsets from one UTC midnight M (three days ago); only
 -- durations and day offsets are printed.
 \set VERBOSITY terse
@@ -67,12 +68,12 @@ SELECT d.tenant_id, d.device_id, :'m'::timestamptz + t.mins * interval '1 minute
 SET TimeZone = 'America/New_York';
 SELECT fleet.refresh_view('fleet.vehicle_daily_utilization') > 0 AS refreshed;
 RESET TimeZone;
-SELECT v.code, u.day - (:'m'::timestamptz AT TIME ZONE 'UTC')::date AS day_offset, u.pings,
+SELECT v.code, u.local_day - (:'m'::timestamptz AT TIME ZONE 'UTC')::date AS day_offset, u.pings,
        u.moving_time, u.idle_time, u.offline_time, u.distance_km, u.gap_distance_km, u.max_speed
   FROM fleet.vehicle_daily_utilization u JOIN fleet.vehicle v USING (tenant_id, vehicle_id)
  WHERE u.tenant_id = :uco ORDER BY 1, 2;
 -- every day of a vehicle from its first fix to its last is accounted for in full
-SELECT v.code, u.day - (:'m'::timestamptz AT TIME ZONE 'UTC')::date AS day_offset,
+SELECT v.code, u.local_day - (:'m'::timestamptz AT TIME ZONE 'UTC')::date AS day_offset,
        u.moving_time + u.idle_time + u.offline_time AS accounted
   FROM fleet.vehicle_daily_utilization u JOIN fleet.vehicle v USING (tenant_id, vehicle_id)
  WHERE u.tenant_id = :uco ORDER BY 1, 2;
@@ -91,7 +92,7 @@ SELECT d.tenant_id, d.device_id, :'m'::timestamptz + interval '603 minutes', d.v
 SELECT fleet.refresh_view('fleet.vehicle_daily_utilization') > 0 AS refreshed;
 SELECT u.pings, u.moving_time, u.idle_time, u.offline_time, u.distance_km, u.gap_distance_km
   FROM fleet.vehicle_daily_utilization u JOIN fleet.vehicle v USING (tenant_id, vehicle_id)
- WHERE u.tenant_id = :uco AND v.code = 'UA' AND u.day = (:'m'::timestamptz AT TIME ZONE 'UTC')::date;
+ WHERE u.tenant_id = :uco AND v.code = 'UA' AND u.local_day = (:'m'::timestamptz AT TIME ZONE 'UTC')::date;
 SELECT count(*) AS differences FROM fleet.verify_view('fleet.vehicle_daily_utilization');
 
 -- readers: an analyst sees the documented columns of its own tenant only
