@@ -27,7 +27,7 @@ fi
 
 # area name -> how to run it; scripts that print their section get it stored
 # by put_section.py, the others write bench/results.md themselves.
-declare -a AREAS=(ingest gateway views offline_sync tiering partman sync metrics)
+declare -a AREAS=(ingest gateway views local_days offline_sync tiering partman sync metrics)
 ONLY=${BENCH_ONLY:-${AREAS[*]}}
 failed=()
 make -C "$BENCH_REPO/services" all >/dev/null

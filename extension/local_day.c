@@ -8,8 +8,8 @@
  * 23 or 25 hours.  The function is called once per source row by the
  * capture triggers and builds of those models, so it must cost about what
  * "(at AT TIME ZONE 'UTC')::date" costs: the tenant's zone is read once per
- * tenant per call site (the last 16 tenants are kept in fn_extra, which
- * lives as long as the statement's plan state), and the zone is resolved to PostgreSQL's pg_tz
+ * tenant per call site (kept in fn_extra, which lives as long as the
+ * statement's plan state), and the zone is resolved to PostgreSQL's pg_tz
  * once, not parsed on every row.
  *
  * The tenant row is read by an index scan of fleet.tenant's primary key
@@ -43,14 +43,16 @@
 
 PG_FUNCTION_INFO_V1(fleet_local_day);
 
-/* the zones of the last few tenants seen by one call site */
-#define LOCAL_DAY_CACHE 16
+/*
+ * The zones of the tenants seen by one call site: direct-mapped by the low
+ * bits of the tenant id (ids are an identity sequence, so up to 256 tenants
+ * each keep their own slot; more share slots and are looked up again).
+ */
+#define LOCAL_DAY_SLOTS 256
 typedef struct LocalDayCache
 {
-	int			n;				/* entries filled */
-	int			next;			/* entry replaced next once full */
-	int64		tenant_id[LOCAL_DAY_CACHE];
-	pg_tz	   *zone[LOCAL_DAY_CACHE];
+	int64		tenant_id[LOCAL_DAY_SLOTS];
+	pg_tz	   *zone[LOCAL_DAY_SLOTS];	/* NULL: slot empty */
 } LocalDayCache;
 
 /* The time zone of a tenant, resolved; errors if the tenant is unknown. */
@@ -129,8 +131,8 @@ fleet_local_day(PG_FUNCTION_ARGS)
 	fsec_t		fsec;
 	int			tz;
 	DateADT		day;
-	pg_tz	   *zone = NULL;
-	int			i;
+	pg_tz	   *zone;
+	int			slot;
 
 	if (TIMESTAMP_IS_NOBEGIN(at))
 	{
@@ -147,19 +149,14 @@ fleet_local_day(PG_FUNCTION_ARGS)
 		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(LocalDayCache));
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	for (i = 0; i < cache->n; i++)
-		if (cache->tenant_id[i] == tenant_id)
-		{
-			zone = cache->zone[i];
-			break;
-		}
-	if (zone == NULL)
+	slot = (int) ((uint64) tenant_id % LOCAL_DAY_SLOTS);
+	if (cache->zone[slot] != NULL && cache->tenant_id[slot] == tenant_id)
+		zone = cache->zone[slot];
+	else
 	{
 		zone = tenant_zone(tenant_id);
-		i = cache->n < LOCAL_DAY_CACHE ? cache->n++ : cache->next;
-		cache->next = (i + 1) % LOCAL_DAY_CACHE;
-		cache->tenant_id[i] = tenant_id;
-		cache->zone[i] = zone;
+		cache->tenant_id[slot] = tenant_id;
+		cache->zone[slot] = zone;
 	}
 	if (timestamp2tm(at, &tz, &tm, &fsec, NULL, zone) != 0)
 		ereport(ERROR,
