@@ -9,8 +9,10 @@
  * capture triggers and builds of those models, so it must cost about what
  * "(at AT TIME ZONE 'UTC')::date" costs: the tenant's zone is read once per
  * tenant per call site (kept in fn_extra, which lives as long as the
- * statement's plan state), and the zone is resolved to PostgreSQL's pg_tz
- * once, not parsed on every row.
+ * statement's plan state), resolved to PostgreSQL's pg_tz once, and the
+ * span between two of the zone's transitions around the first instant is
+ * kept too: inside it the local day is an addition and a division, no
+ * calendar computation (a named zone's localtime costs about 1.5 us).
  *
  * The tenant row is read by an index scan of fleet.tenant's primary key
  * under the statement's snapshot, not through SQL: the models are built by
@@ -49,10 +51,19 @@ PG_FUNCTION_INFO_V1(fleet_local_day);
  * each keep their own slot; more share slots and are looked up again).
  */
 #define LOCAL_DAY_SLOTS 256
+typedef struct LocalDaySlot
+{
+	int64		tenant_id;
+	pg_tz	   *zone;			/* NULL: slot empty */
+	bool		have_range;
+	TimestampTz lo;				/* the zone's UTC offset is gmtoff on [lo, hi) */
+	TimestampTz hi;
+	int32		gmtoff;			/* seconds east of UTC */
+} LocalDaySlot;
+
 typedef struct LocalDayCache
 {
-	int64		tenant_id[LOCAL_DAY_SLOTS];
-	pg_tz	   *zone[LOCAL_DAY_SLOTS];	/* NULL: slot empty */
+	LocalDaySlot slot[LOCAL_DAY_SLOTS];
 } LocalDayCache;
 
 /* The time zone of a tenant, resolved; errors if the tenant is unknown. */
@@ -115,6 +126,73 @@ tenant_zone(int64 tenant_id)
 }
 
 /*
+ * The zone's UTC offset at "at" and the span around it, between two of the
+ * zone's transitions, over which that offset holds: every instant of the
+ * span then has its local day by one addition and one division.  The
+ * offset comes from timestamp2tm() for "at" itself; the span's ends from
+ * pg_next_dst_boundary() (transitions fall on whole seconds).
+ */
+static void
+offset_span(LocalDaySlot *s, TimestampTz at)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tz;
+	pg_time_t	t;
+	pg_time_t	from;
+	pg_time_t	b;
+	long int	before_gmtoff;
+	long int	after_gmtoff;
+	int			before_isdst;
+	int			after_isdst;
+	int			i;
+
+	if (timestamp2tm(at, &tz, &tm, &fsec, NULL, s->zone) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	s->gmtoff = -tz;
+
+	/* whole seconds since 1970, rounded down (also before 1970) */
+	t = (pg_time_t) (at / USECS_PER_SEC)
+		+ (pg_time_t) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+	if (at % USECS_PER_SEC < 0)
+		t--;
+
+	/* the first transition after t (0: none, the offset holds from now on) */
+	switch (pg_next_dst_boundary(&t, &before_gmtoff, &before_isdst, &b,
+								 &after_gmtoff, &after_isdst, s->zone))
+	{
+		case 0:
+			s->hi = DT_NOEND;
+			break;
+		case 1:
+			s->hi = b > t ? time_t_to_timestamptz(b) : at + 1;
+			break;
+		default:
+			s->hi = at + 1;		/* unknown: the span is "at" alone */
+			break;
+	}
+
+	/* the last transition at or before t, looked for within a year */
+	from = t - (pg_time_t) 370 * SECS_PER_DAY;
+	s->lo = time_t_to_timestamptz(from);
+	for (i = 0; i < 8; i++)
+	{
+		if (pg_next_dst_boundary(&from, &before_gmtoff, &before_isdst, &b,
+								 &after_gmtoff, &after_isdst, s->zone) != 1 || b > t || b <= from)
+			break;
+		s->lo = time_t_to_timestamptz(b);
+		from = b;
+	}
+	if (i == 8 || s->lo > at)
+		s->lo = at;				/* many transitions: the span is "at" alone */
+	if (s->hi <= at)
+		s->hi = at + 1;
+	s->have_range = true;
+}
+
+/*
  * fleet.local_day(tenant_id bigint, at timestamptz) RETURNS date
  *
  * STRICT: a NULL tenant or instant gives NULL (a model's key filter then
@@ -127,12 +205,9 @@ fleet_local_day(PG_FUNCTION_ARGS)
 	int64		tenant_id = PG_GETARG_INT64(0);
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
 	LocalDayCache *cache = (LocalDayCache *) fcinfo->flinfo->fn_extra;
-	struct pg_tm tm;
-	fsec_t		fsec;
-	int			tz;
+	LocalDaySlot *s;
+	TimestampTz local;
 	DateADT		day;
-	pg_tz	   *zone;
-	int			slot;
 
 	if (TIMESTAMP_IS_NOBEGIN(at))
 	{
@@ -149,18 +224,19 @@ fleet_local_day(PG_FUNCTION_ARGS)
 		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(LocalDayCache));
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	slot = (int) ((uint64) tenant_id % LOCAL_DAY_SLOTS);
-	if (cache->zone[slot] != NULL && cache->tenant_id[slot] == tenant_id)
-		zone = cache->zone[slot];
-	else
+	s = &cache->slot[(uint64) tenant_id % LOCAL_DAY_SLOTS];
+	if (s->zone == NULL || s->tenant_id != tenant_id)
 	{
-		zone = tenant_zone(tenant_id);
-		cache->tenant_id[slot] = tenant_id;
-		cache->zone[slot] = zone;
+		s->zone = NULL;
+		s->zone = tenant_zone(tenant_id);
+		s->tenant_id = tenant_id;
+		s->have_range = false;
 	}
-	if (timestamp2tm(at, &tz, &tm, &fsec, NULL, zone) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
-	PG_RETURN_DATEADT(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE);
+	if (!s->have_range || at < s->lo || at >= s->hi)
+		offset_span(s, at);
+	local = at + (TimestampTz) s->gmtoff * USECS_PER_SEC;
+	day = (DateADT) (local / USECS_PER_DAY);
+	if (local % USECS_PER_DAY < 0)
+		day--;
+	PG_RETURN_DATEADT(day);
 }

@@ -213,6 +213,26 @@ SELECT fleet.local_day(-1, now());
 SELECT fleet.local_day(:lny, '2025-11-02 03:59:59Z') AS edt_2359, fleet.local_day(:lny, '2025-11-02 04:00:00Z') AS edt_0000,
        fleet.local_day(:lny, '2025-11-03 04:59:59Z') AS est_2359, fleet.local_day(:lny, '2025-11-03 05:00:00Z') AS est_0000;
 
+-- The day of any instant in any zone is PostgreSQL's own conversion: zones
+-- with half-hour and 45-minute offsets and shifts, a DST change at
+-- midnight, historical changes; random instants over two centuries (in
+-- random order) and every hour of two years with the second before it.
+INSERT INTO fleet.tenant (name, timezone)
+SELECT 'Zone ' || z, z FROM unnest(ARRAY['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Beirut', 'America/Havana',
+	'Australia/Lord_Howe', 'Asia/Kolkata', 'Pacific/Chatham', 'America/Santiago', 'Africa/Casablanca', 'Europe/Dublin',
+	'Antarctica/Troll', 'America/St_Johns', 'Asia/Tehran', 'Europe/Moscow', 'Pacific/Apia', 'Asia/Gaza']) z;
+SELECT setseed(0.19);
+SELECT count(*) > 500000 AS instants,
+       count(*) FILTER (WHERE fleet.local_day(x.tenant_id, x.at) IS DISTINCT FROM (x.at AT TIME ZONE x.timezone)::date) AS differences
+  FROM (SELECT * FROM (
+	SELECT t.tenant_id, t.timezone, '1890-01-01Z'::timestamptz + random() * ('2110-01-01Z'::timestamptz - '1890-01-01Z') AS at
+	  FROM fleet.tenant t, generate_series(1, 3000) WHERE t.name LIKE 'Zone %'
+	UNION ALL
+	SELECT t.tenant_id, t.timezone, h - s * interval '1 second'
+	  FROM fleet.tenant t, generate_series('2024-01-01Z'::timestamptz, '2026-01-01Z', '1 hour') h, (VALUES (0), (1)) v(s)
+	 WHERE t.name LIKE 'Zone %') y ORDER BY random()) x;
+DELETE FROM fleet.tenant WHERE name LIKE 'Zone %';
+
 -- leave nothing behind for the tier tests: the fixes, then their partitions
 DELETE FROM fleet.position WHERE tenant_id IN (:lb, :lny);
 DO $$
