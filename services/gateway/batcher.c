@@ -361,12 +361,27 @@ ingest(lane *l, gw_fix *fixes, int n, char *status, char (*reasons)[64], char *s
 
 /*
  * Is a failed call's SQLSTATE an outage (journal it, retry later) rather
- * than something about the data (never journaled)?
+ * than something about the data (never journaled)?  Besides the server and
+ * connection classes, errors that say the database or the gateway's role is
+ * not set up as the call expects (a function, table, column or schema
+ * missing, a feature or a login refused) fail every fix alike: refusing the
+ * fixes one by one would drop a whole fleet's reports over a deployment
+ * fault, so they wait in the journal until it is fixed (/readyz says so).
+ * A refusal that can depend on the row (42501 for a tenant the login is not
+ * bound to, 55000 for a suspended tenant, 22xxx, 23xxx) stays a row error.
  */
 static bool
 is_outage(const char *st)
 {
 	return st[0] == '\0' ||
+		strcmp(st, "0A000") == 0 ||	/* feature not supported (e.g. isolation level) */
+		strcmp(st, "3D000") == 0 ||	/* no such database */
+		strcmp(st, "3F000") == 0 ||	/* no such schema */
+		strcmp(st, "42883") == 0 ||	/* no such function (extension missing, wrong version) */
+		strcmp(st, "42P01") == 0 ||	/* no such table */
+		strcmp(st, "42703") == 0 ||	/* no such column */
+		strncmp(st, "28", 2) == 0 ||	/* invalid authorization */
+		strncmp(st, "39", 2) == 0 ||	/* external routine invocation */
 		strncmp(st, "08", 2) == 0 ||	/* connection exception */
 		strncmp(st, "53", 2) == 0 ||	/* insufficient resources */
 		strncmp(st, "40", 2) == 0 ||	/* serialization failure, deadlock */

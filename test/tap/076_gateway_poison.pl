@@ -15,6 +15,10 @@
 #     to dead-letters.jsonl with its error; the journal empties, /readyz ok.
 #  4. A journaled fix that keeps failing with an outage-class error while
 #     connected (55P03): /readyz says journal_stuck until it can be stored.
+#  5. A deployment fault that fails every fix alike (here 0A000 raised for
+#     all of them, as a missing function, table or a refused login would):
+#     the fixes are journaled and acknowledged, not refused one by one; once
+#     the fault is gone the journal drains and they are stored.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -50,6 +54,18 @@ $node->safe_psql('fleet', qq{
 		END IF;
 		RETURN NEW;
 	END \$\$;
+	CREATE TABLE public.deploy_fault (on_ boolean NOT NULL);
+	INSERT INTO public.deploy_fault VALUES (false);
+	GRANT SELECT ON public.deploy_fault TO gw;
+	CREATE FUNCTION public.deploy_guard() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	BEGIN
+		IF (SELECT f.on_ FROM public.deploy_fault f) THEN
+			RAISE EXCEPTION 'the deployment is broken' USING ERRCODE = 'feature_not_supported';
+		END IF;
+		RETURN NEW;
+	END \$\$;
+	CREATE TRIGGER deploy_guard BEFORE INSERT ON fleet.position
+	   FOR EACH ROW EXECUTE FUNCTION public.deploy_guard();
 	CREATE TRIGGER poison_guard BEFORE INSERT ON fleet.position
 	   FOR EACH ROW EXECUTE FUNCTION public.poison_guard();
 });
@@ -226,6 +242,21 @@ ok(wait_for(sub { (http_get($gw->{admin}, 'GET', '/readyz'))[1] eq "ok\n" }, 60)
 	'once it can be stored the drain progresses: /readyz ok');
 is(stored('pz-2', $tst), 1, 'the journaled fix is stored');
 is(metric_value(metrics(), 'fleet_gateway_journal_depth'), 0, 'the journal is empty');
+
+# ---- 5. a deployment fault fails every fix alike: journaled, not refused ---
+$node->safe_psql('fleet', 'UPDATE public.deploy_fault SET on_ = true');
+my @df = map { [ $_, next_ts() ] } 'pz-1', 'pz-2', 'pz-3';
+my @dr = map { (http_get($gw->{osmand}, 'GET', "/?id=$_->[0]&lat=1&lon=2&timestamp=$_->[1]"))[0] } @df;
+is_deeply(\@dr, [ 200, 200, 200 ], 'every fix during the fault is acknowledged (into the journal)');
+ok(metric_value(metrics(), 'fleet_gateway_journal_depth') > 0, 'they wait in the journal');
+is(join('', map { stored(@$_) } @df), '000', 'none is stored yet');
+ok(wait_for(sub { my ($c, $b) = http_get($gw->{admin}, 'GET', '/readyz'); "$c $b" eq "503 journal_stuck\n" }, 60),
+	'/readyz: journal_stuck while the fault lasts');
+is(metric_value(metrics(), 'fleet_gateway_rejected_total\{reason="db_error_0A000"\}'), 0, 'nothing refused as a row error');
+$node->safe_psql('fleet', 'UPDATE public.deploy_fault SET on_ = false');
+ok(wait_for(sub { metric_value(metrics(), 'fleet_gateway_journal_depth') == 0 }, 90),
+	'the fault repaired: the journal drains');
+is(join('', map { stored(@$_) } @df), '111', 'every fix is stored, once');
 
 is(gw_stop($gw), 0, 'gateway stops cleanly');
 $node->stop;
