@@ -144,7 +144,7 @@ MACHINE="$(nproc) vCPU $(cpu_model), $(free -g | awk '/Mem:/ { print $2 }') GB R
 SECTION=$(cat <<MD
 ## gateway
 
-Issue 7, \`bench/gateway.sh\` on $(date -u +%Y-%m-%dT%H:%MZ); $MACHINE; gateway, load generator and
+Issue 7, \`bench/gateway.sh\` on $(date -u +%Y-%m-%dT%H:%MZ) at commit $(bench_commit); $MACHINE; gateway, load generator and
 PostgreSQL (defaults: fsync and synchronous_commit on; shared_buffers 256MB) on the same box, over loopback.
 Load average before the run: $LOAD0 (other work on the box skews absolute numbers; each round measures the
 gateway and then COPY of the rows it stored).

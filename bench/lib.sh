@@ -20,6 +20,8 @@
 #                    with -f '', or the lower one with -l
 #   ratio A B        A / B with two decimals ("n/a" when B is 0)
 #   rate N MS        N per second
+#   bench_commit     the commit measured: its short hash, "+changes" when the
+#                    extension, SQL, services or bench differ from it
 #   machine [--short]    one line describing this machine and its load
 #                    (--short: cores, memory, CPU, PostgreSQL; no kernel, no load)
 #   cpu_model, pg_version    pieces of that line, for scripts that word it their way
@@ -116,6 +118,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t == 0) print "n/a"; else printf "%.0f", n / (t / 1000) }'; }
 cpu_model() { sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1; }
 pg_version() { pg_config --version | awk '{ print $2 }'; }
+bench_commit() {
+	local h
+	h=$(git -C "$BENCH_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if ! git -C "$BENCH_REPO" diff --quiet HEAD -- extension sql services bench 2>/dev/null; then
+		h="$h+changes"
+	fi
+	echo "$h"
+}
+
 machine() {
 	local mem
 	mem=$(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)

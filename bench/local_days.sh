@@ -133,7 +133,7 @@ section=$(cat <<MD
 ## local_days
 
 Issue 19, daily rollups by the tenant's local day vs by UTC day; \`bench/local_days.sh\` on
-$(date -u +%Y-%m-%d) at commit $(git -C "$BENCH_REPO" rev-parse --short HEAD), $(machine --short).
+$(date -u +%Y-%m-%d) at commit $(bench_commit), $(machine --short).
 The same rollup (the aggregates of fleet.vehicle_daily_activity) declared twice over
 fleet.position: keyed by \`fleet.local_day(tenant_id, fix_time)\` and by
 \`(fix_time AT TIME ZONE 'UTC')::date\`. $rows fixes of $VEHICLES vehicles of $TENANTS tenants in ten

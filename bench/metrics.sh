@@ -88,7 +88,7 @@ verdict=$(awk -v m="$m_big" 'BEGIN { print (m < 50) ? "met" : "**missed**" }')
 section=$(cat <<MD
 ## metrics
 
-\`bench/metrics.sh\`, $(date -u +%Y-%m-%d), $(machine --short); shared machine, load average at the end $(cut -d" " -f1 /proc/loadavg).
+\`bench/metrics.sh\`, $(date -u +%Y-%m-%d) at commit $(bench_commit), $(machine --short); shared machine, load average at the end $(cut -d" " -f1 /proc/loadavg).
 Median of $RUNS calls after a warm-up. Big fleet: $VEHICLES vehicles, $rows fixes over 30 daily partitions,
 $backlog telemetry events waiting (pipeline off; the backlog count stops at fleet.metric_setting.backlog_cap),
 300 dead letters, 300 retries, every view built. Baseline: the same calls on an empty fleet in the same run.

@@ -340,7 +340,7 @@ $(push_runs "$DRIVERS" "$PUSH_RUNS" "random_page_cost = 1.1" | scale_row "$DRIVE
 section=$(cat <<MD
 ## offline sync
 
-Issue 5, \`bench/offline_sync.sh\` on $(date -u +%Y-%m-%dT%H:%MZ); $(machine).
+Issue 5, \`bench/offline_sync.sh\` on $(date -u +%Y-%m-%dT%H:%MZ) at commit $(bench_commit); $(machine).
 PostgreSQL defaults (fsync and synchronous_commit on) plus shared_buffers=256MB; pipeline and views workers off.
 
 | measure | value | baseline (same run) | ratio | target |
