@@ -22,12 +22,13 @@ if [ -n "${QUICK:-}" ]; then
 		SOURCE_ROWS=${SOURCE_ROWS:-500000} VEHICLES=${VEHICLES:-1000} SOAK_SECONDS=${SOAK_SECONDS:-30} \
 		POSITIONS=${POSITIONS:-1000000} EVENTS=${EVENTS:-20000} INGEST_SECONDS=${INGEST_SECONDS:-10} \
 		SMALL_VEHICLES=${SMALL_VEHICLES:-10} BIG_VEHICLES=${BIG_VEHICLES:-60} PAGES=${PAGES:-10} \
-		PUSH_RUNS=${PUSH_RUNS:-1} SCALE_DRIVERS=${SCALE_DRIVERS:-20}
+		PUSH_RUNS=${PUSH_RUNS:-1} SCALE_DRIVERS=${SCALE_DRIVERS:-20} \
+		IVM_FIXES=${IVM_FIXES:-20000} QUEUE_EVENTS=${QUEUE_EVENTS:-20000}
 fi
 
 # area name -> how to run it; scripts that print their section get it stored
 # by put_section.py, the others write bench/results.md themselves.
-declare -a AREAS=(ingest gateway views local_days offline_sync tiering partman sync metrics)
+declare -a AREAS=(ingest gateway views local_days offline_sync tiering partman sync metrics peers_ivm peers_queue)
 ONLY=${BENCH_ONLY:-${AREAS[*]}}
 failed=()
 make -C "$BENCH_REPO/services" all >/dev/null
