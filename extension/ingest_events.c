@@ -41,6 +41,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -117,6 +118,8 @@ typedef struct EventRow
 	uint64		keyhash;		/* of (source, key) */
 	int64		event_id;
 	int			first;			/* first row with this key, or -1 */
+	int			other;			/* first row of the next key with the same keyhash,
+								 * or -1 (a chain from KeyEntry.first) */
 	bool		stored;
 	int64		stored_event;
 	uint64		stored_hash;
@@ -155,15 +158,28 @@ static const FleetPlanSpec plans[] = {
 	 * tenant_id only) filtered per key, which made every call O(tenant's
 	 * keys of the day).  The LATERAL subquery (OFFSET 0 keeps it from being
 	 * flattened) puts the three columns into the index condition as
-	 * restriction clauses, so no plan can drop them.
+	 * restriction clauses, so no plan can drop them.  (As one scan with the
+	 * keys as an array, the plan made on an empty partition filtered the
+	 * array instead, which read every key of the source.)  The caller
+	 * passes the keys sorted as the index is, so consecutive look-ups read
+	 * neighbouring pages.
+	 *
+	 * $5 bounds first_seen from above, which leaves out the partitions
+	 * made ahead for days to come (pruned when the executor starts, not
+	 * looked up once per key): a key is stored with its writer's
+	 * transaction start, before its commit and so before this look-up,
+	 * which waited for that commit (the key locks).  The bound is an hour
+	 * after now, so a clock set back by up to that much (a failover to a
+	 * server whose clock is behind) still finds every key.
 	 */
-	{&probe_plan, FLEET_PLAN_GENERIC, 4, {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID},
+	{&probe_plan, FLEET_PLAN_GENERIC, 5, {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, TIMESTAMPTZOID},
 		"SELECT k.n, e.payload_hash, e.event_id"
 		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS k(n, s, i)"
 		"  CROSS JOIN LATERAL (SELECT x.payload_hash, x.event_id FROM fleet.event_key x"
 		"                       WHERE x.tenant_id OPERATOR(pg_catalog.=) $4"
 		"                         AND x.source OPERATOR(pg_catalog.=) k.s"
-		"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i OFFSET 0) e"},
+		"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i"
+		"                         AND x.first_seen OPERATOR(pg_catalog.<=) $5 OFFSET 0) e"},
 	{&log_plan, FLEET_PLAN_GENERIC, 10,
 		{INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
 		INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID},
@@ -527,6 +543,53 @@ event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload)
 	return h;
 }
 
+/* whether two text datums hold the same string */
+static bool
+same_text(Datum a, Datum b)
+{
+	text	   *x = (text *) PG_DETOAST_DATUM_PACKED(a);
+	text	   *y = (text *) PG_DETOAST_DATUM_PACKED(b);
+
+	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
+		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0;
+}
+
+/*
+ * The 64-bit hash of an idempotency key (source, key), by which the batch's
+ * keys are told apart and locked.
+ */
+static uint64
+key_hash(const char *source, int slen, const char *key, int klen)
+{
+	return hash_combine64(hash_bytes_extended((const unsigned char *) source, slen, 1),
+						  hash_bytes_extended((const unsigned char *) key, klen, 2));
+}
+
+/* bytewise order of two text datums (collation "C") */
+static int
+cmp_text(Datum a, Datum b)
+{
+	text	   *x = (text *) PG_DETOAST_DATUM_PACKED(a);
+	text	   *y = (text *) PG_DETOAST_DATUM_PACKED(b);
+	int			lx = VARSIZE_ANY_EXHDR(x);
+	int			ly = VARSIZE_ANY_EXHDR(y);
+	int			c = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(lx, ly));
+
+	return c != 0 ? c : (lx > ly) - (lx < ly);
+}
+
+/* qsort_arg comparator: batch rows by (source, idem_key), as fleet.event_key's index orders them */
+static int
+cmp_key(const void *a, const void *b, void *arg)
+{
+	Datum	  **av = (Datum **) arg;
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+	int			c = cmp_text(av[A_SOURCE][x], av[A_SOURCE][y]);
+
+	return c != 0 ? c : cmp_text(av[A_KEY][x], av[A_KEY][y]);
+}
+
 /*
  * fleet.event_id_seq, where every event id comes from: here, in the
  * set-based run of a push (sync_push.c) and for a push's rejections
@@ -672,6 +735,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 
 		r->status = ST_REJECTED;
 		r->first = -1;
+		r->other = -1;
 		if (source == NULL || key == NULL || source[0] == '\0' || key[0] == '\0' ||
 			strlen(source) > MAX_SOURCE || strlen(key) > MAX_KEY)
 		{
@@ -727,8 +791,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 		if ((r->reason = check_payload(k->required, r->payload)) != NULL)
 			continue;
 		r->status = ST_PENDING;
-		r->keyhash = hash_combine64(hash_bytes_extended((const unsigned char *) source, strlen(source), 1),
-									hash_bytes_extended((const unsigned char *) key, strlen(key), 2));
+		r->keyhash = key_hash(source, strlen(source), key, strlen(key));
 	}
 
 	/* 3. distinct keys, to lock */
@@ -754,10 +817,18 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 		}
 		else
 		{
-			/* same 64-bit hash of (source, key): confirm it is the same key */
-			if (strcmp(TextDatumGetCString(av[A_SOURCE][i]), TextDatumGetCString(av[A_SOURCE][e->first])) == 0 &&
-				strcmp(TextDatumGetCString(av[A_KEY][i]), TextDatumGetCString(av[A_KEY][e->first])) == 0)
-				r->first = e->first;
+			int			j;
+
+			/* same 64-bit hash of (source, key): the same key as one seen, or another */
+			for (j = e->first; j >= 0 && r->first < 0; j = rows[j].other)
+				if (same_text(av[A_SOURCE][i], av[A_SOURCE][j]) && same_text(av[A_KEY][i], av[A_KEY][j]))
+					r->first = j;
+			if (r->first < 0)
+			{
+				/* another key with this hash: chained after the hash's first key */
+				r->other = rows[e->first].other;
+				rows[e->first].other = i;
+			}
 		}
 	}
 
@@ -766,30 +837,34 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 		elog(ERROR, "SPI_connect failed");
 	FleetLockKeys(FLEET_LOCKSPACE_EVENTS, locks, nlocks);
 
-	/* 4. probe the key store (every partition) for the batch's keys */
+	/* 4. probe the key store (every partition that can hold a key) for the batch's keys */
 	if (nlocks > 0)
 	{
+		int		   *order = palloc(sizeof(int) * n);
 		Datum	   *pn = palloc(sizeof(Datum) * n);
 		Datum	   *ps = palloc(sizeof(Datum) * n);
 		Datum	   *pk = palloc(sizeof(Datum) * n);
-		Datum		args[4];
+		Datum		args[5];
 		int			m = 0;
 		int			save_nestlevel;
 		uint64		j;
 
 		for (i = 0; i < n; i++)
+			if (rows[i].status == ST_PENDING && rows[i].first < 0)
+				order[m++] = i;
+		/* in the index's order (collation "C"): neighbouring look-ups, neighbouring pages */
+		qsort_arg(order, m, sizeof(int), cmp_key, av);
+		for (i = 0; i < m; i++)
 		{
-			if (rows[i].status != ST_PENDING || rows[i].first >= 0)
-				continue;
-			pn[m] = Int32GetDatum(i);
-			ps[m] = av[A_SOURCE][i];
-			pk[m] = av[A_KEY][i];
-			m++;
+			pn[i] = Int32GetDatum(order[i]);
+			ps[i] = av[A_SOURCE][order[i]];
+			pk[i] = av[A_KEY][order[i]];
 		}
 		args[0] = PointerGetDatum(FleetMakeArray(pn, NULL, m, INT4OID));
 		args[1] = PointerGetDatum(FleetMakeArray(ps, NULL, m, TEXTOID));
 		args[2] = PointerGetDatum(FleetMakeArray(pk, NULL, m, TEXTOID));
 		args[3] = Int64GetDatum(tenant);
+		args[4] = TimestampTzGetDatum(GetCurrentTimestamp() + USECS_PER_HOUR);
 		save_nestlevel = NewGUCNestLevel();
 		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
@@ -797,6 +872,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 								 GUC_ACTION_SAVE, true, 0, false);
 		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+		/* not read-only: a fresh snapshot, taken after the key locks (see ingest.c) */
 		if (SPI_execute_plan(probe_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "idempotency key look-up failed");
 		AtEOXact_GUC(true, save_nestlevel);

@@ -293,10 +293,14 @@ CREATE INDEX event_log_time ON fleet.event_log USING brin (logged_at) WITH (auto
 COMMENT ON INDEX fleet.event_log_time IS 'Replay and the tier and reconciliation functions read a time range of the log (BRIN: the log is appended in time order)';
 SELECT fleet.enable_tenant_rls('fleet.event_log');
 
+-- source and idem_key are compared byte by byte (collation "C"): a key is
+-- the same key only if it is the same string, and the key index, which
+-- every batch probes and extends, then compares with memcmp() instead of
+-- the database's collation (strcoll() on copies of both strings).
 CREATE TABLE fleet.event_key (
 	tenant_id    bigint NOT NULL,
-	source       text NOT NULL,
-	idem_key     text NOT NULL,
+	source       text COLLATE "C" NOT NULL,
+	idem_key     text COLLATE "C" NOT NULL,
 	first_seen   timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	payload_hash bigint NOT NULL,
 	event_id     bigint NOT NULL,
