@@ -99,6 +99,14 @@ typedef struct KindEntry
 	Oid			upcaster_owner[MAX_VERSIONS + 1];
 } KindEntry;
 
+/* a kind's and its class's names as text datums, made once per batch */
+typedef struct KindText
+{
+	KindEntry  *entry;			/* hash key */
+	Datum		class_name;
+	Datum		kind;
+} KindText;
+
 /* an idempotency key of the batch */
 typedef struct KeyEntry
 {
@@ -128,8 +136,21 @@ typedef struct EventRow
 static SPIPlanPtr kind_plan = NULL;
 static SPIPlanPtr upcaster_plan = NULL;
 static SPIPlanPtr probe_plan = NULL;
-static SPIPlanPtr log_plan = NULL;
-static SPIPlanPtr key_plan = NULL;
+/*
+ * The new events and their keys, each as one array of the table's own row
+ * type (see FleetRowsPrepare): the columns named here are filled, the others
+ * are left NULL and take their defaults (logged_at, txid, first_seen).
+ */
+static FleetRowsPlan log_rows = {"event_log",
+	"INSERT INTO fleet.event_log (tenant_id, event_id, class, kind, schema_version,"
+	"                             original_version, source, idem_key, occurred_at, payload)"
+	" SELECT u.tenant_id, u.event_id, u.class, u.kind, u.schema_version, u.original_version,"
+	"        u.source, u.idem_key, u.occurred_at, u.payload"
+	"   FROM pg_catalog.unnest($1) u"};
+static FleetRowsPlan key_rows = {"event_key",
+	"INSERT INTO fleet.event_key (tenant_id, source, idem_key, payload_hash, event_id)"
+	" SELECT u.tenant_id, u.source, u.idem_key, u.payload_hash, u.event_id"
+	"   FROM pg_catalog.unnest($1) u"};
 static SPIPlanPtr conflict_plan = NULL;
 
 static void load_kinds(HTAB *kinds, MemoryContext cxt);
@@ -180,18 +201,6 @@ static const FleetPlanSpec plans[] = {
 		"                         AND x.source OPERATOR(pg_catalog.=) k.s"
 		"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i"
 		"                         AND x.first_seen OPERATOR(pg_catalog.<=) $5 OFFSET 0) e"},
-	{&log_plan, FLEET_PLAN_GENERIC, 10,
-		{INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-		INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID},
-		"INSERT INTO fleet.event_log (tenant_id, event_id, class, kind, schema_version,"
-		"                             original_version, source, idem_key, occurred_at, payload)"
-		" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-		"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-		"   pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u"},
-	{&key_plan, FLEET_PLAN_GENERIC, 5, {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
-		"INSERT INTO fleet.event_key (tenant_id, source, idem_key, payload_hash, event_id)"
-		" SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-		"   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u"},
 	{&conflict_plan, FLEET_PLAN_GENERIC, 10,
 		{INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 		INT4ARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
@@ -541,6 +550,26 @@ event_hash(const char *kind, int version, TimestampTz occurred, Jsonb *payload)
 	h = hash_combine64(h, (uint64) occurred);
 	h = hash_combine64(h, hash_bytes_extended((const unsigned char *) text, strlen(text), 0));
 	return h;
+}
+
+/*
+ * The index in a row type's descriptor of a column, by name; an error if
+ * the type (a table's) has no such column.
+ */
+static int
+row_attr(TupleDesc desc, const char *relname, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i;
+	}
+	elog(ERROR, "%s has no column \"%s\"", relname, name);
+	return -1;					/* keep the compiler quiet */
 }
 
 /* whether two text datums hold the same string */
@@ -925,45 +954,75 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	/* 6. log the new events and their keys; record conflicts */
 	if (nnew > 0)
 	{
-		FleetColumns cs;
-		Datum		args[10];
+		static const char *const logcols[] = {"tenant_id", "event_id", "class", "kind", "schema_version",
+		"original_version", "source", "idem_key", "occurred_at", "payload"};
+		static const char *const keycols[] = {"tenant_id", "source", "idem_key", "payload_hash", "event_id"};
+		TupleDesc	logdesc = FleetRowsPrepare(&log_rows);
+		TupleDesc	keydesc = FleetRowsPrepare(&key_rows);
+		int			la[lengthof(logcols)];
+		int			ka[lengthof(keycols)];
+		Datum	   *lv = palloc(sizeof(Datum) * logdesc->natts);
+		bool	   *ln = palloc(sizeof(bool) * logdesc->natts);
+		Datum	   *kv = palloc(sizeof(Datum) * keydesc->natts);
+		bool	   *kn = palloc(sizeof(bool) * keydesc->natts);
+		Datum	   *logs = palloc(sizeof(Datum) * nnew);
+		Datum	   *keyrows = palloc(sizeof(Datum) * nnew);
+		HTAB	   *names;
 		int			m = 0;
-		static const Oid types[9] = {INT8OID, TEXTOID, TEXTOID, INT4OID, INT4OID,
-		TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID};
-		Datum		kargs[5];
-		Datum	   *hashes = palloc(sizeof(Datum) * nnew);
+		int			c;
 
-		FleetColumnsInit(&cs, 9, nnew);
+		for (c = 0; c < lengthof(logcols); c++)
+			la[c] = row_attr(logdesc, "fleet.event_log", logcols[c]);
+		for (c = 0; c < lengthof(keycols); c++)
+			ka[c] = row_attr(keydesc, "fleet.event_key", keycols[c]);
+		memset(ln, true, sizeof(bool) * logdesc->natts);
+		memset(kn, true, sizeof(bool) * keydesc->natts);
+		for (c = 0; c < lengthof(logcols); c++)
+			ln[la[c]] = false;
+		for (c = 0; c < lengthof(keycols); c++)
+			kn[ka[c]] = false;
+
+		/* each kind's and class's name as text once per batch, not once per row */
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(KindEntry *);
+		ctl.entrysize = sizeof(KindText);
+		ctl.hcxt = CurrentMemoryContext;
+		names = hash_create("fleet ingest kind names", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		for (i = 0; i < n; i++)
 		{
 			EventRow   *r = &rows[i];
+			KindText   *kt;
+			bool		found;
 
 			if (r->status != ST_ACCEPTED)
 				continue;
-			cs.v[0][m] = Int64GetDatum(r->event_id);
-			cs.v[1][m] = CStringGetTextDatum(r->kind->class_name);
-			cs.v[2][m] = CStringGetTextDatum(r->kind->kind);
-			cs.v[3][m] = Int32GetDatum(r->kind->version);
-			cs.v[4][m] = Int32GetDatum(r->version);
-			cs.v[5][m] = av[A_SOURCE][i];
-			cs.v[6][m] = av[A_KEY][i];
-			cs.v[7][m] = TimestampTzGetDatum(r->occurred);
-			cs.v[8][m] = JsonbPGetDatum(r->payload);
-			hashes[m] = Int64GetDatum((int64) r->hash);
+			kt = hash_search(names, &r->kind, HASH_ENTER, &found);
+			if (!found)
+			{
+				kt->class_name = CStringGetTextDatum(r->kind->class_name);
+				kt->kind = CStringGetTextDatum(r->kind->kind);
+			}
+			lv[la[0]] = Int64GetDatum(tenant);
+			lv[la[1]] = Int64GetDatum(r->event_id);
+			lv[la[2]] = kt->class_name;
+			lv[la[3]] = kt->kind;
+			lv[la[4]] = Int32GetDatum(r->kind->version);
+			lv[la[5]] = Int32GetDatum(r->version);
+			lv[la[6]] = av[A_SOURCE][i];
+			lv[la[7]] = av[A_KEY][i];
+			lv[la[8]] = TimestampTzGetDatum(r->occurred);
+			lv[la[9]] = JsonbPGetDatum(r->payload);
+			logs[m] = HeapTupleGetDatum(heap_form_tuple(logdesc, lv, ln));
+			kv[ka[0]] = Int64GetDatum(tenant);
+			kv[ka[1]] = av[A_SOURCE][i];
+			kv[ka[2]] = av[A_KEY][i];
+			kv[ka[3]] = Int64GetDatum((int64) r->hash);
+			kv[ka[4]] = Int64GetDatum(r->event_id);
+			keyrows[m] = HeapTupleGetDatum(heap_form_tuple(keydesc, kv, kn));
 			m++;
 		}
-		args[0] = Int64GetDatum(tenant);
-		FleetColumnsArgs(&cs, types, nnew, args + 1);
-		if (SPI_execute_plan(log_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "event log insert failed");
-
-		kargs[0] = Int64GetDatum(tenant);
-		kargs[1] = args[6];
-		kargs[2] = args[7];
-		kargs[3] = PointerGetDatum(FleetMakeArray(hashes, NULL, nnew, INT8OID));
-		kargs[4] = args[1];
-		if (SPI_execute_plan(key_plan, kargs, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "idempotency key insert failed");
+		FleetRowsExecute(&log_rows, logs, nnew);
+		FleetRowsExecute(&key_rows, keyrows, nnew);
 	}
 	if (nconf > 0)
 	{
