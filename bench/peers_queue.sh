@@ -298,8 +298,8 @@ order rotating each round; medians of $ROUNDS rounds (each round's figure in bra
 fleet's producer does more per event than the others: it checks the payload against the kind's
 schema, stores the idempotency key (a second index entry per event, looked up first) and answers
 per event (accepted, duplicate, conflict, rejected): per event two rows (log and key store) and
-four index entries (the log's key, consumer and time indexes, the key store's) against pgmq's one row
-and two entries. A perf profile of fleet's producer (2026-12-08, this box): 92% inside
+their index entries, against pgmq's one row and two btree entries. A perf profile of fleet's
+producer (2026-12-08, commit 61d6424, when the log still had a third btree, on logged_at): 92% inside
 \`fleet.ingest_events()\`, about 31% of it index insertion and 27% scans (the batch's keys looked up
 before the insert), 2.5% turning payloads into text for their hash. Its consumer runs each handler as the
 handler's owner in the event's tenant context, inside a subtransaction per 50 events (a failing
