@@ -262,8 +262,11 @@ COMMENT ON FUNCTION fleet.register_event_upcaster(text, integer, regprocedure) I
 
 -- ------------------------------------------------------------- the log
 
-CREATE SEQUENCE fleet.event_id_seq AS bigint;
-COMMENT ON SEQUENCE fleet.event_id_seq IS 'Event ids (not commit-ordered: consumers order by transaction id snapshots, never by id alone)';
+-- Each backend takes ids 32 at a time (CACHE): a 1,000-event batch no longer
+-- locks, updates and every 32nd time WAL-logs the sequence once per event
+-- (3% of a batch).  Ids stay unique; a backend's unused ids are skipped.
+CREATE SEQUENCE fleet.event_id_seq AS bigint CACHE 32;
+COMMENT ON SEQUENCE fleet.event_id_seq IS 'Event ids (not commit-ordered: consumers order by transaction id snapshots, never by id alone; each backend takes them 32 at a time, so ids of concurrent writers interleave in blocks and a backend''s unused ones are skipped)';
 
 CREATE TABLE fleet.event_log (
 	tenant_id        bigint NOT NULL,
