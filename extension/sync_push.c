@@ -95,6 +95,7 @@ typedef struct StopState
 	bool		arrived_null;
 	TimestampTz completed_at;
 	bool		completed_null;
+	ItemPointerData tid;		/* the locked version */
 	bool		changed;
 } StopState;
 
@@ -150,30 +151,54 @@ static const FleetPlanSpec plans[] = {
 		"SELECT fleet.stop_status_rank(x.s) FROM ROWS FROM (pg_catalog.unnest($1)) WITH ORDINALITY x (s, o)"
 		" ORDER BY x.o"},
 
-	/* $1 tenant, $2 stop ids, $3 the pushing driver */
+	/*
+	 * $1 tenant, $2 stop ids (ascending), $3 the pushing driver: each stop
+	 * by its whole primary key, locked in the order of $2, and its job by
+	 * its own key, so a run reads the stops it names whatever the tenant's
+	 * size (the probes a foreign key check makes).  As one join of the
+	 * tenant's stops and jobs with stop_id = ANY ($2), the generic plan is
+	 * free to reach the stops through the tenant: while fleet.job had no
+	 * statistics (fewer rows than autoanalyze waits for) it walked every job
+	 * of the tenant and every stop and stop version of each, for every run,
+	 * and the push slowed down with every version the tenant's stops left.
+	 */
 	{&lock_plan, FLEET_PLAN_GENERIC, 3, {INT8OID, INT8ARRAYOID, INT8OID},
-		"SELECT s.stop_id, s.status, s.version, s.driver_id OPERATOR(pg_catalog.=) $3, j.code, s.seq,"
-		"       s.status_at, s.status_event_id, s.arrived_at, s.completed_at, fleet.stop_status_rank(s.status)"
-		"  FROM fleet.stop s"
-		"  JOIN fleet.job j ON j.tenant_id OPERATOR(pg_catalog.=) s.tenant_id AND j.job_id OPERATOR(pg_catalog.=) s.job_id"
-		" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) ANY ($2)"
-		" ORDER BY s.stop_id"
-		"   FOR UPDATE OF s"},
+		"SELECT s.stop_id, s.status, s.version, s.driver_id OPERATOR(pg_catalog.=) $3, s.code, s.seq,"
+		"       s.status_at, s.status_event_id, s.arrived_at, s.completed_at, fleet.stop_status_rank(s.status),"
+		"       s.ctid"
+		"  FROM ROWS FROM (pg_catalog.unnest($2)) WITH ORDINALITY k (id, o)"
+		" CROSS JOIN LATERAL ("
+		"       SELECT x.ctid, x.stop_id, x.status, x.version, x.driver_id, x.seq, x.status_at, x.status_event_id,"
+		"              x.arrived_at, x.completed_at,"
+		"              (SELECT j.code FROM fleet.job j"
+		"                WHERE j.tenant_id OPERATOR(pg_catalog.=) x.tenant_id"
+		"                  AND j.job_id OPERATOR(pg_catalog.=) x.job_id) AS code"
+		"         FROM fleet.stop x"
+		"        WHERE x.tenant_id OPERATOR(pg_catalog.=) $1 AND x.stop_id OPERATOR(pg_catalog.=) k.id"
+		"          FOR UPDATE OF x) s"
+		" ORDER BY k.o"},
 
-	/* $1 tenant, then the changed stops' final state */
+	/*
+	 * The changed stops' final state, each stop by the version the lock
+	 * returned ($1: the run holds the lock, so it is still the current one),
+	 * its tenant returned and checked.  No condition on the tenant in the
+	 * statement: with one, the generic plan may read the whole tenant's
+	 * stops by it (a generic estimate of a tenant's rows is the average
+	 * tenant's), while a tid reaches its one row.
+	 */
 	{&stop_plan, FLEET_PLAN_GENERIC, 8,
-		{INT8OID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID, INT8ARRAYOID},
+		{TIDARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID},
 		"UPDATE fleet.stop s"
 		"   SET status = u.status, status_at = u.status_at, status_event_id = u.event_id,"
 		"       arrived_at = u.arrived_at, completed_at = u.completed_at, version = u.version,"
 		"       updated_at = pg_catalog.now()"
-		"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-		"                  pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
-		"                  pg_catalog.unnest($8))"
-		"       u (stop_id, status, status_at, event_id, arrived_at, completed_at, version)"
-		" WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.stop_id OPERATOR(pg_catalog.=) ANY ($2)"
-		"   AND s.stop_id OPERATOR(pg_catalog.=) u.stop_id"},
+		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+		"                  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+		"                  pg_catalog.unnest($7), pg_catalog.unnest($8))"
+		"       u (tid, stop_id, status, status_at, event_id, arrived_at, completed_at, version)"
+		" WHERE s.ctid OPERATOR(pg_catalog.=) u.tid AND s.stop_id OPERATOR(pg_catalog.=) u.stop_id"
+		" RETURNING s.tenant_id"},
 
 	/* $1 tenant, then one status history row per status change */
 	{&history_plan, FLEET_PLAN_GENERIC, 7,
@@ -532,6 +557,7 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 			s->arrived_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &s->arrived_null));
 			s->completed_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &s->completed_null));
 			s->rank = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+			ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 12, &isnull)), &s->tid);
 		}
 	}
 
@@ -673,37 +699,46 @@ FleetSyncRun(int64 tenant, const char *client, int64 driver, int n,
 	/* 5. the stops' final state, the status history, the proofs */
 	if (nstatus > 0)
 	{
-		static const Oid stop_types[7] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID,
+		static const Oid stop_types[8] = {TIDOID, INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID,
 		TIMESTAMPTZOID, INT8OID};
 		static const Oid history_types[6] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID};
 		FleetColumns cs;
 		Datum		args[8];
 		int			m = 0;
+		uint64		j;
 
-		FleetColumnsInit(&cs, 7, nstops);
+		FleetColumnsInit(&cs, 8, nstops);
 		for (i = 0; i < nstops; i++)
 		{
 			StopState  *s = &stops[i];
 
 			if (!s->changed)
 				continue;
-			cs.v[0][m] = Int64GetDatum(s->stop_id);
-			cs.v[1][m] = CStringGetTextDatum(s->status);
-			cs.v[2][m] = TimestampTzGetDatum(s->status_at);
-			cs.n[2][m] = s->status_at_null;
-			cs.v[3][m] = Int64GetDatum(s->status_event);
-			cs.n[3][m] = s->status_event_null;
-			cs.v[4][m] = TimestampTzGetDatum(s->arrived_at);
-			cs.n[4][m] = s->arrived_null;
-			cs.v[5][m] = TimestampTzGetDatum(s->completed_at);
-			cs.n[5][m] = s->completed_null;
-			cs.v[6][m] = Int64GetDatum(s->version);
+			cs.v[0][m] = PointerGetDatum(&s->tid);
+			cs.v[1][m] = Int64GetDatum(s->stop_id);
+			cs.v[2][m] = CStringGetTextDatum(s->status);
+			cs.v[3][m] = TimestampTzGetDatum(s->status_at);
+			cs.n[3][m] = s->status_at_null;
+			cs.v[4][m] = Int64GetDatum(s->status_event);
+			cs.n[4][m] = s->status_event_null;
+			cs.v[5][m] = TimestampTzGetDatum(s->arrived_at);
+			cs.n[5][m] = s->arrived_null;
+			cs.v[6][m] = TimestampTzGetDatum(s->completed_at);
+			cs.n[6][m] = s->completed_null;
+			cs.v[7][m] = Int64GetDatum(s->version);
 			m++;
 		}
-		args[0] = Int64GetDatum(tenant);
-		FleetColumnsArgs(&cs, stop_types, m, args + 1);
-		if (SPI_execute_plan(stop_plan, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != (uint64) m)
+		FleetColumnsArgs(&cs, stop_types, m, args);
+		if (SPI_execute_plan(stop_plan, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+			SPI_processed != (uint64) m)
 			elog(ERROR, "stop update of the sync run failed");
+		for (j = 0; j < SPI_processed; j++)
+		{
+			bool		isnull;
+
+			if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1, &isnull)) != tenant)
+				elog(ERROR, "stop update of the sync run reached another tenant's stop");
+		}
 
 		FleetColumnsInit(&cs, 6, nstatus);
 		m = 0;

@@ -662,4 +662,37 @@ SELECT hlc_ms = :future_ms AS future_ms, origin FROM fleet.sync_clock WHERE enti
 SELECT mutation_id - :next_c AS n, result, reason FROM fleet.sync_mutation
  WHERE client_id = :C AND mutation_id >= :next_c ORDER BY mutation_id;
 ROLLBACK;
+-- 18. A run over several stops of a tenant with many: each stop is locked by
+-- its primary key and updated by the version it locked (the stops of other
+-- jobs are neither read by the lock nor written).
+BEGIN;
+INSERT INTO fleet.driver (tenant_id, code, name) VALUES (:tn, 'dan', 'Dan');
+SELECT driver_id AS dan FROM fleet.driver WHERE tenant_id = :tn AND code = 'dan' \gset
+INSERT INTO fleet.job (tenant_id, code, driver_id, status)
+SELECT :tn, 'J-D' || g, :dan, 'assigned' FROM generate_series(1, 40) g;
+INSERT INTO fleet.stop (tenant_id, job_id, seq, driver_id)
+SELECT :tn, j.job_id, g, :dan FROM fleet.job j, generate_series(1, 10) g WHERE j.tenant_id = :tn AND j.code LIKE 'J-D%';
+SELECT s.stop_id AS d1 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.code = 'J-D7' AND s.seq = 3 \gset
+SELECT s.stop_id AS d2 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.code = 'J-D2' AND s.seq = 9 \gset
+SELECT s.stop_id AS d3 FROM fleet.stop s JOIN fleet.job j USING (tenant_id, job_id) WHERE j.code = 'J-D31' AND s.seq = 1 \gset
+-- a dispatcher's edit first moves d2 to another version in this transaction
+UPDATE fleet.stop SET address = 'Edited' WHERE stop_id = :d2;
+SELECT result, CASE entity_id WHEN :d1 THEN 'd1' WHEN :d2 THEN 'd2' WHEN :d3 THEN 'd3' END AS stop, version, trail_kind,
+       trail_payload ->> 'job' AS job, trail_payload ->> 'seq' AS seq
+  FROM fleet.sync_apply_run(:tn, '00000000-0000-0000-0000-0000000000c1', :dan, ARRAY[1, 2, 3, 4, 5],
+       ARRAY['stop_status', 'stop_status', 'proof_of_delivery', 'stop_status', 'stop_status'],
+       ARRAY[jsonb_build_object('stop_id', :d2, 'status', 'en_route'),
+             jsonb_build_object('stop_id', :d1, 'status', 'en_route'),
+             jsonb_build_object('stop_id', :d3, 'kind', 'photo'),
+             jsonb_build_object('stop_id', :d2, 'status', 'arrived'),
+             jsonb_build_object('stop_id', :d1, 'status', 'arrived')],
+       NULL, NULL, NULL);
+SELECT CASE stop_id WHEN :d1 THEN 'd1' WHEN :d2 THEN 'd2' WHEN :d3 THEN 'd3' END AS stop, status, version, address
+  FROM fleet.stop WHERE stop_id IN (:d1, :d2, :d3) ORDER BY 1;
+SELECT CASE entity_id WHEN :d1 THEN 'd1' WHEN :d2 THEN 'd2' END AS stop, old_status, new_status
+  FROM fleet.status_change WHERE entity = 'stop' AND entity_id IN (:d1, :d2) ORDER BY 1, change_id;
+SELECT count(*) AS other_stops_changed FROM fleet.stop s
+ WHERE s.tenant_id = :tn AND s.driver_id = :dan AND s.stop_id NOT IN (:d1, :d2, :d3)
+   AND (s.status <> 'assigned' OR s.version <> 1);
+ROLLBACK;
 SELECT * FROM fleet.check_schema_rules();
