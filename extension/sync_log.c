@@ -96,13 +96,20 @@ static const FleetPlanSpec plans[] = {
 		"                           ELSE c.hlc_counter OPERATOR(pg_catalog.+) 1 END,"
 		"        origin = 'server'"},
 
-	/* $1 tenants, $2 stops of the statement's proofs */
+	/*
+	 * $1 tenants, $2 stops of the statement's proofs: each stop's driver by
+	 * the stop's key, one probe per proof (the LIMIT keeps the subquery a
+	 * probe; as a join, the generic plan made while fleet.stop was small or
+	 * had no statistics hashed every stop of every tenant for each proof)
+	 */
 	{&pod_plan, FLEET_PLAN_GENERIC, 2, {INT8ARRAYOID, INT8ARRAYOID},
 		"INSERT INTO fleet.sync_change (tenant_id, driver_id, entity, entity_id)"
-		" SELECT DISTINCT s.tenant_id, s.driver_id, 'stop', s.stop_id"
+		" SELECT DISTINCT u.t, s.driver_id, 'stop', u.x"
 		"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) u (t, x)"
-		"   JOIN fleet.stop s ON s.tenant_id OPERATOR(pg_catalog.=) u.t AND s.stop_id OPERATOR(pg_catalog.=) u.x"
-		"  WHERE s.driver_id IS NOT NULL"},
+		"  CROSS JOIN LATERAL (SELECT s.driver_id FROM fleet.stop s"
+		"                       WHERE s.tenant_id OPERATOR(pg_catalog.=) u.t AND s.stop_id OPERATOR(pg_catalog.=) u.x"
+		"                         AND s.driver_id IS NOT NULL"
+		"                       LIMIT 1) s"},
 };
 
 /*
