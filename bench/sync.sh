@@ -13,6 +13,10 @@
 #    once straight over libpq (fleet.sync_push with the same batches, the
 #    tenant set once per session), fresh clients and stops for each; ROUNDS
 #    rounds (which goes first alternates).  Target: HTTP / libpq >= 0.7.
+#    Every round adds its mutations, trail events, proofs and stop versions
+#    to the same tenant, so the rate per round shows whether a push's cost
+#    grows with what is stored (the table's last / first round; ROUNDS=5
+#    for a longer trend).  The stored results are counted by outcome.
 # 2. Latency: requests at half the HTTP maximum rate (open loop), p50/p99.
 set -euo pipefail
 
@@ -85,12 +89,18 @@ for r in $(seq 1 "$ROUNDS"); do
 	direct+=("$d"); http+=("$h"); ratios+=("$(ratio "$h" "$d")")
 done
 H=$(median -f '' "${http[@]}"); D=$(median -f '' "${direct[@]}"); R=$(median -f '' "${ratios[@]}")
+# the trend: every round pushes as much into the same tenant as the one before
+DTREND=$(ratio "${direct[$((ROUNDS - 1))]}" "${direct[0]}"); HTREND=$(ratio "${http[$((ROUNDS - 1))]}" "${http[0]}")
 MAXREQ=$(awk -v h="$H" -v b="$BATCH" 'BEGIN { printf "%.1f", h / b }')
 HALF=$(awk -v m="$MAXREQ" 'BEGIN { printf "%.1f", m / 2 }')
 log "latency at $HALF requests/s for $LAT_SECONDS s"
 read -r P50 P99 NREQ < <(python3 "$BENCH_HERE/sync_load.py" latency "$WORK/clients.$((NSETS - 1))" "$HALF" "$LAT_SECONDS" "$BATCH")
 note_load "latency"
 CHECK=$(q -c "SELECT count(*) || ' mutations, ' || count(DISTINCT (client_id, mutation_id)) || ' distinct, ' || coalesce(sum(duplicates), 0) || ' duplicates' FROM fleet.sync_mutation WHERE tenant_id = $T")
+# what the pushes measured: a batch whose mutations are rejected early
+# (a clock beyond fleet.future_margin, say) is not the cost of applying them
+RESULTS_BY=$(q -c "SELECT string_agg(n || ' ' || workflow || ' ' || result || coalesce(' (' || reason || ')', ''), ', ' ORDER BY n DESC)
+  FROM (SELECT workflow, result, reason, count(*) n FROM fleet.sync_mutation WHERE tenant_id = $T GROUP BY 1, 2, 3) x")
 kill "$SYNC_PID"; wait "$SYNC_PID" || true; SYNC_PID=
 verdict=$(awk -v r="$R" 'BEGIN { print (r >= 0.7) ? "met" : "**missed**" }')
 
@@ -112,10 +122,12 @@ validation and re-encoding of the answer.
 | mutations/s over libpq (rounds: ${direct[*]}) | $D | |
 | mutations/s through fleet-sync (rounds: ${http[*]}) | $H | |
 | HTTP / libpq (median of the rounds' ratios: ${ratios[*]}) | $R | >= 0.7 ($verdict) |
+| last round / first round ($ROUNDS rounds), libpq | $DTREND | 1 (flat) |
+| same, through fleet-sync | $HTREND | 1 (flat) |
 | request latency at half the maximum rate ($HALF requests/s of $BATCH mutations, open loop, $NREQ requests): p50 | $P50 ms | report |
 | same: p99 | $P99 ms | report |
 
-Stored afterwards: $CHECK.
+Stored afterwards: $CHECK; by result: $RESULTS_BY.
 The box is shared: 1-minute load average when each measurement ended (2 cores): $(loads_line).
 MD
 )
