@@ -23,6 +23,11 @@ import threading
 import time
 import urllib.parse
 
+# hybrid logical clocks from the time the load starts: a route adjustment's
+# clock must lie within fleet.future_margin of the server's clock, or it is
+# rejected (invalid_hlc) before it is applied; i ms ahead stays well inside
+BASE_MS = int(time.time() * 1000)
+
 
 def batches(client_line, pages, batch, start_id=1):
     """The client's pages: route adjustments (lww_hlc) and every 5th a proof of delivery."""
@@ -37,7 +42,7 @@ def batches(client_line, pages, batch, start_id=1):
                 ms.append({"id": i, "workflow": "proof_of_delivery",
                            "args": {"stop_id": stop, "kind": "note", "metadata": {"n": i}}})
             else:
-                ms.append({"id": i, "workflow": "stop_adjust", "hlc": "%d:0" % (1900000000000 + i),
+                ms.append({"id": i, "workflow": "stop_adjust", "hlc": "%d:0" % (BASE_MS + i),
                            "args": {"stop_id": stop, "fields": {"address": "Adjusted %d" % i}}})
             i += 1
         out.append(json.dumps(ms, separators=(",", ":")))
