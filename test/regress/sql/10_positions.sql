@@ -116,6 +116,50 @@ SELECT round, status, count(*)
 SELECT count(*) AS stored, count(DISTINCT (tenant_id, device_id, fix_time)) AS distinct_keys
   FROM fleet.position WHERE fix_time < :'t0'::timestamptz - interval '12 hours';
 
+-- A device's next batch, wholly newer than its last one through this
+-- connection, is stored without looking up its stored fixes; the primary key
+-- still refuses a fix stored meanwhile some other way (here written
+-- directly, as another connection or fleet.quarantine_replay() would): the
+-- insert fails, is rolled back, and the batch is stored again with every
+-- device looked up, so that fix is a duplicate.  Four rows were written:
+-- two by the first attempt (the newest first, then the stored one, which the
+-- primary key refused; both rolled back) and the batch's two new fixes.
+SET ROLE fleet_ingest;
+SELECT idx, status FROM fleet.ingest_positions(ARRAY['S-DEV-1', 'S-DEV-1'],
+	ARRAY[:'t0'::timestamptz + interval '10 s', :'t0'::timestamptz + interval '11 s'],
+	ARRAY[48.10, 48.11], ARRAY[11.50, 11.51], NULL, NULL, NULL, NULL, NULL, NULL);
+RESET ROLE;
+INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon)
+SELECT d.tenant_id, d.device_id, :'t0'::timestamptz + interval '13 s', d.vehicle_id, 48.13, 11.53
+  FROM fleet.device d WHERE d.identifier = 'S-DEV-1';
+BEGIN;
+SELECT sum(n_tup_ins) AS written_before FROM pg_stat_xact_user_tables
+ WHERE relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'fleet.position'::regclass) \gset
+SET ROLE fleet_ingest;
+SELECT idx, status FROM fleet.ingest_positions(ARRAY['S-DEV-1', 'S-DEV-1', 'S-DEV-1'],
+	ARRAY[:'t0'::timestamptz + interval '12 s', :'t0'::timestamptz + interval '13 s', :'t0'::timestamptz + interval '14 s'],
+	ARRAY[48.12, 48.13, 48.14], ARRAY[11.52, 11.53, 11.54], NULL, NULL, NULL, NULL, NULL, NULL);
+RESET ROLE;
+SELECT sum(n_tup_ins) - :written_before AS rows_written FROM pg_stat_xact_user_tables
+ WHERE relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'fleet.position'::regclass);
+COMMIT;
+SET ROLE fleet_ingest;
+-- The same key with other values, now older than the device's last batch:
+-- looked up, a conflict.  The device re-sending its older fixes: duplicates.
+SELECT idx, status FROM fleet.ingest_positions(ARRAY['S-DEV-1'], ARRAY[:'t0'::timestamptz + interval '13 s'],
+	ARRAY[48.0], ARRAY[11.0], NULL, NULL, NULL, NULL, NULL, NULL);
+SELECT idx, status FROM fleet.ingest_positions(ARRAY['S-DEV-1', 'S-DEV-1', 'S-DEV-1'],
+	ARRAY[:'t0'::timestamptz + interval '10 s', :'t0'::timestamptz + interval '11 s', :'t0'::timestamptz + interval '12 s'],
+	ARRAY[48.10, 48.11, 48.12], ARRAY[11.50, 11.51, 11.52], NULL, NULL, NULL, NULL, NULL, NULL);
+RESET ROLE;
+SELECT p.fix_time - :'t0'::timestamptz AS after_t0, count(*), min(p.lat) AS lat
+  FROM fleet.position p JOIN fleet.device d USING (device_id)
+ WHERE d.identifier = 'S-DEV-1' AND p.fix_time >= :'t0'::timestamptz + interval '10 s'
+ GROUP BY 1 ORDER BY 1;
+-- The vehicle's state is its newest fix; an older batch leaves it.
+SELECT v.code, s.lat, s.fix_time - :'t0'::timestamptz AS after_t0
+  FROM fleet.vehicle_state s JOIN fleet.vehicle v USING (tenant_id, vehicle_id) WHERE v.code = 'S-1';
+
 -- Errors: they fail the whole call, nothing is stored.
 SELECT * FROM fleet.ingest_positions(NULL, '{}', '{}', '{}', NULL, NULL, NULL, NULL, NULL, NULL);
 SELECT * FROM fleet.ingest_positions(ARRAY['a', 'b'], ARRAY[now()], ARRAY[1.0, 2.0], ARRAY[1.0, 2.0],
