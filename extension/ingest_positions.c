@@ -579,13 +579,16 @@ mark_probes(Batch *b)
 /*
  * After a batch is stored: each device's newest fix in it is its watermark
  * (the newest of its last batch, not of all time: a device that re-sends an
- * older day is looked up for its first batch of that day, then no more).
+ * older day is looked up for its first batch of that day, then no more).  A
+ * device that had fixes stored already (it is re-sending its buffer) is
+ * looked up again next time, until a batch of it is all new.
  */
 static void
 remember_watermarks(Batch *b)
 {
 	HASH_SEQ_STATUS seq;
 	DeviceEntry *d;
+	int			i;
 
 	if (watermarks == NULL || hash_get_num_entries(watermarks) > WATERMARKS_MAX)
 	{
@@ -610,6 +613,14 @@ remember_watermarks(Batch *b)
 		w = hash_search(watermarks, &d->device, HASH_ENTER, NULL);
 		w->fix = d->hi;
 	}
+	for (i = 0; i < b->n; i++)
+		if (b->rows[i].entry != NULL && b->rows[i].entry->stored)
+		{
+			Watermark  *w = hash_search(watermarks, &b->rows[i].dev->device, HASH_FIND, NULL);
+
+			if (w != NULL)
+				w->fix = DT_NOEND;
+		}
 }
 
 /*
