@@ -35,12 +35,14 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
+#include "utils/xid8.h"
 
 #include "fleet.h"
 
@@ -85,9 +87,48 @@ static SPIPlanPtr bury_plan = NULL;
 static SPIPlanPtr done_retry_plan = NULL;
 static SPIPlanPtr move_plan = NULL;
 
+/*
+ * A batch's events as the executor produces them (see read_batch): the
+ * values a pass needs, without a tuple table of whole rows.
+ */
+typedef struct BatchReceiver
+{
+	DestReceiver pub;
+	FleetApplier *applier;
+	MemoryContext cxt;			/* the kinds' names and the payloads */
+	FleetEvent *ev;
+	int			n;
+	int			cap;
+	FullTransactionId last_txid;	/* of the last event */
+	char	   *last_kind;		/* the last event's kind, to reuse its name */
+	bool		own;			/* ev is this pass's own (a pass in a pass) */
+} BatchReceiver;
+
+/*
+ * Memory of one pass's batch: payloads and kind names, in a context whose
+ * first megabyte is kept from pass to pass (reset, not freed); the events'
+ * array is kept and grown as needed.  A pass used to build the batch in
+ * SPI's tuple table, freed and allocated again every pass: with copying
+ * whole rows, a quarter of an empty-handler pass in perf (heap_form_tuple,
+ * page faults, brk and munmap).
+ */
+static MemoryContext batch_cxt = NULL;
+static FleetEvent *batch_ev = NULL;
+static int	batch_cap = 0;
+
+/*
+ * Passes under way in this backend: a pass inside another (a handler that
+ * runs fleet.process_pending()) reads its batch into memory of its own.
+ * Reset when a transaction ends, so a pass that failed does not count.
+ */
+static int	batch_depth = 0;
+static bool batch_callback = false;
+
 static void prepare_plans(void);
 static void record_failure(Pass *pass, FleetEvent *e);
 static void read_event(SPITupleTable *tt, uint64 i, FleetEvent *e);
+static int	read_batch(FleetApplier *a, Datum *args, int budget, FullTransactionId *last_txid,
+					   FleetEvent **events);
 
 /*
  * Number of event classes.
@@ -439,6 +480,144 @@ read_event(SPITupleTable *tt, uint64 i, FleetEvent *e)
 	e->occurred = SPI_getbinval(tup, tt->tupdesc, 6, &isnull);
 }
 
+static void
+batch_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+batch_shutdown(DestReceiver *self)
+{
+}
+
+static void
+batch_destroy(DestReceiver *self)
+{
+}
+
+/*
+ * One row of the batch query (tenant_id, event_id, logged_at, kind, payload,
+ * occurred_at, txid) into the next event.  The payload is copied only for a
+ * kind with a handler: the others are never applied, and a failure record
+ * does not need it.
+ */
+static bool
+batch_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	BatchReceiver *r = (BatchReceiver *) self;
+	FleetEvent *e;
+	text	   *kind;
+	int			klen;
+	HandlerEntry *h;
+	MemoryContext old;
+
+	slot_getallattrs(slot);
+	if (r->n == r->cap)
+	{
+		int			cap = Max(r->cap * 2, 1024);
+
+		if (r->own)
+			r->ev = repalloc(r->ev, sizeof(FleetEvent) * cap);
+		else
+		{
+			batch_ev = batch_ev == NULL ?
+				MemoryContextAlloc(TopMemoryContext, sizeof(FleetEvent) * cap) :
+				repalloc(batch_ev, sizeof(FleetEvent) * cap);
+			batch_cap = cap;
+			r->ev = batch_ev;
+		}
+		r->cap = cap;
+	}
+	e = &r->ev[r->n++];
+	e->tenant = DatumGetInt64(slot->tts_values[0]);
+	e->event_id = DatumGetInt64(slot->tts_values[1]);
+	e->logged_at = slot->tts_values[2];
+	e->occurred = slot->tts_values[5];
+	r->last_txid = DatumGetFullTransactionId(slot->tts_values[6]);
+
+	old = MemoryContextSwitchTo(r->cxt);
+	kind = DatumGetTextPP(slot->tts_values[3]);
+	klen = VARSIZE_ANY_EXHDR(kind);
+	if (r->last_kind != NULL && strlen(r->last_kind) == klen &&
+		memcmp(r->last_kind, VARDATA_ANY(kind), klen) == 0)
+		e->kind = r->last_kind;
+	else
+		e->kind = r->last_kind = text_to_cstring(kind);
+	h = hash_search(r->applier->handlers, e->kind, HASH_FIND, NULL);
+	e->payload = (h != NULL && OidIsValid(h->handler)) ? datumCopy(slot->tts_values[4], false, -1) : (Datum) 0;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* a transaction's end: no pass is under way any more */
+static void
+batch_xact_end(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		batch_depth = 0;
+}
+
+/*
+ * Run the batch query (batch_plan, its six arguments) and read its events
+ * into batch_ev, returning how many; *last_txid is the last one's.
+ */
+static int
+read_batch(FleetApplier *a, Datum *args, int budget, FullTransactionId *last_txid,
+		   FleetEvent **events)
+{
+	static const Oid types[6] = {TEXTOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, TEXTOID, INT8OID, INT4OID};
+	ParamListInfo params = makeParamList(6);
+	SPIExecuteOptions options;
+	BatchReceiver r;
+	int			i;
+
+	memset(&r, 0, sizeof(r));
+	if (batch_depth > 1)
+	{
+		/* a pass inside a pass: its own memory, until the transaction ends */
+		r.cxt = CurrentMemoryContext;
+		r.cap = budget;
+		r.ev = palloc(sizeof(FleetEvent) * Max(budget, 1));
+		r.own = true;
+	}
+	else
+	{
+		if (batch_cxt == NULL)
+			batch_cxt = AllocSetContextCreate(TopMemoryContext, "fleet pipeline batch",
+											  1024 * 1024, 1024 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
+		MemoryContextReset(batch_cxt);
+		r.cxt = batch_cxt;
+		r.ev = batch_ev;
+		r.cap = batch_cap;
+	}
+	for (i = 0; i < 6; i++)
+	{
+		params->params[i].value = args[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = types[i];
+	}
+	r.pub.receiveSlot = batch_receive;
+	r.pub.rStartup = batch_startup;
+	r.pub.rShutdown = batch_shutdown;
+	r.pub.rDestroy = batch_destroy;
+	r.pub.mydest = DestNone;
+	r.applier = a;
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = false;
+	options.dest = (DestReceiver *) &r;
+	/* SPI_OK_UTILITY: the rows went to the receiver (whose mydest is DestNone) */
+	if (SPI_execute_plan_extended(batch_plan, &options) != SPI_OK_UTILITY)
+		elog(ERROR, "event batch look-up failed");
+	Assert(r.n <= budget);
+	*last_txid = r.last_txid;
+	*events = r.ev;
+	return r.n;
+}
+
 /*
  * Record a failed attempt: into the retry queue, or into dead letters once
  * the class's attempts are used up.
@@ -497,8 +676,16 @@ FleetProcessClass(const char *class_name, int max_events,
 	uint64		i;
 	SPITupleTable *tt;
 	uint64		ntup;
+	FullTransactionId last_txid;
+	FleetEvent *batch;
 
 	memset(&pass, 0, sizeof(pass));
+	if (!batch_callback)
+	{
+		RegisterXactCallback(batch_xact_end, NULL);
+		batch_callback = true;
+	}
+	batch_depth++;
 	pass.class_name = class_name;
 
 	FleetAsOwner(&owner_sw);
@@ -585,17 +772,12 @@ FleetProcessClass(const char *class_name, int max_events,
 								 GUC_ACTION_SAVE, true, 0, false);
 		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-		if (SPI_execute_plan(batch_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "event batch look-up failed");
+		ntup = (uint64) read_batch(&pass.applier, args, budget, &last_txid, &batch);
 		AtEOXact_GUC(true, plan_nestlevel);
-		tt = SPI_tuptable;
-		ntup = SPI_processed;
 		if (ntup > 0)
 		{
-			FleetEvent *ev = palloc(sizeof(FleetEvent) * ntup);
+			FleetEvent *ev = batch;
 
-			for (i = 0; i < ntup; i++)
-				read_event(tt, i, &ev[i]);
 			FleetApplyEvents(&pass.applier, ev, (int) ntup);
 			for (i = 0; i < ntup; i++)
 			{
@@ -605,7 +787,7 @@ FleetProcessClass(const char *class_name, int max_events,
 					record_failure(&pass, &ev[i]);
 			}
 			/* the batch's last transaction id, as text (xid8's output) */
-			pos_txid = SPI_getvalue(tt->vals[ntup - 1], tt->tupdesc, 7);
+			pos_txid = DatumGetCString(DirectFunctionCall1(xid8out, FullTransactionIdGetDatum(last_txid)));
 			pos_event = ev[ntup - 1].event_id;
 			nevents = (int) ntup;
 			first_logged = ev[0].logged_at;
@@ -655,6 +837,7 @@ FleetProcessClass(const char *class_name, int max_events,
 	/* leave the caller's tenant context as it was (isCommit false: restore) */
 	AtEOXact_GUC(false, save_nestlevel);
 	FleetAsCaller(&owner_sw);
+	batch_depth--;
 
 	*applied = pass.applied;
 	*failed = pass.failed;
