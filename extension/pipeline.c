@@ -61,9 +61,19 @@ typedef struct HandlerEntry
 	char		kind[101];		/* hash key */
 	Oid			handler;
 	Oid			owner;
-	bool		looked_up;		/* flinfo is set */
+	bool		looked_up;		/* flinfo and kind_text are set */
 	FmgrInfo	flinfo;
+	Datum		kind_text;		/* the kind as a text argument */
 } HandlerEntry;
+
+/*
+ * The last kind looked up, by the address of its name: a batch's events
+ * share one name per kind (see batch_receive), so runs of one kind are
+ * looked up once.  Forgotten when an applier is set up.
+ */
+static HTAB *last_handlers = NULL;
+static const char *last_kind = NULL;
+static HandlerEntry *last_entry = NULL;
 
 /* state of one pass */
 typedef struct Pass
@@ -283,6 +293,8 @@ FleetApplierInit(FleetApplier *a, const char *class_name)
 	ctl.entrysize = sizeof(HandlerEntry);
 	ctl.hcxt = CurrentMemoryContext;
 	a->handlers = hash_create("fleet pipeline handlers", 32, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	last_handlers = NULL;
+	last_kind = NULL;
 
 	if (class_name)
 		args[0] = CStringGetTextDatum(class_name);
@@ -318,7 +330,17 @@ FleetApplierInit(FleetApplier *a, const char *class_name)
 static HandlerEntry *
 handler_for(FleetApplier *a, FleetEvent *e)
 {
-	HandlerEntry *h = hash_search(a->handlers, e->kind, HASH_FIND, NULL);
+	HandlerEntry *h;
+
+	if (a->handlers == last_handlers && e->kind == last_kind)
+		h = last_entry;
+	else
+	{
+		h = hash_search(a->handlers, e->kind, HASH_FIND, NULL);
+		last_handlers = a->handlers;
+		last_kind = e->kind;
+		last_entry = h;
+	}
 
 	/* a kind without handler (or no longer registered) has no projection */
 	if (h == NULL || !OidIsValid(h->handler))
@@ -356,6 +378,10 @@ call_handlers(FleetApplier *a, FleetEvent *ev, int m, Oid saved_uid, int saved_c
 		/* handlers return void: a NULL result is fine, so no OidFunctionCall */
 		if (!h->looked_up)
 		{
+			MemoryContext old = MemoryContextSwitchTo(a->cxt);
+
+			h->kind_text = CStringGetTextDatum(h->kind);
+			MemoryContextSwitchTo(old);
 			fmgr_info_cxt(h->handler, &h->flinfo, a->cxt);
 			h->looked_up = true;
 		}
@@ -364,7 +390,7 @@ call_handlers(FleetApplier *a, FleetEvent *ev, int m, Oid saved_uid, int saved_c
 		fc->args[0].isnull = false;
 		fc->args[1].value = Int64GetDatum(e->event_id);
 		fc->args[1].isnull = false;
-		fc->args[2].value = CStringGetTextDatum(e->kind);
+		fc->args[2].value = h->kind_text;
 		fc->args[2].isnull = false;
 		fc->args[3].value = e->payload;
 		fc->args[3].isnull = false;
@@ -588,6 +614,7 @@ read_batch(FleetApplier *a, Datum *args, int budget, FullTransactionId *last_txi
 			batch_cxt = AllocSetContextCreate(TopMemoryContext, "fleet pipeline batch",
 											  1024 * 1024, 1024 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
 		MemoryContextReset(batch_cxt);
+		last_kind = NULL;		/* names at the same addresses may be other kinds now */
 		r.cxt = batch_cxt;
 		r.ev = batch_ev;
 		r.cap = batch_cap;
