@@ -43,6 +43,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -59,6 +60,12 @@
 #include "utils/hsearch.h"
 #include "mb/pg_wchar.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "storage/bufmgr.h"
 #include "utils/numeric.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -192,16 +199,19 @@ static const FleetPlanSpec plans[] = {
 	 * transaction start, before its commit and so before this look-up,
 	 * which waited for that commit (the key locks).  The bound is an hour
 	 * after now, so a clock set back by up to that much (a failover to a
-	 * server whose clock is behind) still finds every key.
+	 * server whose clock is behind) still finds every key.  $6 bounds it
+	 * from below: the oldest partitions that are empty (see
+	 * key_partitions_from) are pruned too.
 	 */
-	{&probe_plan, FLEET_PLAN_GENERIC, 5, {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, TIMESTAMPTZOID},
+	{&probe_plan, FLEET_PLAN_GENERIC, 6, {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID},
 		"SELECT k.n, e.payload_hash, e.event_id"
 		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS k(n, s, i)"
 		"  CROSS JOIN LATERAL (SELECT x.payload_hash, x.event_id FROM fleet.event_key x"
 		"                       WHERE x.tenant_id OPERATOR(pg_catalog.=) $4"
 		"                         AND x.source OPERATOR(pg_catalog.=) k.s"
 		"                         AND x.idem_key OPERATOR(pg_catalog.=) k.i"
-		"                         AND x.first_seen OPERATOR(pg_catalog.<=) $5 OFFSET 0) e"},
+		"                         AND x.first_seen OPERATOR(pg_catalog.<=) $5"
+		"                         AND x.first_seen OPERATOR(pg_catalog.>=) $6 OFFSET 0) e"},
 	{&conflict_plan, FLEET_PLAN_GENERIC, 10,
 		{INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 		INT4ARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
@@ -630,6 +640,55 @@ cmp_key(const void *a, const void *b, void *arg)
 }
 
 /*
+ * The lower bound of the oldest partition of fleet.event_key that holds any
+ * row, as the probe's lower bound of first_seen (DT_NOBEGIN: no bound;
+ * DT_NOEND: every partition up to "upto" is empty, there is nothing to
+ * look up).  A partition without a single block holds no committed key,
+ * and none of the batch's keys can be written into it meanwhile: this runs
+ * after the batch's key locks are taken.  Days with keys before it are not
+ * skipped, only the oldest empty ones (on a new install, or after a gap).
+ */
+static TimestampTz
+key_partitions_from(TimestampTz upto)
+{
+	Relation	parent = table_openrv(makeRangeVar("fleet", "event_key", -1), AccessShareLock);
+	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
+	PartitionBoundInfo bi = pd->boundinfo;
+	TimestampTz from = DT_NOEND;
+	int			i;
+
+	if (bi == NULL || bi->strategy != PARTITION_STRATEGY_RANGE || bi->kind == NULL)
+		from = DT_NOBEGIN;
+	/* range bounds in order: datums[i] is the lower bound of partition indexes[i + 1] */
+	for (i = 0; bi != NULL && from == DT_NOEND && i < bi->ndatums; i++)
+	{
+		int			part = bi->indexes[i + 1];
+		Relation	rel;
+		bool		empty;
+
+		if (part < 0)
+			continue;
+		if (bi->kind[i][0] != PARTITION_RANGE_DATUM_VALUE)
+		{
+			from = DT_NOBEGIN;
+			break;
+		}
+		if (DatumGetTimestampTz(bi->datums[i][0]) > upto)
+			break;
+		rel = table_open(pd->oids[part], AccessShareLock);
+		empty = rel->rd_rel->relkind == RELKIND_RELATION && RelationGetNumberOfBlocks(rel) == 0;
+		table_close(rel, NoLock);
+		if (!empty)
+			from = DatumGetTimestampTz(bi->datums[i][0]);
+	}
+	/* a default partition, or one with no lower bound, can hold anything */
+	if (pd->nparts > 0 && bi != NULL && bi->default_index >= 0)
+		from = DT_NOBEGIN;
+	table_close(parent, NoLock);
+	return from;
+}
+
+/*
  * fleet.event_id_seq, where every event id comes from: here, in the
  * set-based run of a push (sync_push.c) and for a push's rejections
  * (sync_batch.c), which take a trail event's id before logging it.
@@ -702,6 +761,11 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	FleetOwnerSwitch owner_sw;
 	Datum	   *ids = NULL;
 	bool	   *idnulls = NULL;
+	TimestampTz upto;
+	TimestampTz from = DT_NOBEGIN;
+	KindEntry  *last_kind = NULL;
+	const char *last_text = NULL;
+	int			last_len = 0;
 
 	FleetIngestCheckIsolation("fleet.ingest_events()");
 	tenant = FleetCurrentTenant();
@@ -736,15 +800,29 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	kinds = hash_create("fleet ingest kinds", 32, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (i = 0; i < n; i++)
 	{
-		char	   *kind;
+		text	   *kt;
+		int			len;
+		char		kind[MAX_KIND + 1];
 		bool		found;
 
 		if (an[A_KIND][i])
 			continue;
-		kind = TextDatumGetCString(av[A_KIND][i]);
-		if (strlen(kind) == 0 || strlen(kind) > MAX_KIND)
+		kt = DatumGetTextPP(av[A_KIND][i]);
+		len = VARSIZE_ANY_EXHDR(kt);
+		if (len == 0 || len > MAX_KIND)
 			continue;
+		/* a run of one kind: looked up once */
+		if (last_kind != NULL && len == last_len && memcmp(VARDATA_ANY(kt), last_text, len) == 0)
+		{
+			rows[i].kind = last_kind;
+			continue;
+		}
+		memcpy(kind, VARDATA_ANY(kt), len);
+		kind[len] = '\0';
 		rows[i].kind = hash_search(kinds, kind, HASH_ENTER, &found);
+		last_kind = rows[i].kind;
+		last_text = VARDATA_ANY(kt);
+		last_len = len;
 		if (!found)
 		{
 			KindEntry  *k = rows[i].kind;
@@ -768,15 +846,16 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	{
 		EventRow   *r = &rows[i];
 		KindEntry  *k = r->kind;
-		char	   *source = an[A_SOURCE][i] ? NULL : TextDatumGetCString(av[A_SOURCE][i]);
-		char	   *key = an[A_KEY][i] ? NULL : TextDatumGetCString(av[A_KEY][i]);
+		text	   *source = an[A_SOURCE][i] ? NULL : DatumGetTextPP(av[A_SOURCE][i]);
+		text	   *key = an[A_KEY][i] ? NULL : DatumGetTextPP(av[A_KEY][i]);
+		int			slen = source ? VARSIZE_ANY_EXHDR(source) : 0;
+		int			klen = key ? VARSIZE_ANY_EXHDR(key) : 0;
 		char	   *error = NULL;
 
 		r->status = ST_REJECTED;
 		r->first = -1;
 		r->other = -1;
-		if (source == NULL || key == NULL || source[0] == '\0' || key[0] == '\0' ||
-			strlen(source) > MAX_SOURCE || strlen(key) > MAX_KEY)
+		if (slen == 0 || klen == 0 || slen > MAX_SOURCE || klen > MAX_KEY)
 		{
 			r->reason = "bad_key";
 			continue;
@@ -830,7 +909,7 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 		if ((r->reason = check_payload(k->required, r->payload)) != NULL)
 			continue;
 		r->status = ST_PENDING;
-		r->keyhash = key_hash(source, strlen(source), key, strlen(key));
+		r->keyhash = key_hash(VARDATA_ANY(source), slen, VARDATA_ANY(key), klen);
 	}
 
 	/* 3. distinct keys, to lock */
@@ -877,13 +956,14 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	FleetLockKeys(FLEET_LOCKSPACE_EVENTS, locks, nlocks);
 
 	/* 4. probe the key store (every partition that can hold a key) for the batch's keys */
-	if (nlocks > 0)
+	upto = GetCurrentTimestamp() + USECS_PER_HOUR;
+	if (nlocks > 0 && (from = key_partitions_from(upto)) != DT_NOEND)
 	{
 		int		   *order = palloc(sizeof(int) * n);
 		Datum	   *pn = palloc(sizeof(Datum) * n);
 		Datum	   *ps = palloc(sizeof(Datum) * n);
 		Datum	   *pk = palloc(sizeof(Datum) * n);
-		Datum		args[5];
+		Datum		args[6];
 		int			m = 0;
 		int			save_nestlevel;
 		uint64		j;
@@ -903,7 +983,8 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 		args[1] = PointerGetDatum(FleetMakeArray(ps, NULL, m, TEXTOID));
 		args[2] = PointerGetDatum(FleetMakeArray(pk, NULL, m, TEXTOID));
 		args[3] = Int64GetDatum(tenant);
-		args[4] = TimestampTzGetDatum(GetCurrentTimestamp() + USECS_PER_HOUR);
+		args[4] = TimestampTzGetDatum(upto);
+		args[5] = TimestampTzGetDatum(from);
 		save_nestlevel = NewGUCNestLevel();
 		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
@@ -1070,23 +1151,29 @@ ingest_events(FunctionCallInfo fcinfo, bool reserved)
 	SPI_finish();
 	FleetAsCaller(&owner_sw);
 
-	/* 7. one result row per element */
-	for (i = 0; i < n; i++)
+	/* 7. one result row per element (each status's text made once) */
 	{
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		Datum		status_text[lengthof(status_names)];
 
-		values[0] = Int32GetDatum(i + 1);
-		values[1] = CStringGetTextDatum(status_names[rows[i].status]);
-		if (rows[i].reason)
-			values[2] = CStringGetTextDatum(rows[i].reason);
-		else
-			nulls[2] = true;
-		if (rows[i].status == ST_REJECTED)
-			nulls[3] = true;
-		else
-			values[3] = Int64GetDatum(rows[i].event_id);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		for (i = 0; i < lengthof(status_names); i++)
+			status_text[i] = CStringGetTextDatum(status_names[i]);
+		for (i = 0; i < n; i++)
+		{
+			Datum		values[4];
+			bool		nulls[4] = {false, false, false, false};
+
+			values[0] = Int32GetDatum(i + 1);
+			values[1] = status_text[rows[i].status];
+			if (rows[i].reason)
+				values[2] = CStringGetTextDatum(rows[i].reason);
+			else
+				nulls[2] = true;
+			if (rows[i].status == ST_REJECTED)
+				nulls[3] = true;
+			else
+				values[3] = Int64GetDatum(rows[i].event_id);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
 	return (Datum) 0;
 }
