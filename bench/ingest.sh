@@ -105,15 +105,22 @@ shares; ratios swing by a factor of up to 1.5 between runs):
 - *batch ingest vs COPY* (target 0.75): the ingest does what COPY into a plain table does not: it
   resolves every device through fleet.device_route, looks up the fixes already stored for the
   batch's devices and time range (dedupe and conflict detection), updates fleet.vehicle_state, and
-  fires the statement-level capture triggers of the two fleet views over positions (about a
-  quarter of its time in a perf profile: they aggregate each batch per group into the views'
+  fires the statement-level capture triggers of the two fleet views over positions (a quarter to
+  a third of its time in a perf profile: they aggregate each batch per group into the views'
   delta logs, the price of refreshes that follow the change instead of the table). Three costs a
   profile found (2026-11-29) are gone: the fixes went in in the gateway's order, interleaved by
   device, so the triggers sorted every batch (now inserted by vehicle, newest first: their sort
   order); they went in through one unnest() per column, which the executor materializes as twelve
   single-column result sets (now one array of fleet.position_row); and the daily rollup's
   first/last positions were ordered aggregates sorting every vehicle-day (now the C aggregates
-  fleet.first_by/last_by). 0.46 before them on this box; 0.66-0.78 after, COPY unchanged.
+  fleet.first_by/last_by). 0.46 before them on this box; 0.66-0.78 after, COPY unchanged. Since
+  (2026-12-08): a device whose batch is wholly newer than its last one through the connection is
+  not looked up (the primary key proves it; a violation redoes the batch with the look-up), the
+  look-up that remains is a per-device range scan on a kept plan (it had become a scan of the day
+  partition's whole index by time), vehicle state moves by a plain HOT UPDATE instead of an
+  upsert, and the insert runs with work_mem of at least 32 MB so the rollup trigger's aggregation
+  no longer spills to temporary files. The duplicate round looks up every device (a device found
+  re-sending keeps being looked up until a batch of it is all new).
 - *consumer vs SKIP LOCKED* (target 3) and *with a held snapshot* (target 0.9): the bench kind has
   no handler, so this is the pipeline's own cost per batch. A perf profile (2026-11-29) found and
   removed three costs: at the start of every batch window the log index was walked from the
@@ -121,12 +128,18 @@ shares; ratios swing by a factor of up to 1.5 between runs):
   cannot merge: an empty pass over 300k consumed events took 75 ms, now 1 ms); both snapshot
   texts were parsed again for every row; a plpgsql trigger on the cursor re-read the pass's
   first and last events (15% of a pass); and later each row's txid was cast to text and its
-  kind read through an output function (about 7%). What remains is flat: the ordered index scan over the
-  class's partitions (merge append, set up once per pass), SPI copying 1,000 rows per pass, the
-  per-50-events subtransaction of the applier, and the commit's WAL flush, which the SKIP LOCKED
-  baseline also pays once per batch but with a DELETE instead of a read. The held snapshot keeps
-  the cursor and counter rows' old versions (one per pass) unprunable; runs on this shared box
-  swing by more than the gap to both targets (held vs idle: 0.76 and 1.5 in two runs the same hour).
+  kind read through an output function (about 7%). Since (2026-12-08) the batch's rows go to a
+  receiver that keeps only what the pass needs (a payload only for kinds with a handler) in
+  memory kept from pass to pass: SPI's tuple table of whole rows, allocated and freed every pass,
+  was a quarter of a pass (backend CPU per event without handler 1.1-1.3 -> 0.8-0.9 us, SKIP
+  LOCKED 2.6 us). What remains is flat: the ordered index scan over the class's partitions, the
+  per-50-events subtransaction of the applier, the tenant context set once per pass
+  (fleet.set_tenant plans its look-up on every call: 13% of a pass with an empty handler), and
+  the commit's WAL flush, which the SKIP LOCKED baseline also pays once per batch but with a
+  DELETE instead of a read; on this shared box the commit's flush dominates wall time when
+  other work writes. The held snapshot keeps the cursor and counter rows' old versions (one per
+  pass) unprunable; runs on this shared box swing by more than the gap to both targets (held vs
+  idle: 0.76 and 1.5 in two runs the same hour).
 - *financial p99 during a telemetry flood* (target 2): on two cores the flood's client and the
   telemetry worker compete with the financial worker for CPU; the telemetry worker now runs at a
   lower priority (fleet.pipeline_telemetry_nice), the flood's client backend cannot be.
