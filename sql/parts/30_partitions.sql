@@ -100,26 +100,16 @@ $$;
 COMMENT ON FUNCTION fleet.partition_start(timestamptz, interval) IS
 	'Start (UTC) of the partition period of a supported interval that contains a time: the whole hour, midnight every n days counted from Monday 1970-01-05, or the first of the month';
 
--- Partitions are known by their bounds, read in UTC.
+-- Partitions are known by their bounds, read in UTC.  In C
+-- (extension/tier.c): the bound is read from the catalog's node tree, not
+-- deparsed to text and parsed back (maintenance asks once per table and run,
+-- the tier steps once per step, the status view once per table).
 CREATE FUNCTION fleet.time_partitions(parent regclass)
 RETURNS TABLE (partition regclass, lo timestamptz, hi timestamptz)
-LANGUAGE sql STABLE STRICT ROWS 20
-SET search_path = pg_catalog, pg_temp
-SET TimeZone = 'UTC'
-SET DateStyle = 'ISO, YMD'
-AS $$
-	SELECT b.partition, b.m[1]::timestamptz, b.m[2]::timestamptz
-	  FROM (SELECT i.inhrelid::pg_catalog.regclass AS partition,
-	               pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
-	                                       '^FOR VALUES FROM \(''([^'']*)''\) TO \(''([^'']*)''\)$') AS m
-	          FROM pg_catalog.pg_inherits i
-	          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
-	         WHERE i.inhparent OPERATOR(pg_catalog.=) parent) b
-	 WHERE b.m IS NOT NULL
-	 ORDER BY 2
-$$;
+LANGUAGE C STABLE STRICT ROWS 20
+AS 'MODULE_PATHNAME', 'fleet_time_partitions';
 COMMENT ON FUNCTION fleet.time_partitions(regclass) IS
-	'The range partitions of a time-partitioned table with the time range [lo, hi) each one holds (UTC), from their bounds';
+	'The range partitions of a time-partitioned table with the time range [lo, hi) each one holds (UTC), from their bounds, ordered by lo (a default partition and MINVALUE or MAXVALUE bounds have no row)';
 
 -- The name of the partition for [lo, hi) says both bounds, whatever the
 -- start, so no two ranges share a name (UTC):
@@ -130,37 +120,43 @@ COMMENT ON FUNCTION fleet.time_partitions(regclass) IS
 --   _pYYYYMMDD_HH      one hour starting at HH (also at 00)
 --   _pYYYYMMDD_HH_Nh   N whole hours starting at HH (not from midnight for whole days)
 --   _pYYYYMMDD_HHMISS_Ns  anything else: start to the second and length in seconds
+-- plpgsql: its expressions are planned once per session, where a SQL
+-- function (not inlinable, for its SET) is planned at every call.
 CREATE FUNCTION fleet.range_partition_name(parent regclass, lo timestamptz, hi timestamptz) RETURNS text
-LANGUAGE sql STABLE STRICT
+LANGUAGE plpgsql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) parent)
+DECLARE
+	l timestamp := lo AT TIME ZONE 'UTC';
+	h timestamp := hi AT TIME ZONE 'UTC';
+	s bigint := pg_catalog.ceil(pg_catalog.date_part('epoch', hi OPERATOR(pg_catalog.-) lo))::bigint;
+BEGIN
+	RETURN (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) parent)
 	       OPERATOR(pg_catalog.||) '_p' OPERATOR(pg_catalog.||)
-	       CASE WHEN pg_catalog.date_trunc('month', x.l) OPERATOR(pg_catalog.=) x.l
-	             AND x.h OPERATOR(pg_catalog.=) (x.l OPERATOR(pg_catalog.+) '1 month'::interval)
-	            THEN pg_catalog.to_char(x.l, 'YYYYMM')
-	            WHEN pg_catalog.date_trunc('week', x.l) OPERATOR(pg_catalog.=) x.l
-	             AND x.s OPERATOR(pg_catalog.=) 604800
-	            THEN pg_catalog.to_char(x.l, 'IYYY"w"IW')
-	            WHEN pg_catalog.date_trunc('day', x.l) OPERATOR(pg_catalog.=) x.l
-	             AND x.s OPERATOR(pg_catalog.=) 86400
-	            THEN pg_catalog.to_char(x.l, 'YYYYMMDD')
-	            WHEN pg_catalog.date_trunc('day', x.l) OPERATOR(pg_catalog.=) x.l
-	             AND x.s OPERATOR(pg_catalog.%) 86400 OPERATOR(pg_catalog.=) 0
-	            THEN pg_catalog.to_char(x.l, 'YYYYMMDD') OPERATOR(pg_catalog.||) '_'
-	                 OPERATOR(pg_catalog.||) (x.s OPERATOR(pg_catalog./) 86400)::text OPERATOR(pg_catalog.||) 'd'
-	            WHEN pg_catalog.date_trunc('hour', x.l) OPERATOR(pg_catalog.=) x.l
-	             AND x.s OPERATOR(pg_catalog.=) 3600
-	            THEN pg_catalog.to_char(x.l, 'YYYYMMDD"_"HH24')
-	            WHEN pg_catalog.date_trunc('hour', x.l) OPERATOR(pg_catalog.=) x.l
-	             AND x.s OPERATOR(pg_catalog.%) 3600 OPERATOR(pg_catalog.=) 0
-	            THEN pg_catalog.to_char(x.l, 'YYYYMMDD"_"HH24') OPERATOR(pg_catalog.||) '_'
-	                 OPERATOR(pg_catalog.||) (x.s OPERATOR(pg_catalog./) 3600)::text OPERATOR(pg_catalog.||) 'h'
-	            ELSE pg_catalog.to_char(x.l, 'YYYYMMDD"_"HH24MISS') OPERATOR(pg_catalog.||) '_'
-	                 OPERATOR(pg_catalog.||) x.s::text OPERATOR(pg_catalog.||) 's'
-	       END
-	  FROM (SELECT lo AT TIME ZONE 'UTC' AS l, hi AT TIME ZONE 'UTC' AS h,
-	               pg_catalog.ceil(pg_catalog.date_part('epoch', hi OPERATOR(pg_catalog.-) lo))::bigint AS s) x
+	       CASE WHEN pg_catalog.date_trunc('month', l) OPERATOR(pg_catalog.=) l
+	             AND h OPERATOR(pg_catalog.=) (l OPERATOR(pg_catalog.+) '1 month'::interval)
+	            THEN pg_catalog.to_char(l, 'YYYYMM')
+	            WHEN pg_catalog.date_trunc('week', l) OPERATOR(pg_catalog.=) l
+	             AND s OPERATOR(pg_catalog.=) 604800
+	            THEN pg_catalog.to_char(l, 'IYYY"w"IW')
+	            WHEN pg_catalog.date_trunc('day', l) OPERATOR(pg_catalog.=) l
+	             AND s OPERATOR(pg_catalog.=) 86400
+	            THEN pg_catalog.to_char(l, 'YYYYMMDD')
+	            WHEN pg_catalog.date_trunc('day', l) OPERATOR(pg_catalog.=) l
+	             AND s OPERATOR(pg_catalog.%) 86400 OPERATOR(pg_catalog.=) 0
+	            THEN pg_catalog.to_char(l, 'YYYYMMDD') OPERATOR(pg_catalog.||) '_'
+	                 OPERATOR(pg_catalog.||) (s OPERATOR(pg_catalog./) 86400)::text OPERATOR(pg_catalog.||) 'd'
+	            WHEN pg_catalog.date_trunc('hour', l) OPERATOR(pg_catalog.=) l
+	             AND s OPERATOR(pg_catalog.=) 3600
+	            THEN pg_catalog.to_char(l, 'YYYYMMDD"_"HH24')
+	            WHEN pg_catalog.date_trunc('hour', l) OPERATOR(pg_catalog.=) l
+	             AND s OPERATOR(pg_catalog.%) 3600 OPERATOR(pg_catalog.=) 0
+	            THEN pg_catalog.to_char(l, 'YYYYMMDD"_"HH24') OPERATOR(pg_catalog.||) '_'
+	                 OPERATOR(pg_catalog.||) (s OPERATOR(pg_catalog./) 3600)::text OPERATOR(pg_catalog.||) 'h'
+	            ELSE pg_catalog.to_char(l, 'YYYYMMDD"_"HH24MISS') OPERATOR(pg_catalog.||) '_'
+	                 OPERATOR(pg_catalog.||) s::text OPERATOR(pg_catalog.||) 's'
+	       END;
+END
 $$;
 COMMENT ON FUNCTION fleet.range_partition_name(regclass, timestamptz, timestamptz) IS
 	'Name of the partition of a fleet table for [lo, hi) (UTC), saying both bounds: <table>_pYYYYMM a calendar month, _pIYYYwIW an ISO week, _pYYYYMMDD a day, _pYYYYMMDD_Nd N days from midnight, _pYYYYMMDD_HH one hour (also at 00), _pYYYYMMDD_HH_Nh N hours, _pYYYYMMDD_HHMISS_Ns any other range';
@@ -237,10 +233,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_iv interval := COALESCE((fleet.tier_partitioning(parent)).partition_interval, '1 day'::interval);
+	v_first timestamptz;
+	v_stop timestamptz;
 	v_start timestamptz;
 	v_end timestamptz;
 	v_cur timestamptz;
-	p record;
+	v_los timestamptz[];
+	v_his timestamptz[];
+	v_parts integer;
+	j integer := 1;
+	k integer;
 	n integer := 0;
 	v_count integer := 0;
 BEGIN
@@ -249,7 +251,8 @@ BEGIN
 	END IF;
 	PERFORM fleet.check_partition_interval(v_iv);
 	-- count first: a range too long for the interval is refused before anything is created
-	v_start := fleet.partition_start(p_from, v_iv);
+	v_first := fleet.partition_start(p_from, v_iv);
+	v_start := v_first;
 	WHILE v_start OPERATOR(pg_catalog.<) p_to LOOP
 		v_count := v_count OPERATOR(pg_catalog.+) 1;
 		IF v_count OPERATOR(pg_catalog.>) 5000 THEN
@@ -259,18 +262,31 @@ BEGIN
 		END IF;
 		v_start := ((v_start AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) v_iv) AT TIME ZONE 'UTC';
 	END LOOP;
-	v_start := fleet.partition_start(p_from, v_iv);
+	v_stop := v_start;	-- the end of the last period
+	-- the existing partitions reaching into the range, read once, by start;
+	-- partitions of one table never overlap, so they are ordered by end too
+	SELECT COALESCE(pg_catalog.array_agg(t.lo ORDER BY t.lo), ARRAY[]::timestamptz[]),
+	       COALESCE(pg_catalog.array_agg(t.hi ORDER BY t.lo), ARRAY[]::timestamptz[])
+	  INTO v_los, v_his
+	  FROM fleet.time_partitions(parent) t
+	 WHERE t.lo OPERATOR(pg_catalog.<) v_stop AND t.hi OPERATOR(pg_catalog.>) v_first;
+	v_parts := pg_catalog.cardinality(v_los);
+	v_start := v_first;
 	WHILE v_start OPERATOR(pg_catalog.<) p_to LOOP
 		v_end := ((v_start AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) v_iv) AT TIME ZONE 'UTC';
 		-- the parts of [v_start, v_end) no existing partition covers (a changed
 		-- interval applies to new partitions only: old ones keep their bounds)
+		WHILE j OPERATOR(pg_catalog.<=) v_parts AND v_his[j] OPERATOR(pg_catalog.<=) v_start LOOP
+			j := j OPERATOR(pg_catalog.+) 1;
+		END LOOP;
 		v_cur := v_start;
-		FOR p IN SELECT t.lo, t.hi FROM fleet.time_partitions(parent) t
-		          WHERE t.lo OPERATOR(pg_catalog.<) v_end AND t.hi OPERATOR(pg_catalog.>) v_start ORDER BY t.lo LOOP
-			IF p.lo OPERATOR(pg_catalog.>) v_cur THEN
-				n := n OPERATOR(pg_catalog.+) fleet.create_range_partition(parent, v_cur, p.lo);
+		k := j;
+		WHILE k OPERATOR(pg_catalog.<=) v_parts AND v_los[k] OPERATOR(pg_catalog.<) v_end LOOP
+			IF v_los[k] OPERATOR(pg_catalog.>) v_cur THEN
+				n := n OPERATOR(pg_catalog.+) fleet.create_range_partition(parent, v_cur, v_los[k]);
 			END IF;
-			v_cur := GREATEST(v_cur, p.hi);
+			v_cur := GREATEST(v_cur, v_his[k]);
+			k := k OPERATOR(pg_catalog.+) 1;
 		END LOOP;
 		IF v_cur OPERATOR(pg_catalog.<) v_end THEN
 			n := n OPERATOR(pg_catalog.+) fleet.create_range_partition(parent, v_cur, v_end);

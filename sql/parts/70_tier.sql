@@ -507,6 +507,12 @@ BEGIN
 	IF v_root IS NULL THEN
 		RETURN NULL;
 	END IF;
+	-- no active hold reaches the table: nothing to look up (maintenance asks
+	-- this for every partition it drops)
+	IF NOT EXISTS (SELECT 1 FROM fleet.legal_hold l
+	                WHERE l.released_at IS NULL AND (l.scope IS NULL OR l.scope OPERATOR(pg_catalog.=) v_root)) THEN
+		RETURN NULL;
+	END IF;
 	v_col := fleet.tier_time_column(v_root);
 	-- the table's cold segments, if it has a cold tier; kept per vehicle or not
 	SELECT l.segments, 'vehicle_id' OPERATOR(pg_catalog.=) ANY (l.seg_cols) INTO v_cold, v_cold_vehicle

@@ -61,3 +61,37 @@ SET ROLE fleet_app;
 SELECT * FROM fleet.run_maintenance();
 RESET ROLE;
 SELECT cron.alter_job(jobid, active := true) FROM cron.job WHERE jobname = 'fleet.maintenance';
+
+-- Partitions are known by their bounds, read in UTC whatever the type of
+-- the time key (timestamptz, timestamp, date); a default partition, a
+-- MINVALUE or MAXVALUE bound, a key of two columns or of another type
+-- bound no time range.
+SET timezone = 'America/New_York';
+CREATE TABLE public.pm_days (d date NOT NULL) PARTITION BY RANGE (d);
+CREATE TABLE public.pm_days_a PARTITION OF public.pm_days FOR VALUES FROM ('2026-03-01') TO ('2026-03-08');
+CREATE TABLE public.pm_days_b PARTITION OF public.pm_days FOR VALUES FROM (MINVALUE) TO ('2026-03-01');
+CREATE TABLE public.pm_days_c PARTITION OF public.pm_days FOR VALUES FROM ('2026-03-08') TO (MAXVALUE);
+CREATE TABLE public.pm_stamps (t timestamp NOT NULL) PARTITION BY RANGE (t);
+CREATE TABLE public.pm_stamps_a PARTITION OF public.pm_stamps FOR VALUES FROM ('2026-03-08 01:00') TO ('2026-03-08 03:00');
+CREATE TABLE public.pm_stamps_d PARTITION OF public.pm_stamps DEFAULT;
+CREATE TABLE public.pm_pair (a timestamptz NOT NULL, b timestamptz NOT NULL) PARTITION BY RANGE (a, b);
+CREATE TABLE public.pm_pair_a PARTITION OF public.pm_pair FOR VALUES FROM ('2026-03-01', '2026-03-01') TO ('2026-03-02', '2026-03-02');
+CREATE TABLE public.pm_ints (n integer NOT NULL) PARTITION BY RANGE (n);
+CREATE TABLE public.pm_ints_a PARTITION OF public.pm_ints FOR VALUES FROM (1) TO (10);
+SET timezone = 'UTC';
+SELECT partition, lo, hi FROM fleet.time_partitions('public.pm_days');
+SELECT partition, lo, hi FROM fleet.time_partitions('public.pm_stamps');
+SELECT (SELECT count(*) FROM fleet.time_partitions('public.pm_pair')) AS two_columns,
+       (SELECT count(*) FROM fleet.time_partitions('public.pm_ints')) AS integers,
+       (SELECT count(*) FROM fleet.time_partitions('public.pm_stamps_a')) AS not_partitioned;
+-- Creating around existing partitions: a month spanning many daily
+-- periods, three hours inside one; only the uncovered parts get partitions,
+-- named by their ranges, and a second run creates none.
+CREATE TABLE public.pm_span (tenant_id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE public.pm_span_month PARTITION OF public.pm_span FOR VALUES FROM ('2026-03-01 00:00+00') TO ('2026-04-01 00:00+00');
+CREATE TABLE public.pm_span_hours PARTITION OF public.pm_span FOR VALUES FROM ('2026-04-02 06:00+00') TO ('2026-04-02 09:00+00');
+SELECT fleet.create_partitions('public.pm_span', '2026-02-27 12:00+00', '2026-04-04 00:00+00') AS created;
+SELECT partition, lo, hi FROM fleet.time_partitions('public.pm_span');
+SELECT fleet.create_partitions('public.pm_span', '2026-02-27 12:00+00', '2026-04-04 00:00+00') AS created_again;
+DROP TABLE public.pm_days, public.pm_stamps, public.pm_pair, public.pm_ints, public.pm_span;
+RESET timezone;
