@@ -28,6 +28,7 @@ if [ ! -f "$(pg_config --sharedir)/extension/pg_partman.control" ]; then
 	exit 0
 fi
 
+COMMIT_MEASURED=$(bench_commit)	# before the run: the tree may change while it runs
 bench_cluster "fleet.pipeline_enabled = off" "fleet.views_enabled = off"
 q <<SQL >/dev/null
 CREATE SCHEMA partman;
@@ -76,7 +77,7 @@ rows_pm=$(q -c "SELECT count(*) FROM public.pm_pos")
 section=$(cat <<MD
 ## tiering vs pg_partman
 
-Issue 6, \`bench/partman.sh\` on $(date -u +%Y-%m-%dT%H:%MZ); $(machine); pg_partman $pm_version (Debian).
+Issue 6, \`bench/partman.sh\` on $(date -u +%Y-%m-%dT%H:%MZ) at commit $COMMIT_MEASURED; $(machine); pg_partman $pm_version (Debian).
 Two tables shaped like fleet.position (daily RANGE partitions on fix_time, same primary key), one
 run by fleet.run_maintenance() (which also visits fleet's own tables, already up to date), one by
 pg_partman's native mode. One measurement each: report only.

@@ -23,6 +23,7 @@ BIG_VEHICLES=${BIG_VEHICLES:-350}
 INGEST_SECONDS=${INGEST_SECONDS:-20}
 DUTY=${DUTY:-0.25}			# share of time the warm copy may run (fleet.tier_maintenance p_duty)
 
+COMMIT_MEASURED=$(bench_commit)	# before the run: the tree may change while it runs
 bench_cluster "fleet.pipeline_enabled = off" "fleet.views_enabled = off" "shared_buffers = 1GB" "work_mem = 64MB" \
 	"maintenance_work_mem = 512MB" "max_wal_size = 8GB"
 mkdir -p "$WORK/warm" "$WORK/warm_baseline"
@@ -178,7 +179,7 @@ TPS_RATIO=$(ratio "$TPS_BUSY" "$(awk -v a="$TPS_IDLE" -v b="$TPS_AFTER" 'BEGIN {
 section=$(cat <<MD
 ## tiering
 
-Issue 6, \`bench/tiering.sh\` on $(date -u +%Y-%m-%dT%H:%MZ); $(machine --short); one throwaway cluster
+Issue 6, \`bench/tiering.sh\` on $(date -u +%Y-%m-%dT%H:%MZ) at commit $COMMIT_MEASURED; $(machine --short); one throwaway cluster
 (shared_buffers 1GB; fsync on), warm tablespace in a directory of the same disk.
 Telemetry: one fix every ~10 s per vehicle for a day, smooth tracks with GPS noise at six decimals, speed,
 heading, altitude, accuracy, sequence, attrs on every 60th fix.
