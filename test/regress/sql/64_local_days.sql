@@ -155,7 +155,7 @@ END
 $$;
 SELECT s.view, count(d.*) AS differences
   FROM fleet.view_status s LEFT JOIN LATERAL fleet.verify_view(s.view) d ON true
- WHERE s.view::text ~ 'daily' GROUP BY 1 ORDER BY 1::text;
+ WHERE s.view::text ~ 'daily' GROUP BY 1 ORDER BY s.view::text;
 -- the local days hold every fix once, and the UTC days too
 SELECT (SELECT sum(pings) FROM fleet.vehicle_daily_activity WHERE tenant_id IN (:lb, :lny))
      = (SELECT count(*) FROM fleet.position WHERE tenant_id IN (:lb, :lny)) AS local_pings_match,
@@ -179,7 +179,7 @@ SELECT a.local_day, a.pings FROM fleet.vehicle_daily_activity a JOIN fleet.vehic
  WHERE v.code = 'B1' AND a.tenant_id = :lb ORDER BY 1;
 SELECT s.view, count(d.*) AS differences
   FROM fleet.view_status s LEFT JOIN LATERAL fleet.verify_view(s.view) d ON true
- WHERE s.view::text ~ 'daily' GROUP BY 1 ORDER BY 1::text;
+ WHERE s.view::text ~ 'daily' GROUP BY 1 ORDER BY s.view::text;
 -- a change of another column rebuilds nothing
 UPDATE fleet.tenant SET name = 'Local Tokyo' WHERE tenant_id = :lb;
 SELECT fleet.refresh_view('fleet.vehicle_daily_activity') >= 0 AS refreshed;
