@@ -10,19 +10,37 @@
 --
 -- Change tracking (rollup, latest).  A statement-level AFTER INSERT trigger
 -- with a transition table aggregates each inserted batch to its partial
--- result per group (the view's own row type) and appends ONE row to the
--- view's delta log, stamped with the writer's transaction id.  It fires for
--- every INSERT path (multi-row INSERT, INSERT ... SELECT, COPY, the ingest
--- functions).  UPDATE, DELETE and TRUNCATE of the source append a rebuild
--- marker instead.  A refresh consumes the delta log with one statement
--- (DELETE ... RETURNING feeding the merge), so a delta row is merged and
--- removed atomically, under one MVCC snapshot: a transaction that commits
--- late is simply not visible yet and is consumed by a later refresh; no
--- sequence or timestamp high-water mark is involved, so nothing is skipped.
+-- result per group (the view's own row type) and appends ONE row per tenant
+-- (for_tenant; one row if the view has no tenant_id key) to the view's delta
+-- log, stamped with the writer's transaction id.  It fires for every INSERT
+-- path (multi-row INSERT, INSERT ... SELECT, COPY, the ingest functions).
+-- UPDATE, DELETE and TRUNCATE of the source append a rebuild marker
+-- instead.  A refresh consumes the delta log with one statement (DELETE ...
+-- RETURNING feeding the merge), so a delta row is merged and removed
+-- atomically, under one MVCC snapshot: a transaction that commits late is
+-- simply not visible yet and is consumed by a later refresh; no sequence or
+-- timestamp high-water mark is involved, so nothing is skipped.
+--
+-- The merge.  fleet.view_combine (extension/first_last.c) combines the
+-- consumed partials into one row per group in a hash table (one delta row
+-- alone is taken as it is), and the groups are upserted in the order of
+-- fleet.view_key_order: date and time keys first.  A rebuild writes its rows
+-- in that order too.  So the groups fresh rows touch -- today's, one per
+-- vehicle -- lie together on few pages whatever order the writers' or a bulk
+-- load's statements had: a refresh after 10k new rows, one per vehicle,
+-- changes about 500 pages of fleet.vehicle_daily_activity_data, not 10k
+-- scattered ones, and the first refresh after a checkpoint writes about 700
+-- full-page images (6 MB of WAL in all), not 10k (43 MB).  fillfactor 50
+-- leaves each page room for a new version of every row on it, so those
+-- updates stay HOT.
 --
 -- Freshness.  as_of is a commit-time watermark: the clock is read before
 -- the snapshot of the consuming statement is taken, so every transaction
 -- that committed before as_of is in the view.  Age = clock - as_of.
+-- A reader under row-level security acting for one tenant sees only that
+-- tenant's rows; fleet.ensure_fresh refreshes only that tenant's groups for
+-- it (its delta rows) and keeps the tenant's own watermark, with the same
+-- guarantee for the rows that reader can see (fleet.view_tenant_as_of).
 -- Every refresh sends NOTIFY fleet_view_refreshed with a JSON payload.
 --
 -- Storage.  A rollup with avg, first or last keeps merge state per group
@@ -74,7 +92,22 @@ COMMENT ON COLUMN fleet.view_registry.snapshot IS 'Transaction snapshot of the l
 COMMENT ON COLUMN fleet.view_registry.bound_misses IS
 	'Refreshes that found the view already older than max_staleness';
 COMMENT ON COLUMN fleet.view_registry.build_sql IS 'Full recomputation of the view from its source (used for the first build, rebuilds and fleet.verify_view)';
-COMMENT ON COLUMN fleet.view_registry.apply_sql IS 'Incremental refresh statement: consumes the delta log and merges it (general views: the full diff)';
+COMMENT ON COLUMN fleet.view_registry.apply_sql IS 'Incremental refresh statement: consumes the delta log and merges it (general views: the full diff); $1 is NULL or the one tenant whose changes it consumes';
+
+-- A reader acting for one tenant sees only that tenant's rows of a view
+-- (row-level security), so fleet.ensure_fresh refreshes only that tenant's
+-- groups for it and keeps that tenant's watermark here.
+CREATE TABLE fleet.view_tenant_as_of (
+	view_id      integer NOT NULL,
+	tenant_id    bigint NOT NULL,
+	as_of        timestamptz NOT NULL,
+	refreshed_at timestamptz NOT NULL,
+	refreshes    bigint NOT NULL DEFAULT 1,
+	PRIMARY KEY (view_id, tenant_id)
+);
+COMMENT ON TABLE fleet.view_tenant_as_of IS
+	'fleet views: a tenant''s own commit-time watermark of a view, newer than the view''s as_of after fleet.ensure_fresh refreshed only that tenant''s groups for a reader acting for it: every transaction that committed before as_of is reflected in the tenant''s rows. Rows not newer than the view''s as_of are dropped by the next full refresh; written only by fleet''s view functions';
+SELECT fleet.enable_tenant_rls('fleet.view_tenant_as_of');
 
 -- ------------------------------------------------------------------ helpers
 
@@ -107,6 +140,42 @@ CREATE AGGREGATE fleet.last_by(anyelement, anycompatible) (
 	FINALFUNC = fleet.by_final, FINALFUNC_EXTRA);
 COMMENT ON AGGREGATE fleet.last_by(anyelement, anycompatible) IS
 	'last_by(value, key): the value of the row with the largest (key, value), rows with a NULL value or key skipped (a rollup view''s last(x, time))';
+
+-- fleet.view_combine(rows, spec) (extension/first_last.c): a refresh's
+-- combination of the partial results its delta log holds, one array per
+-- writing statement, into one element per group, column by column as spec
+-- says (k key, c count, s sum, m/M min/max, a avg, f/l first/last value
+-- followed by its time, v value and oN order of a latest view).
+CREATE FUNCTION fleet.view_combine_trans(internal, anyarray, text) RETURNS internal
+	LANGUAGE C PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_view_combine_trans';
+COMMENT ON FUNCTION fleet.view_combine_trans(internal, anyarray, text) IS
+	'Transition function of fleet.view_combine()';
+CREATE FUNCTION fleet.view_combine_final(internal, anyarray, text) RETURNS anyarray
+	LANGUAGE C PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'fleet_view_combine_final';
+COMMENT ON FUNCTION fleet.view_combine_final(internal, anyarray, text) IS
+	'Final function of fleet.view_combine(): one element per group';
+CREATE AGGREGATE fleet.view_combine(anyarray, text) (
+	SFUNC = fleet.view_combine_trans, STYPE = internal,
+	FINALFUNC = fleet.view_combine_final, FINALFUNC_EXTRA);
+COMMENT ON AGGREGATE fleet.view_combine(anyarray, text) IS
+	'Internal: combine the partial results of a fleet view''s delta log (arrays of its row type) into one element per group, each column as the spec token names it (k key, c count, s sum, m/M min/max, a avg of the next s and c, f/l first/last value of the next m/M time, v value and oN order of a latest view); a single array is returned as it is';
+
+CREATE FUNCTION fleet.view_key_order(storage regclass, keys text[]) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k.k), ', '
+	         ORDER BY (t.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.date'::pg_catalog.regtype,
+	                   'pg_catalog.timestamp'::pg_catalog.regtype, 'pg_catalog.timestamptz'::pg_catalog.regtype]::pg_catalog.oid[])) DESC,
+	                  k.n)
+	  FROM pg_catalog.unnest(keys) WITH ORDINALITY k(k, n)
+	  JOIN pg_catalog.pg_attribute t ON t.attrelid OPERATOR(pg_catalog.=) storage
+	                                AND t.attname OPERATOR(pg_catalog.=) k.k AND NOT t.attisdropped
+$$;
+COMMENT ON FUNCTION fleet.view_key_order(regclass, text[]) IS
+	'The order a fleet view''s rows are written in: its date and time keys first, then the other keys, so that the groups new rows touch (the recent days) share pages';
 
 CREATE FUNCTION fleet.view_split_item(item text, OUT name text, OUT expr text)
 LANGUAGE plpgsql IMMUTABLE STRICT
@@ -180,7 +249,6 @@ DECLARE
 	v_keys text[] := '{}';
 	v_kexpr text[] := '{}';
 	v_sel text[] := '{}';		-- select list of the build query
-	v_comb text[] := '{}';		-- rollup: combine partials of several delta rows
 	v_set text[] := '{}';		-- upsert SET list
 	v_where text;
 	v_ocols text[] := '{}';
@@ -201,6 +269,9 @@ DECLARE
 	v_store regclass;
 	v_store_name text;
 	v_pub text[];
+	v_tok jsonb := '{}';		-- rollup, latest: view_combine's token per column
+	v_spec text;
+	v_order text;
 BEGIN
 	PERFORM fleet.view_owner_check();
 	IF kind IS NULL OR NOT kind OPERATOR(pg_catalog.=) ANY (ARRAY['rollup', 'latest', 'general']) THEN
@@ -245,8 +316,8 @@ BEGIN
 			SELECT * INTO it FROM fleet.view_split_item(a);
 			v_keys := v_keys OPERATOR(pg_catalog.||) it.name;
 			v_kexpr := v_kexpr OPERATOR(pg_catalog.||) it.expr;
+			v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(it.name, 'k');
 			v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('(%s) AS %I', it.expr, it.name);
-			v_comb := v_comb OPERATOR(pg_catalog.||) pg_catalog.quote_ident(it.name);
 		END LOOP;
 		v_where := pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.format('(%s) IS NOT NULL', e)
 		                                              FROM pg_catalog.unnest(v_kexpr) e), ' AND ');
@@ -270,29 +341,27 @@ BEGIN
 				END IF;
 				CASE m[2]
 				WHEN 'count' THEN
+					v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(m[1], 'c');
 					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(%s) AS %I', m[3], m[1]);
-					v_comb := v_comb OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.sum(%1$I)::bigint AS %1$I', m[1]);
 					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format('%1$I = t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I', m[1]);
 				WHEN 'sum' THEN
+					v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(m[1], 's');
 					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.sum((%s)::numeric) AS %I', m[3], m[1]);
-					v_comb := v_comb OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.sum(%1$I) AS %1$I', m[1]);
 					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format(
 						'%1$I = COALESCE(t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I, t.%1$I, excluded.%1$I)', m[1]);
 				WHEN 'min', 'max' THEN
+					v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(m[1], CASE m[2] WHEN 'min' THEN 'm' ELSE 'M' END);
 					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.%s(%s) AS %I', m[2], m[3], m[1]);
-					v_comb := v_comb OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.%s(%I) AS %I', m[2], m[1], m[1]);
 					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format('%1$I = %2$s(t.%1$I, excluded.%1$I)', m[1],
 						CASE m[2] WHEN 'min' THEN 'LEAST' ELSE 'GREATEST' END);
 				WHEN 'avg' THEN
+					v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(m[1], 'a',
+						'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum', 's',
+						'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n', 'c');
 					v_sel := v_sel OPERATOR(pg_catalog.||) ARRAY[
 						pg_catalog.format('pg_catalog.sum((%s)::numeric) OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(%s), 0) AS %I', m[3], m[3], m[1]),
 						pg_catalog.format('pg_catalog.sum((%s)::numeric) AS %I', m[3], '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum'),
 						pg_catalog.format('pg_catalog.count(%s) AS %I', m[3], '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n')];
-					v_comb := v_comb OPERATOR(pg_catalog.||) ARRAY[
-						pg_catalog.format('pg_catalog.sum(%1$I) OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(%2$I), 0) AS %3$I',
-							'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum', '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n', m[1]),
-						pg_catalog.format('pg_catalog.sum(%1$I) AS %1$I', '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum'),
-						pg_catalog.format('pg_catalog.sum(%1$I)::bigint AS %1$I', '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n')];
 					v_set := v_set OPERATOR(pg_catalog.||) ARRAY[
 						pg_catalog.format('%3$I = COALESCE(t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I, t.%1$I, excluded.%1$I)'
 							' OPERATOR(pg_catalog./) NULLIF(t.%2$I OPERATOR(pg_catalog.+) excluded.%2$I, 0)',
@@ -312,13 +381,13 @@ BEGIN
 							RAISE EXCEPTION 'aggregate "%" needs a value and a time: %(value, time)', a, m[2]
 								USING ERRCODE = 'invalid_parameter_value';
 						END IF;
+						v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+							m[1], CASE m[2] WHEN 'first' THEN 'f' ELSE 'l' END,
+							v_t, CASE m[2] WHEN 'first' THEN 'm' ELSE 'M' END);
 						v_sel := v_sel OPERATOR(pg_catalog.||) ARRAY[
 							pg_catalog.format('fleet.%1$s_by(%2$s, %3$s) AS %4$I', m[2], mm[1], mm[2], m[1]),
 							pg_catalog.format('pg_catalog.%1$s(%3$s) FILTER (WHERE (%2$s) IS NOT NULL AND (%3$s) IS NOT NULL) AS %4$I',
 								v_ext, mm[1], mm[2], v_t)];
-						v_comb := v_comb OPERATOR(pg_catalog.||) ARRAY[
-							pg_catalog.format('fleet.%1$s_by(%2$I, %3$I) AS %2$I', m[2], m[1], v_t),
-							pg_catalog.format('pg_catalog.%1$s(%2$I) AS %2$I', v_ext, v_t)];
 						v_set := v_set OPERATOR(pg_catalog.||) ARRAY[
 							pg_catalog.format('%1$I = CASE WHEN excluded.%2$I IS NULL THEN t.%1$I WHEN t.%2$I IS NULL THEN excluded.%1$I'
 								' WHEN ROW(excluded.%2$I, excluded.%1$I) OPERATOR(pg_catalog.%3$s) ROW(t.%2$I, t.%1$I) THEN excluded.%1$I ELSE t.%1$I END',
@@ -369,7 +438,9 @@ BEGIN
 	v_store := pg_catalog.format('%I.%I', v_schema, v_store_name)::pg_catalog.regclass;
 	EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (%s)', v_store,
 		(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k));
-	-- room on each page for the refresh's updates to stay HOT
+	-- room on each page for a new version of every row on it: the refresh's
+	-- updates stay HOT (no index entry, no new page) even when all the rows
+	-- of a page are one day's groups, all updated by each refresh
 	EXECUTE pg_catalog.format('ALTER TABLE %s SET (fillfactor = 50)', v_store);
 	v_cols := ARRAY(SELECT a2.attname::text FROM pg_catalog.pg_attribute a2
 	                 WHERE a2.attrelid OPERATOR(pg_catalog.=) v_store AND a2.attnum OPERATOR(pg_catalog.>) 0
@@ -424,14 +495,16 @@ BEGIN
 				(SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(v_cols) c WHERE NOT c OPERATOR(pg_catalog.=) ANY (v_keys)),
 				(SELECT pg_catalog.string_agg(pg_catalog.format('excluded.%I', c), ', ') FROM pg_catalog.unnest(v_cols) c WHERE NOT c OPERATOR(pg_catalog.=) ANY (v_keys))) END);
 	ELSE
-		-- the delta log: one row per writing statement with its partial result
+		-- the delta log: one row per writing statement (and tenant) with its
+		-- partial result
 		v_delta := pg_catalog.format('fleet.%I', 'view_delta_' OPERATOR(pg_catalog.||) v_id);
 		EXECUTE pg_catalog.format(
 			'CREATE TABLE %s (txid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),'
-			' rebuild boolean NOT NULL DEFAULT false, rows %s[])', v_delta, v_store);
+			' rebuild boolean NOT NULL DEFAULT false, for_tenant bigint, rows %s[])', v_delta, v_store);
 		EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN rows SET STORAGE EXTERNAL', v_delta);
 		EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', v_delta,
-			pg_catalog.format('Delta log of fleet view %s: one row per writing statement of %s (partial result per group, writer txid), consumed by refresh', v_rel, source));
+			pg_catalog.format('Delta log of fleet view %s: one row per writing statement of %s%s (partial result per group, writer txid), consumed by refresh', v_rel, source,
+				CASE WHEN v_has_tenant THEN ' and tenant (for_tenant)' ELSE '' END));
 
 		v_func := pg_catalog.format('fleet.%I', 'view_capture_' OPERATOR(pg_catalog.||) v_id);
 		EXECUTE pg_catalog.format($f$
@@ -444,9 +517,7 @@ SET search_path = pg_catalog, pg_temp
 AS $body$
 BEGIN
 	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-		INSERT INTO %2$s (rows)
-		SELECT pg_catalog.array_agg(ROW(c.*)::%4$s) FROM (%5$s) c
-		HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0;
+		%4$s
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
 		INSERT INTO %2$s (rebuild) VALUES (true);
 	ELSE
@@ -454,7 +525,13 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END
-$body$$f$, v_func, v_delta, source, v_store, pg_catalog.replace(v_build_from, '{{source}}', 'fleet_new'));
+$body$$f$, v_func, v_delta, source,
+			CASE WHEN v_has_tenant THEN pg_catalog.format(
+				'INSERT INTO %s (for_tenant, rows) SELECT c.tenant_id, pg_catalog.array_agg(ROW(c.*)::%s) FROM (%s) c GROUP BY c.tenant_id;',
+				v_delta, v_store, pg_catalog.replace(v_build_from, '{{source}}', 'fleet_new'))
+			ELSE pg_catalog.format(
+				'INSERT INTO %s (rows) SELECT pg_catalog.array_agg(ROW(c.*)::%s) FROM (%s) c HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0;',
+				v_delta, v_store, pg_catalog.replace(v_build_from, '{{source}}', 'fleet_new')) END);
 		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_func);
 		EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s() IS %L', v_func,
 			pg_catalog.format('Capture trigger of fleet view %s: appends each statement''s partial result (or a rebuild marker) to its delta log', v_rel));
@@ -467,35 +544,31 @@ $body$$f$, v_func, v_delta, source, v_store, pg_catalog.replace(v_build_from, '{
 		EXECUTE pg_catalog.format('CREATE TRIGGER %I AFTER TRUNCATE ON %s'
 			' FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'fleet_view_' OPERATOR(pg_catalog.||) v_id OPERATOR(pg_catalog.||) '_trunc', source, v_func);
 
-		IF kind OPERATOR(pg_catalog.=) 'rollup' THEN
-			-- partials of a group that appears in one delta row only (the
-			-- common case) go straight to the merge; the others are combined
-			v_apply := pg_catalog.format(
-				'WITH d AS (DELETE FROM %1$s WHERE NOT rebuild RETURNING rows),'
-				' u AS (SELECT x.*, pg_catalog.count(*) OVER (PARTITION BY %3$s) AS fv_parts FROM d, pg_catalog.unnest(d.rows) x),'
-				' m AS (SELECT %6$s FROM u WHERE fv_parts OPERATOR(pg_catalog.=) 1'
-				'       UNION ALL SELECT %2$s FROM u WHERE fv_parts OPERATOR(pg_catalog.>) 1 GROUP BY %3$s),'
-				' ins AS (INSERT INTO %4$s AS t SELECT * FROM m ON CONFLICT (%3$s) DO UPDATE SET %5$s RETURNING 1)'
-				' SELECT pg_catalog.count(*) FROM ins',
-				v_delta, pg_catalog.array_to_string(v_comb, ', '),
-				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
-				v_store, pg_catalog.array_to_string(v_set, ', '),
-				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_cols) c));
-		ELSE
-			v_apply := pg_catalog.format(
-				'WITH d AS (DELETE FROM %1$s WHERE NOT rebuild RETURNING rows),'
-				' u AS (SELECT x.* FROM d, pg_catalog.unnest(d.rows) x),'
-				' m AS (SELECT DISTINCT ON (%2$s) * FROM u ORDER BY %2$s, %3$s),'
-				' ins AS (INSERT INTO %4$s AS t SELECT * FROM m ON CONFLICT (%2$s) DO UPDATE SET %5$s'
-				'   WHERE ROW(%6$s) OPERATOR(pg_catalog.>) ROW(%7$s) RETURNING 1)'
-				' SELECT pg_catalog.count(*) FROM ins',
-				v_delta,
-				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
-				(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(o) OPERATOR(pg_catalog.||) ' DESC', ', ') FROM pg_catalog.unnest(v_ocols) o),
-				v_store, pg_catalog.array_to_string(v_set, ', '),
-				(SELECT pg_catalog.string_agg(pg_catalog.format('excluded.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o),
-				(SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o));
+		-- The refresh: the delta rows (those of tenant $1 only, if $1 is not
+		-- NULL) are deleted and their partials combined into one row per
+		-- group (fleet.view_combine), then merged into the view in the order
+		-- of fleet.view_key_order: the recent days' groups are written
+		-- together, on few pages (and few full-page images after a
+		-- checkpoint), whatever order the writers' statements had.
+		IF kind OPERATOR(pg_catalog.=) 'latest' THEN
+			v_tok := v_tok OPERATOR(pg_catalog.||) (SELECT pg_catalog.jsonb_object_agg(o.o, 'o' OPERATOR(pg_catalog.||) o.n)
+			                                          FROM pg_catalog.unnest(ARRAY(SELECT x FROM pg_catalog.unnest(v_ocols) x
+			                                                                        WHERE NOT x OPERATOR(pg_catalog.=) ANY (v_keys))) WITH ORDINALITY o(o, n));
 		END IF;
+		v_spec := pg_catalog.array_to_string(ARRAY(SELECT COALESCE(v_tok OPERATOR(pg_catalog.->>) c, 'v')
+		                                             FROM pg_catalog.unnest(v_cols) WITH ORDINALITY c(c, n) ORDER BY c.n), ' ');
+		v_order := fleet.view_key_order(v_store, v_keys);
+		v_apply := pg_catalog.format(
+			'WITH d AS (DELETE FROM %1$s WHERE NOT rebuild AND ($1::pg_catalog.int8 IS NULL OR for_tenant OPERATOR(pg_catalog.=) $1) RETURNING rows),'
+			' m AS (SELECT x.* FROM (SELECT fleet.view_combine(d.rows, %2$L) AS r FROM d) c, pg_catalog.unnest(c.r) x ORDER BY %3$s),'
+			' ins AS (INSERT INTO %4$s AS t SELECT * FROM m ON CONFLICT (%5$s) DO UPDATE SET %6$s%7$s RETURNING 1)'
+			' SELECT pg_catalog.count(*) FROM ins',
+			v_delta, v_spec, v_order, v_store,
+			(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
+			pg_catalog.array_to_string(v_set, ', '),
+			CASE WHEN kind OPERATOR(pg_catalog.=) 'latest' THEN pg_catalog.format(' WHERE ROW(%s) OPERATOR(pg_catalog.>) ROW(%s)',
+				(SELECT pg_catalog.string_agg(pg_catalog.format('excluded.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o),
+				(SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o)) ELSE '' END);
 	END IF;
 
 	UPDATE fleet.view_registry r SET apply_sql = v_apply, delta = v_delta::pg_catalog.regclass
@@ -548,7 +621,10 @@ BEGIN
 		EXECUTE pg_catalog.format('DELETE FROM %s', r.delta);
 	END IF;
 	EXECUTE pg_catalog.format('DELETE FROM %s', r.storage);
-	EXECUTE pg_catalog.format('INSERT INTO %s %s', r.storage, r.build_sql);
+	-- written in the refresh's order (date and time keys first), so that a
+	-- day's groups share pages and a refresh of today's rows touches few
+	EXECUTE pg_catalog.format('INSERT INTO %s SELECT * FROM (%s) b ORDER BY %s', r.storage, r.build_sql,
+		fleet.view_key_order(r.storage, r.key_columns));
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
@@ -556,13 +632,15 @@ $$;
 COMMENT ON FUNCTION fleet.view_rebuild(integer) IS
 	'Internal: recompute a fleet view in full from its source (SHARE lock on the source while it runs) and empty its delta log';
 
-CREATE FUNCTION fleet.refresh_view(view regclass, skip_locked boolean DEFAULT false) RETURNS bigint
+-- The refresh itself, in the caller's transaction, as whoever calls it (the
+-- SECURITY DEFINER entry points: fleet.refresh_view, fleet.ensure_fresh,
+-- fleet.verify_view; the worker through fleet.run_view_refresh).  With a
+-- tenant, only the delta rows of that tenant are consumed and the tenant's
+-- own watermark (fleet.view_tenant_as_of) advances, not the view's; a
+-- rebuild marker, a view without tenant_id or a general view makes it a
+-- full refresh.
+CREATE FUNCTION fleet.view_refresh(view regclass, skip_locked boolean, tenant bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
--- SECURITY DEFINER because a refresh reads every tenant's source rows and
--- writes the shared materialization and registry, while callers (fleet_admin,
--- and readers through fleet.ensure_fresh) have only SELECT on them.  It runs
--- only SQL generated by fleet.create_view.  search_path is pinned.
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 -- the generated statements are re-planned on every call: JIT compilation
 -- (about a second) would cost more than the refresh itself
@@ -576,6 +654,7 @@ DECLARE
 	v_rebuild boolean := false;
 	v_snap pg_snapshot;
 	v_miss boolean;
+	v_tenant bigint := tenant;
 	v_rr boolean := pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed';
 BEGIN
 	IF skip_locked THEN
@@ -590,7 +669,9 @@ BEGIN
 				HINT = 'fleet.view_status lists the fleet views.';
 		END IF;
 	END IF;
-	v_miss := r.as_of IS NOT NULL AND v_t0 OPERATOR(pg_catalog.-) r.as_of OPERATOR(pg_catalog.>) r.max_staleness;
+	IF r.delta IS NULL OR NOT 'tenant_id' OPERATOR(pg_catalog.=) ANY (r.key_columns) THEN
+		v_tenant := NULL;
+	END IF;
 
 	-- The watermark is read before the snapshot of the consuming statement
 	-- is taken (at REPEATABLE READ the snapshot is the transaction's, taken
@@ -600,15 +681,28 @@ BEGIN
 		EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE rebuild)', r.delta) INTO v_rebuild;
 	END IF;
 	IF v_rebuild THEN
+		v_tenant := NULL;
 		PERFORM fleet.view_rebuild(r.view_id);
 		-- the source lock was granted only after all its writers finished
 		v_as_of := CASE WHEN v_rr THEN pg_catalog.now() ELSE pg_catalog.clock_timestamp() END;
 		EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', r.storage) INTO v_rows;
 	ELSE
-		EXECUTE r.apply_sql INTO v_rows;
+		EXECUTE r.apply_sql INTO v_rows USING v_tenant;
 	END IF;
-	v_snap := pg_catalog.pg_current_snapshot();
 
+	IF v_tenant IS NOT NULL THEN
+		INSERT INTO fleet.view_tenant_as_of AS w (view_id, tenant_id, as_of, refreshed_at)
+		VALUES (r.view_id, v_tenant, v_as_of, pg_catalog.clock_timestamp())
+		ON CONFLICT (view_id, tenant_id) DO UPDATE
+		   SET as_of = GREATEST(w.as_of, excluded.as_of), refreshed_at = excluded.refreshed_at,
+		       refreshes = w.refreshes OPERATOR(pg_catalog.+) 1;
+		PERFORM pg_catalog.pg_notify('fleet_view_refreshed', pg_catalog.json_build_object(
+			'view', r.relation::text, 'as_of', v_as_of, 'rows_changed', v_rows, 'rebuild', false, 'tenant', v_tenant)::text);
+		RETURN v_rows;
+	END IF;
+
+	v_miss := r.as_of IS NOT NULL AND v_t0 OPERATOR(pg_catalog.-) r.as_of OPERATOR(pg_catalog.>) r.max_staleness;
+	v_snap := pg_catalog.pg_current_snapshot();
 	UPDATE fleet.view_registry v
 	   SET as_of = GREATEST(v_as_of, v.as_of),
 	       snapshot = v_snap,
@@ -619,10 +713,27 @@ BEGIN
 	       rebuilds = v.rebuilds OPERATOR(pg_catalog.+) (CASE WHEN v_rebuild THEN 1 ELSE 0 END),
 	       bound_misses = v.bound_misses OPERATOR(pg_catalog.+) (CASE WHEN v_miss THEN 1 ELSE 0 END)
 	 WHERE v.view_id OPERATOR(pg_catalog.=) r.view_id;
+	-- tenant watermarks the view's own has caught up with say nothing more
+	DELETE FROM fleet.view_tenant_as_of w
+	 WHERE w.view_id OPERATOR(pg_catalog.=) r.view_id AND w.as_of OPERATOR(pg_catalog.<=) GREATEST(v_as_of, r.as_of);
 	PERFORM pg_catalog.pg_notify('fleet_view_refreshed', pg_catalog.json_build_object(
 		'view', r.relation::text, 'as_of', v_as_of, 'rows_changed', v_rows, 'rebuild', v_rebuild)::text);
 	RETURN v_rows;
 END
+$$;
+COMMENT ON FUNCTION fleet.view_refresh(regclass, boolean, bigint) IS
+	'Internal: refresh a fleet view in the caller''s transaction (fleet.refresh_view, fleet.ensure_fresh); with a tenant, consume only that tenant''s changes and advance its watermark in fleet.view_tenant_as_of, not the view''s as_of';
+
+CREATE FUNCTION fleet.refresh_view(view regclass, skip_locked boolean DEFAULT false) RETURNS bigint
+LANGUAGE sql VOLATILE
+-- SECURITY DEFINER because a refresh reads every tenant's source rows and
+-- writes the shared materialization and registry, while callers (fleet_admin,
+-- and readers through fleet.ensure_fresh) have only SELECT on them.  It runs
+-- only SQL generated by fleet.create_view.  search_path is pinned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT fleet.view_refresh(view, skip_locked, NULL)
 $$;
 COMMENT ON FUNCTION fleet.refresh_view(regclass, boolean) IS
 	'Refresh a fleet view now, in the caller''s transaction: merge the committed changes of its source (or recompute a general view), advance as_of, NOTIFY fleet_view_refreshed; returns the rows changed. With skip_locked, returns NULL if a refresh of that view is already running.';
@@ -683,6 +794,21 @@ $$;
 COMMENT ON FUNCTION fleet.view_age(regclass) IS
 	'Age of a fleet view (now minus its as_of watermark), for a UI''s "updated 42 seconds ago"; NULL if it is not a fleet view';
 
+-- The guaranteed read.  as_of is a commit-time watermark: every transaction
+-- that committed before it is reflected in the rows the caller reads.  A
+-- caller under row-level security acting for one tenant (fleet.set_tenant;
+-- not a superuser, not BYPASSRLS) reads only that tenant's rows of a view
+-- keyed by tenant_id, so for it the view only has to be fresh for that
+-- tenant: ensure_fresh then consumes only that tenant's delta rows (the
+-- capture writes one per statement and tenant) and returns the tenant's
+-- watermark, the later of the view's as_of and the tenant's own
+-- (fleet.view_tenant_as_of).  The cost follows that tenant's new rows, not
+-- every tenant's.  The watermark is read before the snapshot of the
+-- consuming statement, as for a full refresh, so every commit of the tenant
+-- before it is in; other tenants' rows may be older, which the caller cannot
+-- see.  It holds for what the caller reads in that tenant context: after a
+-- change of context (or for a caller who sees every tenant) the view's own
+-- as_of (fleet.view_status, fleet.view_age) is the watermark.
 CREATE FUNCTION fleet.ensure_fresh(view regclass, max_age interval DEFAULT NULL) RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE
 -- SECURITY DEFINER because a reader that needs a guarantee may have to
@@ -695,34 +821,47 @@ DECLARE
 	r fleet.view_registry;
 	v_limit interval;
 	v_age interval;
+	v_tenant bigint;
+	v_as_of timestamptz;
 BEGIN
 	SELECT * INTO r FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION '% is not a fleet view', view USING ERRCODE = 'undefined_object';
 	END IF;
 	v_limit := COALESCE(max_age, r.max_staleness);
-	IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.as_of OPERATOR(pg_catalog.<=) v_limit THEN
-		RETURN r.as_of;
+	IF r.delta IS NOT NULL AND 'tenant_id' OPERATOR(pg_catalog.=) ANY (r.key_columns)
+	   AND fleet.current_tenant() IS NOT NULL
+	   AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles s
+	                WHERE s.oid OPERATOR(pg_catalog.=) fleet.session_role()::pg_catalog.oid
+	                  AND NOT s.rolsuper AND NOT s.rolbypassrls) THEN
+		v_tenant := fleet.current_tenant();
+	END IF;
+	v_as_of := GREATEST(r.as_of, (SELECT w.as_of FROM fleet.view_tenant_as_of w
+	                               WHERE w.view_id OPERATOR(pg_catalog.=) r.view_id AND w.tenant_id OPERATOR(pg_catalog.=) v_tenant));
+	IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_as_of OPERATOR(pg_catalog.<=) v_limit THEN
+		RETURN v_as_of;
 	END IF;
 	IF pg_catalog.current_setting('transaction_read_only')::boolean THEN
 		RAISE EXCEPTION 'fleet view % is older than the % asked for', view, v_limit
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      DETAIL = 'It cannot be refreshed in a read-only transaction.';
 	END IF;
-	PERFORM fleet.refresh_view(view);
+	PERFORM fleet.view_refresh(view, false, v_tenant);
 	SELECT * INTO r FROM fleet.view_registry v WHERE v.relation OPERATOR(pg_catalog.=) view;
-	v_age := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.as_of;
+	v_as_of := GREATEST(r.as_of, (SELECT w.as_of FROM fleet.view_tenant_as_of w
+	                               WHERE w.view_id OPERATOR(pg_catalog.=) r.view_id AND w.tenant_id OPERATOR(pg_catalog.=) v_tenant));
+	v_age := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) v_as_of;
 	IF v_age OPERATOR(pg_catalog.>) v_limit THEN
 		RAISE EXCEPTION 'fleet view % cannot be brought within % of now', view, v_limit
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-			      DETAIL = pg_catalog.format('After a refresh it is as of %s, %s old.', r.as_of, v_age),
+			      DETAIL = pg_catalog.format('After a refresh it is as of %s, %s old.', v_as_of, v_age),
 			      HINT = 'Ask for a larger max_age, or read outside a long REPEATABLE READ transaction.';
 	END IF;
-	RETURN r.as_of;
+	RETURN v_as_of;
 END
 $$;
 COMMENT ON FUNCTION fleet.ensure_fresh(regclass, interval) IS
-	'Guaranteed read: returns the view''s as_of once the view is at most max_age (default: its bound) old, refreshing it in the caller''s transaction if needed; raises object_not_in_prerequisite_state if that cannot be achieved. Never returns for older data.';
+	'Guaranteed read: returns the view''s as_of once the view is at most max_age (default: its bound) old, refreshing it in the caller''s transaction if needed; raises object_not_in_prerequisite_state if that cannot be achieved. Never returns for older data. A caller under row-level security acting for one tenant gets that tenant''s watermark: only its tenant''s changes are merged (the rows it can read), and every transaction that committed before the returned as_of is in those rows.';
 
 -- ------------------------------------------------------------------ manage
 
@@ -775,6 +914,7 @@ BEGIN
 	END IF;
 	DELETE FROM fleet.role_grant g WHERE g.object_kind OPERATOR(pg_catalog.=) 'TABLE'
 	   AND g.object_name OPERATOR(pg_catalog.=) ANY (ARRAY[r.relation::text, r.storage::text]);
+	DELETE FROM fleet.view_tenant_as_of w WHERE w.view_id OPERATOR(pg_catalog.=) r.view_id;
 	DELETE FROM fleet.view_registry v WHERE v.view_id OPERATOR(pg_catalog.=) r.view_id;
 	IF r.storage OPERATOR(pg_catalog.<>) r.relation THEN
 		EXECUTE pg_catalog.format('DROP VIEW %s', r.relation);

@@ -61,7 +61,8 @@ COPY vt.reading FROM stdin;
 1	3	2026-10-20 08:00:00+00	\N	\N	late
 2	2	2026-11-03 00:00:00+00	4	4	a
 \.
--- one delta row per writing statement
+-- one delta row per writing statement and tenant (two of the three wrote
+-- rows of tenants 1 and 2)
 SELECT delta AS daily_delta FROM fleet.view_registry WHERE relation = 'vt.reading_daily'::regclass \gset
 SELECT count(*) AS delta_rows, sum(cardinality(rows)) AS partial_groups FROM :daily_delta;
 SELECT fleet.refresh_view('vt.reading_daily') AS groups_changed,
@@ -232,6 +233,63 @@ SELECT fleet.refresh_view('fleet.vehicle_last_position');
 UPDATE fleet.vehicle_daily_activity SET pings = 0;
 SELECT fleet.clear_tenant();
 RESET ROLE;
+
+-- ---------------------------------------------------------------- a tenant's guaranteed read
+-- The capture writes one delta row per statement and tenant.  A reader
+-- under row-level security acting for one tenant sees only that tenant's
+-- rows: its fleet.ensure_fresh merges only that tenant's delta rows and
+-- returns the tenant's own watermark; the view's as_of and the other
+-- tenant's pending rows stay as they are until a full refresh, which also
+-- drops the tenant watermarks it has caught up with.
+SELECT fleet.create_tenant('Views Two') AS vtwo \gset
+SELECT fleet.set_tenant(:vtwo) > 0 AS in_two;
+INSERT INTO fleet.vehicle (tenant_id, code) VALUES (:vtwo, 'W1');
+INSERT INTO fleet.device (tenant_id, identifier, protocol, vehicle_id)
+	SELECT :vtwo, 'WDEV1', 'osmand', vehicle_id FROM fleet.vehicle WHERE code = 'W1';
+SELECT fleet.clear_tenant();
+SELECT fleet.refresh_view('fleet.vehicle_daily_activity') >= 0 AS drained;
+SELECT delta AS activity_delta, view_id AS activity_id FROM fleet.view_registry
+ WHERE relation = 'fleet.vehicle_daily_activity'::regclass \gset
+-- one statement with fixes of both tenants, then one of each
+INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading)
+SELECT d.tenant_id, d.device_id, date_trunc('second', now()) - g * interval '1 minute' + interval '0.25 s', d.vehicle_id, 51, 9, 10, 0
+  FROM fleet.device d, generate_series(1, 3) g WHERE d.identifier IN ('VDEV1', 'WDEV1');
+INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading)
+SELECT d.tenant_id, d.device_id, date_trunc('second', now()) - g * interval '1 minute' + interval '0.25 s', d.vehicle_id, 52, 9, 20, 0
+  FROM fleet.device d, generate_series(4, 5) g WHERE d.identifier = 'VDEV2';
+INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading)
+SELECT d.tenant_id, d.device_id, date_trunc('second', now()) - g * interval '1 minute' + interval '0.25 s', d.vehicle_id, 53, 9, 30, 0
+  FROM fleet.device d, generate_series(4, 5) g WHERE d.identifier = 'WDEV1';
+SELECT for_tenant = :vco AS views_co, count(*) AS delta_rows, sum(cardinality(rows)) AS partial_groups
+  FROM :activity_delta GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS vco_fixes FROM fleet.position WHERE tenant_id = :vco \gset
+-- the view is made an hour old: the reader's max_age needs a refresh
+UPDATE fleet.view_registry SET as_of = as_of - interval '1 hour' WHERE relation = 'fleet.vehicle_daily_activity'::regclass;
+SELECT as_of AS view_as_of, refreshes AS view_refreshes FROM fleet.view_status
+ WHERE view = 'fleet.vehicle_daily_activity'::regclass \gset
+SET ROLE fleet_analyst;
+SELECT fleet.set_tenant(:vco) = :vco AS in_context;
+SELECT fleet.ensure_fresh('fleet.vehicle_daily_activity', '10 minutes') AS tenant_as_of \gset
+SELECT :'tenant_as_of'::timestamptz > now() - interval '10 minutes' AS tenant_fresh,
+       :'tenant_as_of'::timestamptz > :'view_as_of'::timestamptz AS newer_than_view;
+SELECT sum(pings) = :vco_fixes AS every_fix_of_the_tenant FROM fleet.vehicle_daily_activity;
+-- within the bound again: the same watermark, no refresh
+SELECT fleet.ensure_fresh('fleet.vehicle_daily_activity', '10 minutes') = :'tenant_as_of'::timestamptz AS same_watermark;
+SELECT fleet.clear_tenant();
+RESET ROLE;
+SELECT for_tenant = :vco AS views_co, count(*) AS delta_rows FROM :activity_delta GROUP BY 1 ORDER BY 1;
+SELECT as_of = :'view_as_of' AS view_as_of_kept, refreshes = :view_refreshes AS view_refreshes_kept
+  FROM fleet.view_status WHERE view = 'fleet.vehicle_daily_activity'::regclass;
+SELECT tenant_id = :vco AS views_co, as_of = :'tenant_as_of' AS watermark, refreshes
+  FROM fleet.view_tenant_as_of WHERE view_id = :activity_id;
+-- the DBA sees every tenant even when acting for one: a full refresh
+SELECT fleet.set_tenant(:vtwo) = :vtwo AS dba_in_context;
+SELECT fleet.ensure_fresh('fleet.vehicle_daily_activity', '10 minutes') > :'tenant_as_of'::timestamptz AS whole_view_fresh;
+SELECT fleet.clear_tenant();
+SELECT count(*) AS delta_rows_left FROM :activity_delta;
+SELECT count(*) AS tenant_watermarks_left FROM fleet.view_tenant_as_of WHERE view_id = :activity_id;
+SELECT refreshes = :view_refreshes + 1 AS one_full_refresh FROM fleet.view_status WHERE view = 'fleet.vehicle_daily_activity'::regclass;
+SELECT count(*) AS differences FROM fleet.verify_view('fleet.vehicle_daily_activity');
 SELECT count(*) AS schema_rule_breaches FROM fleet.check_schema_rules();
 
 -- ---------------------------------------------------------------- first_by / last_by
@@ -260,3 +318,53 @@ SELECT count(*) AS groups,
           FROM fl GROUP BY g) y;
 -- a type without an ordering is refused
 SELECT fleet.first_by(point(1, 2), now());
+
+-- ---------------------------------------------------------------- view_combine
+-- A refresh combines the partial results of its delta log (one array of the
+-- view's row type per statement) with fleet.view_combine (first_last.c):
+-- one element per group, each column as its spec token says; the same as
+-- the GROUP BY over the unnested partials it replaced.
+CREATE TEMP TABLE part (k int, c bigint, s numeric, lo real, hi timestamptz, a numeric, a_s numeric, a_n bigint,
+                        f text, f_t timestamptz, l text, l_t timestamptz);
+SELECT setseed(0.25);
+CREATE TEMP TABLE parts AS
+SELECT b, array_agg(ROW(k, c, s, lo, hi, CASE WHEN a_n > 0 THEN a_s / a_n END, a_s, a_n, f, f_t, l, l_t)::part ORDER BY k) AS rows
+  FROM (SELECT b, k, (random() * 5)::bigint AS c,
+               CASE WHEN random() < 0.2 THEN NULL ELSE round((random() * 100)::numeric, 2) END AS s,
+               CASE WHEN random() < 0.2 THEN NULL ELSE round(random() * 50)::real END AS lo,
+               '2026-01-01'::timestamptz + (random() * 10)::int * interval '1 minute' AS hi,
+               round((random() * 30)::numeric, 1) AS a_s, (random() * 3)::bigint AS a_n,
+               f, CASE WHEN f IS NOT NULL THEN '2026-01-01'::timestamptz + (random() * 5)::int * interval '1 minute' END AS f_t,
+               l, CASE WHEN l IS NOT NULL THEN '2026-01-01'::timestamptz + (random() * 5)::int * interval '1 minute' END AS l_t
+          FROM (SELECT b, k, CASE WHEN random() < 0.2 THEN NULL ELSE chr(97 + (random() * 3)::int) END AS f,
+                       CASE WHEN random() < 0.2 THEN NULL ELSE chr(97 + (random() * 3)::int) END AS l
+                  FROM generate_series(1, 60) b, generate_series(1, 25) k WHERE random() < 0.4) p) q
+ GROUP BY b;
+WITH v AS (SELECT x.* FROM (SELECT fleet.view_combine(rows, 'k c s m M a s c f m l M') AS r FROM parts) c, unnest(c.r) x),
+     q AS (SELECT k, sum(c)::bigint AS c, sum(s) AS s, min(lo) AS lo, max(hi) AS hi,
+                  sum(a_s) / NULLIF(sum(a_n), 0) AS a, sum(a_s) AS a_s, sum(a_n)::bigint AS a_n,
+                  fleet.first_by(f, f_t) AS f, min(f_t) AS f_t, fleet.last_by(l, l_t) AS l, max(l_t) AS l_t
+             FROM parts, unnest(rows) x GROUP BY k)
+SELECT (SELECT count(*) FROM v) AS groups, (SELECT count(DISTINCT k) FROM v) AS distinct_groups,
+       (SELECT count(*) FROM (TABLE v EXCEPT ALL TABLE q) d) + (SELECT count(*) FROM (TABLE q EXCEPT ALL TABLE v) d) AS differences;
+-- one array alone (one statement since the last refresh) is returned as it is
+SELECT fleet.view_combine(rows, 'k c s m M a s c f m l M') = min(rows) AS unchanged FROM parts WHERE b = (SELECT min(b) FROM parts);
+SELECT fleet.view_combine(rows, 'k c s m M a s c f m l M') IS NULL AS nothing FROM parts WHERE false;
+-- latest: the partial with the largest order (time, then tie-breaker) per key
+CREATE TEMP TABLE lpart (k int, v text, t timestamptz, n int);
+CREATE TEMP TABLE lparts AS
+SELECT b, array_agg(ROW(k, md5(b::text || k), '2026-01-01'::timestamptz + (b % 7) * interval '1 hour', b)::lpart) AS rows
+  FROM generate_series(1, 30) b, generate_series(1, 12) k WHERE (b * k) % 5 <> 0 GROUP BY b;
+SELECT count(*) AS keys,
+       count(*) FILTER (WHERE (x.k, x.v, x.t, x.n) = (d.k, d.v, d.t, d.n)) AS same
+  FROM (SELECT x.* FROM (SELECT fleet.view_combine(rows, 'k v o1 o2') AS r FROM lparts) c, unnest(c.r) x) x
+  JOIN (SELECT DISTINCT ON (k) x.* FROM lparts, unnest(rows) x ORDER BY k, t DESC, n DESC) d USING (k);
+-- specs that do not fit the row type are refused
+CREATE TEMP TABLE pair (k int, c bigint);
+SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'k');
+SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'k c c');
+SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'k s');
+SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'k x');
+SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'c c');
+SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'k o2');
+SELECT fleet.view_combine(ARRAY[1, 2], 'k');
