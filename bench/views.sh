@@ -13,7 +13,12 @@
 # VEHICLES vehicles and SOURCE_ROWS fixes spread over 30 days.  The general
 # view fleet.vehicle_daily_utilization (full recomputation by design) is
 # switched off so that it does not run a full recompute in the middle of a
-# measurement.
+# measurement.  Each activity refresh also records the WAL it wrote; one
+# series runs right after a CHECKPOINT (every page it changes then writes a
+# full-page image).  The guaranteed read (fleet.ensure_fresh) is timed after
+# a burst of 100k new rows in 1k-row statements: as the DBA (the whole view)
+# and as fleet_analyst acting for a second tenant (BURST_SHARE of the rows,
+# its own only).
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +28,9 @@ SOAK_SECONDS=${SOAK_SECONDS:-300}
 INGEST_SECONDS=${INGEST_SECONDS:-15}
 SOAK_RATE=${SOAK_RATE:-20}			# ingest calls per second in the soak (x 100 fixes)
 VIEWS_NICE=${VIEWS_NICE:-10}			# fleet.views_worker_nice
+BURST_VEHICLES=${BURST_VEHICLES:-1000}	# the burst: statements of one fix per vehicle of these
+BURST_STATEMENTS=${BURST_STATEMENTS:-100}
+BURST_SHARE=${BURST_SHARE:-10}			# of which this many are the second tenant's
 
 bench_cluster "fleet.pipeline_enabled = off" "fleet.views_enabled = off" "fleet.views_naptime = 100ms" \
 	"fleet.views_worker_nice = $VIEWS_NICE" "shared_buffers = 1GB" "work_mem = 64MB" "maintenance_work_mem = 512MB" \
@@ -38,10 +46,34 @@ SELECT fleet.set_tenant(:t);
 INSERT INTO fleet.vehicle (tenant_id, code) SELECT :t, 'BV' || g FROM generate_series(1, $VEHICLES) g;
 INSERT INTO fleet.device (tenant_id, identifier, protocol, vehicle_id)
 	SELECT :t, 'BD' || substr(code, 3), 'osmand', vehicle_id FROM fleet.vehicle;
+SELECT fleet.create_tenant('Bench Two') AS t2 \gset
+SELECT fleet.set_tenant(:t2);
+INSERT INTO fleet.vehicle (tenant_id, code) SELECT :t2, 'TV' || g FROM generate_series(1, $BURST_VEHICLES) g;
+INSERT INTO fleet.device (tenant_id, identifier, protocol, vehicle_id)
+	SELECT :t2, 'TD' || substr(code, 3), 'osmand', vehicle_id FROM fleet.vehicle WHERE tenant_id = :t2;
 SELECT fleet.clear_tenant();
+SELECT fleet.create_roles();
 -- fixes: point k (0..per-1) of vehicle v, spread over the last 30 days
 CREATE TABLE bench_dev AS SELECT d.tenant_id, d.device_id, d.vehicle_id, row_number() OVER (ORDER BY d.device_id) AS n
-  FROM fleet.device d;
+  FROM fleet.device d WHERE d.tenant_id = :t;
+CREATE TABLE bench_dev2 AS SELECT d.tenant_id, d.device_id, d.vehicle_id FROM fleet.device d WHERE d.tenant_id = :t2;
+-- a burst: statements of one new fix for each of the first $BURST_VEHICLES vehicles,
+-- the last of them for the second tenant's vehicles
+CREATE PROCEDURE bench_burst(statements int, second int) LANGUAGE plpgsql AS \$\$
+BEGIN
+	FOR k IN 1 .. statements LOOP
+		INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading)
+		SELECT b.tenant_id, b.device_id, clock_timestamp() - interval '3 s', b.vehicle_id, 50 + random(), 10 + random(),
+		       (random() * 90)::real, 0
+		  FROM bench_dev b WHERE k <= statements - second AND b.n <= $BURST_VEHICLES
+		UNION ALL
+		SELECT b.tenant_id, b.device_id, clock_timestamp() - interval '3 s', b.vehicle_id, 50 + random(), 10 + random(),
+		       (random() * 90)::real, 0
+		  FROM bench_dev2 b WHERE k > statements - second
+		ON CONFLICT DO NOTHING;
+	END LOOP;
+END
+\$\$;
 CREATE PROCEDURE bench_load(k_from int, k_to int, k_step int, k_total int) LANGUAGE sql AS \$\$
 	INSERT INTO fleet.position (tenant_id, device_id, fix_time, vehicle_id, lat, lon, speed, heading)
 	SELECT b.tenant_id, b.device_id,
@@ -66,21 +98,38 @@ SQL
 
 PER=$(( SOURCE_ROWS / VEHICLES ))		# points per vehicle at full size
 STEP=10
+# a refresh of VIEW: its milliseconds (with the commit) and the WAL bytes it wrote
+refresh_wal() {
+	q <<SQL | awk '/^Time:/ { t = $2 } /^[0-9]+$/ { w = $1 } END { print t, w }'
+SELECT pg_current_wal_insert_lsn() AS l0 \gset
+\timing on
+SELECT fleet.refresh_view('$1') IS NOT NULL AS refreshed \gset
+\timing off
+SELECT pg_current_wal_insert_lsn() - :'l0';
+SQL
+}
 refresh_both() {
 	local a l
-	a=$(ms "SELECT fleet.refresh_view('fleet.vehicle_daily_activity')")
+	a=$(refresh_wal fleet.vehicle_daily_activity)
 	l=$(ms "SELECT fleet.refresh_view('fleet.vehicle_last_position')")
 	echo "$a $l"
 }
-# time the refresh of both views after 10k new rows (median of 3)
+# time the refresh of both views after 10k new rows (median of 3), and the
+# activity refresh's WAL (median, kB); "ckpt": each right after a CHECKPOINT
 measure() {
-	local share=$1 a=() l=() r i
+	local share=$1 a=() w=() l=() r i
 	for i in 1 2 3; do
 		q -c "CALL bench_new($share, 10)"
+		[ "${2:-}" = ckpt ] && q -c CHECKPOINT
 		r=($(refresh_both))
-		a+=("${r[0]}"); l+=("${r[1]}")
+		a+=("${r[0]}"); w+=("$(awk -v b="${r[1]}" 'BEGIN { printf "%.0f", b / 1024 }')"); l+=("${r[2]}")
 	done
-	echo "$(median "${a[@]}") $(median "${l[@]}")"
+	echo "$(median "${a[@]}") $(median "${l[@]}") $(median -f %.0f "${w[@]}")"
+}
+# the pages of the activity view's storage holding today's (local) groups
+today_pages() {
+	q -c "SELECT count(DISTINCT (ctid::text::point)[0]) || ' pages for ' || count(*) || ' groups'
+	        FROM fleet.vehicle_daily_activity_data WHERE local_day = (SELECT max(local_day) FROM fleet.vehicle_daily_activity_data)"
 }
 
 log "load $(( SOURCE_ROWS / STEP )) fixes (1/$STEP of the full size)"
@@ -89,7 +138,7 @@ refresh_both >/dev/null
 q -c 'VACUUM ANALYZE' >/dev/null
 rows_small=$(q -c 'SELECT count(*) FROM fleet.position')
 measure 0 >/dev/null		# warm-up
-read -r a_small l_small <<<"$(measure 0)"
+read -r a_small l_small w_small <<<"$(measure 0)"
 note_load "refresh at small size"
 log "at $rows_small rows: activity ${a_small} ms, latest ${l_small} ms"
 
@@ -102,14 +151,51 @@ done
 q -c 'VACUUM ANALYZE' >/dev/null
 rows_big=$(q -c 'SELECT count(*) FROM fleet.position')
 measure 0 >/dev/null		# warm-up
-read -r a_big l_big <<<"$(measure 0)"
+read -r a_big l_big w_big <<<"$(measure 0)"
 note_load "refresh at full size"
+pages_big=$(today_pages)
 ontime_changed=$(q -c "SELECT rows_changed FROM fleet.view_status WHERE view = 'fleet.vehicle_daily_activity'::regclass")
 log "at $rows_big rows: activity ${a_big} ms, latest ${l_big} ms"
-read -r a_late l_late <<<"$(measure 0.01)"
+read -r a_late l_late w_late <<<"$(measure 0.01)"
 note_load "late refresh"
 log "1% late: activity ${a_late} ms, latest ${l_late} ms"
 late_changed=$(q -c "SELECT rows_changed FROM fleet.view_status WHERE view = 'fleet.vehicle_daily_activity'::regclass")
+read -r a_ckpt l_ckpt w_ckpt <<<"$(measure 0 ckpt)"
+note_load "refresh after checkpoint"
+log "right after a CHECKPOINT: activity ${a_ckpt} ms (${w_ckpt} kB WAL, on time ${w_big} kB), latest ${l_ckpt} ms; today: $pages_big"
+
+log "guaranteed read after a burst of $((BURST_STATEMENTS * BURST_VEHICLES)) new rows ($BURST_STATEMENTS statements)"
+t2=$(q -c "SELECT tenant_id FROM fleet.tenant WHERE name = 'Bench Two'")
+# ensure_fresh refreshes only a view older than the bound asked for (1 s):
+# wait for that first, outside the timing; the burst's delta rows of the
+# other views are drained after each run
+burst_read() {	# as: dba | tenant -> ms of ensure_fresh
+	q -c "CALL bench_burst($BURST_STATEMENTS, $BURST_SHARE)"
+	q -c "SELECT pg_sleep(greatest(0, 1.05 - extract(epoch FROM clock_timestamp() - as_of))) FROM fleet.view_registry
+	       WHERE relation = 'fleet.vehicle_daily_activity'::regclass" >/dev/null
+	if [ "$1" = dba ]; then
+		ms "SELECT fleet.ensure_fresh('fleet.vehicle_daily_activity', '1 second')"
+	else
+		ms -c 'SET ROLE fleet_analyst' -c "SELECT fleet.set_tenant($t2)" \
+		   -c "SELECT fleet.ensure_fresh('fleet.vehicle_daily_activity', '1 second')"
+	fi
+	q -c "SELECT fleet.refresh_view(relation) FROM fleet.view_registry WHERE enabled" >/dev/null
+}
+fd=(); ft=()
+for i in 1 2 3; do fd+=("$(burst_read dba)"); ft+=("$(burst_read tenant)"); done
+fresh_dba=$(median "${fd[@]}"); fresh_tenant=$(median "${ft[@]}")
+note_load "guaranteed reads"
+# the tenant's rows right after its guaranteed read hold every fix of it
+q -c "CALL bench_burst($BURST_STATEMENTS, $BURST_SHARE)" -c 'SELECT pg_sleep(1.05)' >/dev/null
+fresh_check=$(q <<SQL
+SET ROLE fleet_analyst;
+SELECT fleet.set_tenant($t2) IS NOT NULL AS in_context \gset
+SELECT fleet.ensure_fresh('fleet.vehicle_daily_activity', '1 second') IS NOT NULL AS fresh \gset
+SELECT (SELECT sum(pings) FROM fleet.vehicle_daily_activity) = (SELECT count(*) FROM fleet.position WHERE tenant_id = $t2);
+SQL
+)
+q -c "SELECT fleet.refresh_view(relation) FROM fleet.view_registry WHERE enabled" >/dev/null
+log "ensure_fresh after the burst: DBA ${fd[*]} ms, tenant ${ft[*]} ms; tenant's pings match its fixes: $fresh_check"
 
 log "baselines: REFRESH MATERIALIZED VIEW of the same queries"
 q >/dev/null <<'SQL'
@@ -189,10 +275,10 @@ verify_after=$(q -c "SELECT count(*) FROM fleet.view_status s, LATERAL fleet.ver
 section=$(cat <<MD
 ## views
 
-Issue 4, staleness-bounded fleet views; \`bench/views.sh\` on $(date -u +%Y-%m-%d), $(machine --short).
+Issue 4, staleness-bounded fleet views; \`bench/views.sh\` on $(date -u +%Y-%m-%d) at commit $(git -C "$BENCH_REPO" rev-parse --short HEAD), $(machine --short).
 Source: fleet.position with $rows_big fixes over $VEHICLES vehicles and 30 days (daily
-partitions). Views: fleet.vehicle_daily_activity (rollup per vehicle and UTC day: count, count
-of moving fixes, max, avg, min/max time, first/last position) and fleet.vehicle_last_position
+partitions). Views: fleet.vehicle_daily_activity (rollup per vehicle and day: count, count
+of moving fixes, max, avg, min/max time, first/last position; local days of the tenant, zone UTC) and fleet.vehicle_last_position
 (latest fix per vehicle). "10k new rows" = one new fix for each vehicle, written with one
 INSERT; refresh times are the median of 3. shared_buffers 1GB, fsync on.
 
@@ -205,6 +291,21 @@ INSERT; refresh times are the median of 3. shared_buffers 1GB, fsync on.
 | time ratio $rows_big vs $rows_small rows | $(ratio "$a_big" "$a_small") | $(ratio "$l_big" "$l_small") | <= 1.5 |
 | refresh after 10k new rows, 1% of them 20-29 days late (10 vehicles) | $a_late ms | $l_late ms | |
 | time ratio late vs on-time | $(ratio "$a_late" "$a_big") | $(ratio "$l_late" "$l_big") | <= 2 |
+| refresh after 10k new rows, each the first after a CHECKPOINT | $a_ckpt ms | $l_ckpt ms | |
+| speed-up vs REFRESH MATERIALIZED VIEW, after a CHECKPOINT | $(ratio "$mv_a" "$a_ckpt")x | $(ratio "$mv_l" "$l_ckpt")x | >= 200x |
+| WAL written by the activity refresh: on time / after a CHECKPOINT | $w_big kB / $w_ckpt kB | | |
+
+Guaranteed read (\`fleet.ensure_fresh('fleet.vehicle_daily_activity', '1 second')\`) after a burst of
+$((BURST_STATEMENTS * BURST_VEHICLES)) new rows in $BURST_STATEMENTS statements of one fix for each of $BURST_VEHICLES vehicles
+($BURST_SHARE of the statements for the second tenant's $BURST_VEHICLES vehicles); medians of 3 (runs in brackets):
+
+| reader | ensure_fresh, ms | target |
+|---|---|---|
+| the DBA: the whole view ($((BURST_STATEMENTS * BURST_VEHICLES)) partial rows into $BURST_VEHICLES x 2 groups) | $fresh_dba (${fd[*]}) | <= 100 ms |
+| fleet_analyst acting for the second tenant: its own $((BURST_SHARE * BURST_VEHICLES)) rows only | $fresh_tenant (${ft[*]}) | <= 100 ms |
+
+After the tenant's guaranteed read its pings equal its fixes: $fresh_check.
+Today's groups of the activity view (what a refresh after on-time rows touches) at full size: $pages_big.
 
 Groups (vehicle-days) changed by the last activity refresh: $ontime_changed on time, $late_changed with 1% late
 rows: the late fixes touched only their own vehicle-days, not every vehicle's day. Every view verified equal to a full recomputation after
