@@ -42,6 +42,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/sortsupport.h"
 #include "utils/typcache.h"
 
 #include "fleet.h"
@@ -230,7 +231,7 @@ typedef struct CombineCol
 	int16		typlen;
 	bool		typbyval;
 	Oid			collation;
-	FmgrInfo	cmp;			/* btree comparison: m M f l, their times, o */
+	SortSupportData ssup;		/* the type's ordering: m M f l, their times, o */
 	FmgrInfo	hash;			/* keys */
 	FmgrInfo	eq;				/* keys */
 } CombineCol;
@@ -253,6 +254,7 @@ typedef struct CombineState
 	TupleDesc	tupdesc;
 	int			natts;
 	CombineCol *cols;
+	uint8	   *kinds;			/* cols[i].kind, compact for the merge loop */
 	int		   *keys;
 	int			nkeys;
 	int		   *order;			/* latest: column of each rank */
@@ -269,16 +271,22 @@ typedef struct CombineState
 	bool	   *pnull;
 } CombineState;
 
+/* the default btree ordering of the type, as a sort comparator (no fmgr call) */
 static void
 combine_cmp_init(CombineCol *col, Oid type, MemoryContext cxt)
 {
-	TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_CMP_PROC_FINFO);
+	TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_LT_OPR);
 
-	if (!OidIsValid(tc->cmp_proc))
+	if (!OidIsValid(tc->lt_opr))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("could not identify a comparison function for type %s", format_type_be(type))));
-	fmgr_info_cxt(tc->cmp_proc, &col->cmp, cxt);
+	memset(&col->ssup, 0, sizeof(SortSupportData));
+	col->ssup.ssup_cxt = cxt;
+	col->ssup.ssup_collation = col->collation;
+	col->ssup.ssup_nulls_first = false;
+	col->ssup.abbreviate = false;
+	PrepareSortSupportFromOrderingOp(tc->lt_opr, &col->ssup);
 }
 
 static void
@@ -392,6 +400,9 @@ combine_init(MemoryContext cxt, Oid elemtype, const char *spec)
 			combine_spec_error(spec, "order ranks must be 1, 2, ... once each");
 	if (st->latest && st->norder == 0)
 		combine_spec_error(spec, "a latest spec needs an order");
+	st->kinds = palloc(st->natts);
+	for (i = 0; i < st->natts; i++)
+		st->kinds[i] = (uint8) st->cols[i].kind;
 	for (i = 0; i < st->natts; i++)
 	{
 		CombineKind k = st->cols[i].kind;
@@ -435,10 +446,10 @@ combine_set(CombineState *st, CombineGroup *g, int i, Datum d, bool isnull)
 	}
 }
 
-static inline int32
+static inline int
 combine_cmp(CombineCol *col, Datum a, Datum b)
 {
-	return DatumGetInt32(FunctionCall2Coll(&col->cmp, col->collation, a, b));
+	return ApplySortComparator(a, false, b, false, &col->ssup);
 }
 
 /* merge the partial in st->pvalues into group g */
@@ -473,7 +484,7 @@ combine_merge(CombineState *st, CombineGroup *g)
 	{
 		CombineCol *col = &st->cols[i];
 
-		switch (col->kind)
+		switch ((CombineKind) st->kinds[i])
 		{
 			case CK_KEY:
 			case CK_AVG:		/* computed at the end */
@@ -503,10 +514,15 @@ combine_merge(CombineState *st, CombineGroup *g)
 					combine_set(st, g, i, p[i], false);
 				else
 				{
-					Datum		r = DirectFunctionCall2(numeric_add, g->values[i], p[i]);
+					/* the sum is made in the state's context, the old one freed */
+					Numeric		a = DatumGetNumeric(g->values[i]);
+					Numeric		b = DatumGetNumeric(p[i]);
+					MemoryContext old = MemoryContextSwitchTo(st->cxt);
+					Numeric		r = numeric_add_opt_error(a, b, NULL);
 
-					combine_set(st, g, i, r, false);
-					pfree(DatumGetPointer(r));
+					MemoryContextSwitchTo(old);
+					pfree(DatumGetPointer(g->values[i]));
+					g->values[i] = NumericGetDatum(r);
 				}
 				break;
 			case CK_MIN:
