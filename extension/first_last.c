@@ -30,10 +30,15 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/int.h"
+#include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -41,7 +46,11 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/acl.h"
 #include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/sortsupport.h"
 #include "utils/typcache.h"
 
@@ -52,6 +61,7 @@ PG_FUNCTION_INFO_V1(fleet_last_by_trans);
 PG_FUNCTION_INFO_V1(fleet_by_final);
 PG_FUNCTION_INFO_V1(fleet_view_combine_trans);
 PG_FUNCTION_INFO_V1(fleet_view_combine_final);
+PG_FUNCTION_INFO_V1(fleet_view_merge);
 
 /* one side of the comparison: a value or a key */
 typedef struct ByItem
@@ -194,7 +204,9 @@ fleet_by_final(PG_FUNCTION_ARGS)
  * spec names each column of the row type, in order, by one token
  * (separated by spaces):
  *   k    a group key (hashed and compared with the type's default hash
- *        opclass and equality, under the column's collation)
+ *        opclass and equality, under the column's collation); kN: the
+ *        key is the N-th (1-based) of the order fleet.view_merge() writes
+ *        the groups in
  *   c    a bigint sum of counts (count(*), count(x), avg's count)
  *   s    a numeric sum, NULLs skipped (sum(x), avg's sum)
  *   m M  min, max, NULLs skipped (btree comparison of the type)
@@ -259,6 +271,8 @@ typedef struct CombineState
 	int			nkeys;
 	int		   *order;			/* latest: column of each rank */
 	int			norder;
+	int		   *worder;			/* keys in the order groups are written */
+	int			nworder;
 	bool		latest;
 	ArrayType  *single;			/* the only array so far, kept whole */
 	int			inputs;			/* non-empty arrays read */
@@ -319,8 +333,9 @@ combine_init(MemoryContext cxt, Oid elemtype, const char *spec)
 	st->cols = palloc0(sizeof(CombineCol) * st->natts);
 	st->keys = palloc(sizeof(int) * st->natts);
 	st->order = palloc(sizeof(int) * st->natts);
+	st->worder = palloc(sizeof(int) * st->natts);
 	for (i = 0; i < st->natts; i++)
-		st->order[i] = -1;
+		st->order[i] = st->worder[i] = -1;
 	st->pvalues = palloc(sizeof(Datum) * st->natts);
 	st->pnull = palloc(sizeof(bool) * st->natts);
 
@@ -339,10 +354,21 @@ combine_init(MemoryContext cxt, Oid elemtype, const char *spec)
 		col->typlen = att->attlen;
 		col->typbyval = att->attbyval;
 		col->collation = att->attcollation;
-		if (strcmp(tok, "k") == 0)
+		if (tok[0] == 'k' && (tok[1] == '\0' || (tok[1] >= '1' && tok[1] <= '9')))
 		{
 			TypeCacheEntry *tc = lookup_type_cache(att->atttypid,
 												   TYPECACHE_HASH_PROC_FINFO | TYPECACHE_EQ_OPR_FINFO);
+
+			if (tok[1] != '\0')
+			{
+				int			rank = atoi(tok + 1) - 1;
+
+				if (rank < 0 || rank >= st->natts || st->worder[rank] >= 0)
+					combine_spec_error(spec, "key ranks must be 1, 2, ... once each");
+				st->worder[rank] = i;
+				st->nworder = Max(st->nworder, rank + 1);
+				combine_cmp_init(col, att->atttypid, cxt);
+			}
 
 			if (!OidIsValid(tc->hash_proc) || !OidIsValid(tc->eq_opr_finfo.fn_oid))
 				ereport(ERROR,
@@ -398,6 +424,9 @@ combine_init(MemoryContext cxt, Oid elemtype, const char *spec)
 	for (i = 0; i < st->norder; i++)
 		if (st->order[i] < 0)
 			combine_spec_error(spec, "order ranks must be 1, 2, ... once each");
+	for (i = 0; i < st->nworder; i++)
+		if (st->worder[i] < 0)
+			combine_spec_error(spec, "key ranks must be 1, 2, ... once each");
 	if (st->latest && st->norder == 0)
 		combine_spec_error(spec, "a latest spec needs an order");
 	st->kinds = palloc(st->natts);
@@ -771,4 +800,397 @@ fleet_view_combine_final(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, st->ngroups, st->elemtype,
 										  st->elemlen, st->elembyval, st->elemalign));
+}
+
+
+/*
+ * fleet.view_merge(storage regclass, rows anyarray, spec text) RETURNS bigint
+ *
+ * The second half of a refresh of a rollup or latest view: merge the
+ * combined partials (fleet.view_combine's result, one element per group) into
+ * the view's table, which has the elements' row type.  A group that exists is
+ * updated as the view's ON CONFLICT ... DO UPDATE SET list would update it
+ * (count + count, sum + sum NULLs skipped, LEAST/GREATEST, the average of the
+ * new sum and count, first/last by (time, value); a latest view's row only
+ * when the partial's order is greater), a new group inserted.  Returns the
+ * rows changed.  The groups are written in the order the kN keys give (date
+ * and time keys first: fleet.view_key_order), so that a day's new groups
+ * share pages.
+ *
+ * That upsert cost most of a refresh in the executor's per-row machinery:
+ * a speculative-insertion probe with its own index scan set up and torn
+ * down, a tuple lock with its WAL record, the SET list's expressions, a
+ * projection and a RETURNING row per group.  Here one index scan is
+ * re-keyed per group, the merged row is computed in C, and
+ * ExecSimpleRelationUpdate/Insert (what logical replication applies rows
+ * with) write it: heap update (HOT when it fits), constraints, index
+ * entries when not HOT.
+ *
+ * It writes the table directly, so it refuses a table it does not own, one
+ * under row-level security for the current role, one with triggers, and
+ * elements of another row type.  Callers: the SECURITY DEFINER refresh, as
+ * the extension owner; it is granted to no role.
+ *-------------------------------------------------------------------------
+ */
+
+typedef struct MergePart
+{
+	Datum	   *values;
+	bool	   *isnull;
+} MergePart;
+
+static int
+merge_part_cmp(const void *a, const void *b, void *arg)
+{
+	const MergePart *pa = (const MergePart *) a;
+	const MergePart *pb = (const MergePart *) b;
+	CombineState *st = (CombineState *) arg;
+	int			k;
+
+	for (k = 0; k < st->nworder; k++)
+	{
+		int			i = st->worder[k];
+		int			c = ApplySortComparator(pa->values[i], pa->isnull[i], pb->values[i], pb->isnull[i],
+											&st->cols[i].ssup);
+
+		if (c != 0)
+			return c;
+	}
+	return 0;
+}
+
+/* numeric sum of two values, NULLs skipped (COALESCE(a + b, a, b)) */
+static void
+merge_sum(Datum a, bool an, Datum b, bool bn, Datum *out, bool *outnull)
+{
+	*outnull = an && bn;
+	if (an)
+		*out = b;
+	else if (bn)
+		*out = a;
+	else
+		*out = NumericGetDatum(numeric_add_opt_error(DatumGetNumeric(a), DatumGetNumeric(b), NULL));
+}
+
+/*
+ * The new row of group t given the partial e (both deformed), into out;
+ * false if the row is to be left alone (a latest view's older partial).
+ * Every new value is computed from the old row, as a SET list does.
+ */
+static bool
+merge_row(CombineState *st, Datum *t, bool *tn, Datum *e, bool *en, Datum *out, bool *outn)
+{
+	int			i;
+
+	memcpy(out, t, sizeof(Datum) * st->natts);
+	memcpy(outn, tn, sizeof(bool) * st->natts);
+	if (st->latest)
+	{
+		/* ROW(e.o1, ...) > ROW(t.o1, ...): NULL (not greater) at a NULL */
+		int			c = 0;
+
+		for (i = 0; i < st->norder && c == 0; i++)
+		{
+			int			o = st->order[i];
+
+			if (en[o] || tn[o])
+				return false;
+			c = combine_cmp(&st->cols[o], e[o], t[o]);
+		}
+		if (c <= 0)
+			return false;
+		for (i = 0; i < st->natts; i++)
+			if (st->kinds[i] != CK_KEY)
+			{
+				out[i] = e[i];
+				outn[i] = en[i];
+			}
+		return true;
+	}
+	for (i = 0; i < st->natts; i++)
+	{
+		CombineCol *col = &st->cols[i];
+
+		switch ((CombineKind) st->kinds[i])
+		{
+			case CK_KEY:
+			case CK_VALUE:
+			case CK_ORDER:
+				break;
+			case CK_COUNT:
+				/* t + e */
+				if (tn[i] || en[i])
+					outn[i] = true;
+				else
+				{
+					int64		r;
+
+					if (pg_add_s64_overflow(DatumGetInt64(t[i]), DatumGetInt64(e[i]), &r))
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("bigint out of range")));
+					out[i] = Int64GetDatum(r);
+				}
+				break;
+			case CK_SUM:
+				merge_sum(t[i], tn[i], e[i], en[i], &out[i], &outn[i]);
+				break;
+			case CK_AVG:
+				{
+					/* new sum / NULLIF(t.n + e.n, 0) */
+					Datum		sum;
+					bool		sumnull;
+
+					int64		n = 0;
+
+					merge_sum(t[i + 1], tn[i + 1], e[i + 1], en[i + 1], &sum, &sumnull);
+					if (!tn[i + 2] && !en[i + 2] &&
+						pg_add_s64_overflow(DatumGetInt64(t[i + 2]), DatumGetInt64(e[i + 2]), &n))
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("bigint out of range")));
+					if (sumnull || tn[i + 2] || en[i + 2] || n == 0)
+						outn[i] = true;
+					else
+					{
+						outn[i] = false;
+						out[i] = DirectFunctionCall2(numeric_div, sum, NumericGetDatum(int64_to_numeric(n)));
+					}
+				}
+				break;
+			case CK_MIN:
+			case CK_MAX:
+				/* LEAST / GREATEST: NULLs skipped */
+				if (en[i])
+					break;
+				if (tn[i] ||
+					(col->kind == CK_MIN ? combine_cmp(col, e[i], t[i]) < 0 : combine_cmp(col, e[i], t[i]) > 0))
+				{
+					out[i] = e[i];
+					outn[i] = false;
+				}
+				break;
+			case CK_FIRST:
+			case CK_LAST:
+				{
+					/*
+					 * CASE WHEN e.time IS NULL THEN t.v WHEN t.time IS NULL
+					 * THEN e.v WHEN ROW(e.time, e.v) < (>) ROW(t.time, t.v)
+					 * THEN e.v ELSE t.v END
+					 */
+					bool		take;
+
+					if (en[i + 1])
+						take = false;
+					else if (tn[i + 1])
+						take = true;
+					else
+					{
+						int			c = combine_cmp(&st->cols[i + 1], e[i + 1], t[i + 1]);
+
+						if (c == 0)
+						{
+							if (en[i] || tn[i])
+								break;	/* the row comparison is NULL */
+							c = combine_cmp(col, e[i], t[i]);
+						}
+						take = col->kind == CK_FIRST ? c < 0 : c > 0;
+					}
+					if (take)
+					{
+						out[i] = e[i];
+						outn[i] = en[i];
+					}
+				}
+				break;
+		}
+	}
+	return true;
+}
+
+/* fleet.view_merge(regclass, anyarray, text) RETURNS bigint */
+Datum
+fleet_view_merge(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ArrayType  *arr;
+	MemoryContext cxt;
+	MemoryContext rowcxt;
+	MemoryContext old;
+	Relation	rel;
+	Relation	pk = NULL;
+	CombineState *st;
+	MergePart  *parts;
+	int			nparts;
+	int			i;
+	int			k;
+	ArrayIterator it;
+	Datum		d;
+	bool		isnull;
+	EState	   *estate;
+	RangeTblEntry *rte;
+	ResultRelInfo *rri;
+	EPQState	epqstate;
+	TupleTableSlot *oldslot;
+	TupleTableSlot *newslot;
+	IndexScanDesc scan;
+	ScanKeyData skey[INDEX_MAX_KEYS];
+	int			nkeys;
+	int64		changed = 0;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("fleet.view_merge() needs a table and a spec")));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_INT64(0);
+	arr = PG_GETARG_ARRAYTYPE_P(1);
+	nparts = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	if (nparts == 0)
+		PG_RETURN_INT64(0);
+
+	rel = table_open(relid, RowExclusiveLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("fleet.view_merge() writes a table, not \"%s\"", RelationGetRelationName(rel))));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("fleet.view_merge() writes only tables the current role owns, not \"%s\"",
+						RelationGetRelationName(rel))));
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("fleet.view_merge() cannot write \"%s\": row-level security applies to the current role",
+						RelationGetRelationName(rel))));
+	if (rel->trigdesc != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("fleet.view_merge() does not write \"%s\": it has triggers", RelationGetRelationName(rel))));
+	if (ARR_ELEMTYPE(arr) != rel->rd_rel->reltype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("fleet.view_merge() merges rows of type %s into \"%s\", not %s",
+						format_type_be(rel->rd_rel->reltype), RelationGetRelationName(rel),
+						format_type_be(ARR_ELEMTYPE(arr)))));
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "fleet.view_merge", ALLOCSET_DEFAULT_SIZES);
+	rowcxt = AllocSetContextCreate(cxt, "fleet.view_merge row", ALLOCSET_DEFAULT_SIZES);
+	st = combine_init(cxt, ARR_ELEMTYPE(arr), text_to_cstring(PG_GETARG_TEXT_PP(2)));
+
+	/* every partial deformed once, then ordered as the keys' ranks say */
+	old = MemoryContextSwitchTo(cxt);
+	parts = palloc(sizeof(MergePart) * nparts);
+	nparts = 0;
+	it = array_create_iterator(arr, 0, NULL);
+	while (array_iterate(it, &d, &isnull))
+	{
+		HeapTupleHeader td;
+		HeapTupleData tup;
+
+		if (isnull)
+			continue;
+		td = DatumGetHeapTupleHeader(d);
+		tup.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tup.t_self);
+		tup.t_tableOid = InvalidOid;
+		tup.t_data = td;
+		parts[nparts].values = palloc(sizeof(Datum) * st->natts);
+		parts[nparts].isnull = palloc(sizeof(bool) * st->natts);
+		heap_deform_tuple(&tup, st->tupdesc, parts[nparts].values, parts[nparts].isnull);
+		nparts++;
+	}
+	array_free_iterator(it);
+	MemoryContextSwitchTo(old);
+	if (st->nworder > 0)
+		qsort_arg(parts, nparts, sizeof(MergePart), merge_part_cmp, st);
+
+	/* as logical replication applies rows: an executor state of one table */
+	estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	estate->es_snapshot = GetActiveSnapshot();
+	ExecOpenIndices(rri, false);
+	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1);
+	for (i = 0; i < rri->ri_NumIndices; i++)
+		if (rri->ri_IndexRelationDescs[i]->rd_index->indisprimary)
+			pk = rri->ri_IndexRelationDescs[i];
+	if (pk == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("fleet.view_merge() needs a primary key on \"%s\"", RelationGetRelationName(rel))));
+	nkeys = IndexRelationGetNumberOfKeyAttributes(pk);
+	for (k = 0; k < nkeys; k++)
+	{
+		Oid			op = get_opfamily_member(pk->rd_opfamily[k], pk->rd_opcintype[k], pk->rd_opcintype[k],
+											 BTEqualStrategyNumber);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "missing equality operator for column %d of index \"%s\"", k + 1,
+				 RelationGetRelationName(pk));
+		ScanKeyInit(&skey[k], k + 1, BTEqualStrategyNumber, get_opcode(op), (Datum) 0);
+		skey[k].sk_collation = pk->rd_indcollation[k];
+	}
+	oldslot = table_slot_create(rel, &estate->es_tupleTable);
+	newslot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	scan = index_beginscan(rel, pk, estate->es_snapshot, nkeys, 0);
+
+	for (i = 0; i < nparts; i++)
+	{
+		MergePart  *p = &parts[i];
+		bool		keynull = false;
+
+		CHECK_FOR_INTERRUPTS();
+		for (k = 0; k < nkeys; k++)
+		{
+			AttrNumber	att = pk->rd_index->indkey.values[k];
+
+			keynull |= p->isnull[att - 1];
+			skey[k].sk_argument = p->values[att - 1];
+			skey[k].sk_flags = p->isnull[att - 1] ? SK_ISNULL : 0;
+		}
+		old = MemoryContextSwitchTo(rowcxt);
+		ExecClearTuple(newslot);
+		index_rescan(scan, skey, nkeys, NULL, 0);
+		if (!keynull && index_getnext_slot(scan, ForwardScanDirection, oldslot))
+		{
+			slot_getallattrs(oldslot);
+			if (merge_row(st, oldslot->tts_values, oldslot->tts_isnull, p->values, p->isnull,
+						  newslot->tts_values, newslot->tts_isnull))
+			{
+				ExecStoreVirtualTuple(newslot);
+				ExecSimpleRelationUpdate(rri, estate, &epqstate, oldslot, newslot);
+				changed++;
+			}
+		}
+		else
+		{
+			/* a new group, as it is (a NULL key fails the table's NOT NULL) */
+			memcpy(newslot->tts_values, p->values, sizeof(Datum) * st->natts);
+			memcpy(newslot->tts_isnull, p->isnull, sizeof(bool) * st->natts);
+			ExecStoreVirtualTuple(newslot);
+			ExecSimpleRelationInsert(rri, estate, newslot);
+			changed++;
+		}
+		MemoryContextSwitchTo(old);
+		ResetPerTupleExprContext(estate);
+		MemoryContextReset(rowcxt);
+	}
+
+	index_endscan(scan);
+	EvalPlanQualEnd(&epqstate);
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	MemoryContextDelete(cxt);
+	PG_RETURN_INT64(changed);
 }

@@ -23,9 +23,11 @@
 --
 -- The merge.  fleet.view_combine (extension/first_last.c) combines the
 -- consumed partials into one row per group in a hash table (one delta row
--- alone is taken as it is), and the groups are upserted in the order of
--- fleet.view_key_order: date and time keys first.  A rebuild writes its rows
--- in that order too.  So the groups fresh rows touch -- today's, one per
+-- alone is taken as it is), and fleet.view_merge writes the groups into the
+-- view's table in the order of fleet.view_key_order, date and time keys
+-- first: one index probe per group, the merged row computed in C, a heap
+-- update (HOT) or insert, without the per-row machinery of an INSERT ... ON
+-- CONFLICT DO UPDATE.  A rebuild writes its rows in that order too.  So the groups fresh rows touch -- today's, one per
 -- vehicle -- lie together on few pages whatever order the writers' or a bulk
 -- load's statements had: a refresh after 10k new rows, one per vehicle,
 -- changes about 500 pages of fleet.vehicle_daily_activity_data, not 10k
@@ -141,11 +143,16 @@ CREATE AGGREGATE fleet.last_by(anyelement, anycompatible) (
 COMMENT ON AGGREGATE fleet.last_by(anyelement, anycompatible) IS
 	'last_by(value, key): the value of the row with the largest (key, value), rows with a NULL value or key skipped (a rollup view''s last(x, time))';
 
--- fleet.view_combine(rows, spec) (extension/first_last.c): a refresh's
--- combination of the partial results its delta log holds, one array per
--- writing statement, into one element per group, column by column as spec
--- says (k key, c count, s sum, m/M min/max, a avg, f/l first/last value
--- followed by its time, v value and oN order of a latest view).
+-- fleet.view_combine(rows, spec) and fleet.view_merge(storage, rows, spec)
+-- (extension/first_last.c): a refresh combines the partial results its delta
+-- log holds, one array per writing statement, into one element per group,
+-- column by column as spec says (kN key, N-th in the write order; c count,
+-- s sum, m/M min/max, a avg, f/l first/last value followed by its time, v
+-- value and oN order of a latest view), then merges those into the view's
+-- table in the write order: an existing group updated as an ON CONFLICT ...
+-- DO UPDATE of count + count, sum + sum, LEAST, GREATEST, the average of the
+-- new sum and count, first/last by (time, value) would (a latest view's row
+-- only by a newer one), a new group inserted.
 CREATE FUNCTION fleet.view_combine_trans(internal, anyarray, text) RETURNS internal
 	LANGUAGE C PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'fleet_view_combine_trans';
@@ -160,13 +167,18 @@ CREATE AGGREGATE fleet.view_combine(anyarray, text) (
 	SFUNC = fleet.view_combine_trans, STYPE = internal,
 	FINALFUNC = fleet.view_combine_final, FINALFUNC_EXTRA);
 COMMENT ON AGGREGATE fleet.view_combine(anyarray, text) IS
-	'Internal: combine the partial results of a fleet view''s delta log (arrays of its row type) into one element per group, each column as the spec token names it (k key, c count, s sum, m/M min/max, a avg of the next s and c, f/l first/last value of the next m/M time, v value and oN order of a latest view); a single array is returned as it is';
+	'Internal: combine the partial results of a fleet view''s delta log (arrays of its row type) into one element per group, each column as the spec token names it (k or kN key, c count, s sum, m/M min/max, a avg of the next s and c, f/l first/last value of the next m/M time, v value and oN order of a latest view); a single array is returned as it is';
+CREATE FUNCTION fleet.view_merge(storage regclass, rows anyarray, spec text) RETURNS bigint
+	LANGUAGE C VOLATILE
+	AS 'MODULE_PATHNAME', 'fleet_view_merge';
+COMMENT ON FUNCTION fleet.view_merge(regclass, anyarray, text) IS
+	'Internal: merge combined partials (fleet.view_combine) into a fleet view''s table, in the order of the spec''s kN keys: existing groups updated column by column as the spec says, new ones inserted; returns the rows changed. Writes only a table the current role owns, without row-level security for it and without triggers';
 
-CREATE FUNCTION fleet.view_key_order(storage regclass, keys text[]) RETURNS text
+CREATE FUNCTION fleet.view_key_order(storage regclass, keys text[]) RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k.k), ', '
+	SELECT pg_catalog.array_agg(k.k
 	         ORDER BY (t.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.date'::pg_catalog.regtype,
 	                   'pg_catalog.timestamp'::pg_catalog.regtype, 'pg_catalog.timestamptz'::pg_catalog.regtype]::pg_catalog.oid[])) DESC,
 	                  k.n)
@@ -175,7 +187,7 @@ AS $$
 	                                AND t.attname OPERATOR(pg_catalog.=) k.k AND NOT t.attisdropped
 $$;
 COMMENT ON FUNCTION fleet.view_key_order(regclass, text[]) IS
-	'The order a fleet view''s rows are written in: its date and time keys first, then the other keys, so that the groups new rows touch (the recent days) share pages';
+	'The order a fleet view''s rows are written in, as key names: its date and time keys first, then the other keys, so that the groups new rows touch (the recent days) share pages';
 
 CREATE FUNCTION fleet.view_split_item(item text, OUT name text, OUT expr text)
 LANGUAGE plpgsql IMMUTABLE STRICT
@@ -249,7 +261,7 @@ DECLARE
 	v_keys text[] := '{}';
 	v_kexpr text[] := '{}';
 	v_sel text[] := '{}';		-- select list of the build query
-	v_set text[] := '{}';		-- upsert SET list
+	v_set text[] := '{}';		-- general: the upsert's SET list
 	v_where text;
 	v_ocols text[] := '{}';
 	v_build_from text;			-- build query with %s for the FROM relation
@@ -271,7 +283,6 @@ DECLARE
 	v_pub text[];
 	v_tok jsonb := '{}';		-- rollup, latest: view_combine's token per column
 	v_spec text;
-	v_order text;
 BEGIN
 	PERFORM fleet.view_owner_check();
 	IF kind IS NULL OR NOT kind OPERATOR(pg_catalog.=) ANY (ARRAY['rollup', 'latest', 'general']) THEN
@@ -343,17 +354,12 @@ BEGIN
 				WHEN 'count' THEN
 					v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(m[1], 'c');
 					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(%s) AS %I', m[3], m[1]);
-					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format('%1$I = t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I', m[1]);
 				WHEN 'sum' THEN
 					v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(m[1], 's');
 					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.sum((%s)::numeric) AS %I', m[3], m[1]);
-					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format(
-						'%1$I = COALESCE(t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I, t.%1$I, excluded.%1$I)', m[1]);
 				WHEN 'min', 'max' THEN
 					v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(m[1], CASE m[2] WHEN 'min' THEN 'm' ELSE 'M' END);
 					v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.%s(%s) AS %I', m[2], m[3], m[1]);
-					v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format('%1$I = %2$s(t.%1$I, excluded.%1$I)', m[1],
-						CASE m[2] WHEN 'min' THEN 'LEAST' ELSE 'GREATEST' END);
 				WHEN 'avg' THEN
 					v_tok := v_tok OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(m[1], 'a',
 						'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum', 's',
@@ -362,20 +368,11 @@ BEGIN
 						pg_catalog.format('pg_catalog.sum((%s)::numeric) OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(%s), 0) AS %I', m[3], m[3], m[1]),
 						pg_catalog.format('pg_catalog.sum((%s)::numeric) AS %I', m[3], '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum'),
 						pg_catalog.format('pg_catalog.count(%s) AS %I', m[3], '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n')];
-					v_set := v_set OPERATOR(pg_catalog.||) ARRAY[
-						pg_catalog.format('%3$I = COALESCE(t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I, t.%1$I, excluded.%1$I)'
-							' OPERATOR(pg_catalog./) NULLIF(t.%2$I OPERATOR(pg_catalog.+) excluded.%2$I, 0)',
-							'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum', '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n', m[1]),
-						pg_catalog.format('%1$I = COALESCE(t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I, t.%1$I, excluded.%1$I)',
-							'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_sum'),
-						pg_catalog.format('%1$I = t.%1$I OPERATOR(pg_catalog.+) excluded.%1$I',
-							'_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_n')];
 				WHEN 'first', 'last' THEN
 					DECLARE
 						mm text[] := pg_catalog.regexp_match(m[3], '^(.+),\s*([^,]+)$');
 						v_t text := '_fv_' OPERATOR(pg_catalog.||) m[1] OPERATOR(pg_catalog.||) '_t';
 						v_ext text := CASE m[2] WHEN 'first' THEN 'min' ELSE 'max' END;
-						v_op text := CASE m[2] WHEN 'first' THEN '<' ELSE '>' END;
 					BEGIN
 						IF mm IS NULL THEN
 							RAISE EXCEPTION 'aggregate "%" needs a value and a time: %(value, time)', a, m[2]
@@ -388,12 +385,6 @@ BEGIN
 							pg_catalog.format('fleet.%1$s_by(%2$s, %3$s) AS %4$I', m[2], mm[1], mm[2], m[1]),
 							pg_catalog.format('pg_catalog.%1$s(%3$s) FILTER (WHERE (%2$s) IS NOT NULL AND (%3$s) IS NOT NULL) AS %4$I',
 								v_ext, mm[1], mm[2], v_t)];
-						v_set := v_set OPERATOR(pg_catalog.||) ARRAY[
-							pg_catalog.format('%1$I = CASE WHEN excluded.%2$I IS NULL THEN t.%1$I WHEN t.%2$I IS NULL THEN excluded.%1$I'
-								' WHEN ROW(excluded.%2$I, excluded.%1$I) OPERATOR(pg_catalog.%3$s) ROW(t.%2$I, t.%1$I) THEN excluded.%1$I ELSE t.%1$I END',
-								m[1], v_t, v_op),
-							pg_catalog.format('%1$I = %2$s(t.%1$I, excluded.%1$I)', v_t,
-								CASE m[2] WHEN 'first' THEN 'LEAST' ELSE 'GREATEST' END)];
 					END;
 				END CASE;
 			END LOOP;
@@ -411,7 +402,6 @@ BEGIN
 				CONTINUE WHEN it.name OPERATOR(pg_catalog.=) ANY (v_keys)
 				           OR pg_catalog.format('(%s) AS %I', it.expr, it.name) OPERATOR(pg_catalog.=) ANY (v_sel);
 				v_sel := v_sel OPERATOR(pg_catalog.||) pg_catalog.format('(%s) AS %I', it.expr, it.name);
-				v_set := v_set OPERATOR(pg_catalog.||) pg_catalog.format('%1$I = excluded.%1$I', it.name);
 			END LOOP;
 			FOREACH a IN ARRAY order_by LOOP
 				SELECT * INTO it FROM fleet.view_split_item(a);
@@ -546,29 +536,25 @@ $body$$f$, v_func, v_delta, source,
 
 		-- The refresh: the delta rows (those of tenant $1 only, if $1 is not
 		-- NULL) are deleted and their partials combined into one row per
-		-- group (fleet.view_combine), then merged into the view in the order
-		-- of fleet.view_key_order: the recent days' groups are written
-		-- together, on few pages (and few full-page images after a
-		-- checkpoint), whatever order the writers' statements had.
+		-- group (fleet.view_combine), then merged into the view
+		-- (fleet.view_merge) in the order of fleet.view_key_order: the recent
+		-- days' groups are written together, on few pages (and few full-page
+		-- images after a checkpoint), whatever order the writers' statements
+		-- had.
 		IF kind OPERATOR(pg_catalog.=) 'latest' THEN
 			v_tok := v_tok OPERATOR(pg_catalog.||) (SELECT pg_catalog.jsonb_object_agg(o.o, 'o' OPERATOR(pg_catalog.||) o.n)
 			                                          FROM pg_catalog.unnest(ARRAY(SELECT x FROM pg_catalog.unnest(v_ocols) x
 			                                                                        WHERE NOT x OPERATOR(pg_catalog.=) ANY (v_keys))) WITH ORDINALITY o(o, n));
 		END IF;
+		-- the keys, ranked in the write order
+		v_tok := v_tok OPERATOR(pg_catalog.||) (SELECT pg_catalog.jsonb_object_agg(o.o, 'k' OPERATOR(pg_catalog.||) o.n)
+		                                          FROM pg_catalog.unnest(fleet.view_key_order(v_store, v_keys)) WITH ORDINALITY o(o, n));
 		v_spec := pg_catalog.array_to_string(ARRAY(SELECT COALESCE(v_tok OPERATOR(pg_catalog.->>) c, 'v')
 		                                             FROM pg_catalog.unnest(v_cols) WITH ORDINALITY c(c, n) ORDER BY c.n), ' ');
-		v_order := fleet.view_key_order(v_store, v_keys);
 		v_apply := pg_catalog.format(
-			'WITH d AS (DELETE FROM %1$s WHERE NOT rebuild AND ($1::pg_catalog.int8 IS NULL OR for_tenant OPERATOR(pg_catalog.=) $1) RETURNING rows),'
-			' m AS (SELECT x.* FROM (SELECT fleet.view_combine(d.rows, %2$L) AS r FROM d) c, pg_catalog.unnest(c.r) x ORDER BY %3$s),'
-			' ins AS (INSERT INTO %4$s AS t SELECT * FROM m ON CONFLICT (%5$s) DO UPDATE SET %6$s%7$s RETURNING 1)'
-			' SELECT pg_catalog.count(*) FROM ins',
-			v_delta, v_spec, v_order, v_store,
-			(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_keys) k),
-			pg_catalog.array_to_string(v_set, ', '),
-			CASE WHEN kind OPERATOR(pg_catalog.=) 'latest' THEN pg_catalog.format(' WHERE ROW(%s) OPERATOR(pg_catalog.>) ROW(%s)',
-				(SELECT pg_catalog.string_agg(pg_catalog.format('excluded.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o),
-				(SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', o), ', ') FROM pg_catalog.unnest(v_ocols) o)) ELSE '' END);
+			'WITH d AS (DELETE FROM %1$s WHERE NOT rebuild AND ($1::pg_catalog.int8 IS NULL OR for_tenant OPERATOR(pg_catalog.=) $1) RETURNING rows)'
+			' SELECT fleet.view_merge(%2$L::pg_catalog.regclass, (SELECT fleet.view_combine(d.rows, %3$L) FROM d), %3$L)',
+			v_delta, v_store::text, v_spec);
 	END IF;
 
 	UPDATE fleet.view_registry r SET apply_sql = v_apply, delta = v_delta::pg_catalog.regclass
@@ -624,7 +610,7 @@ BEGIN
 	-- written in the refresh's order (date and time keys first), so that a
 	-- day's groups share pages and a refresh of today's rows touches few
 	EXECUTE pg_catalog.format('INSERT INTO %s SELECT * FROM (%s) b ORDER BY %s', r.storage, r.build_sql,
-		fleet.view_key_order(r.storage, r.key_columns));
+		(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(o), ', ') FROM pg_catalog.unnest(fleet.view_key_order(r.storage, r.key_columns)) o));
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END

@@ -368,3 +368,37 @@ SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'k x');
 SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'c c');
 SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'k o2');
 SELECT fleet.view_combine(ARRAY[1, 2], 'k');
+-- key ranks (kN) name the order fleet.view_merge writes the groups in
+SELECT fleet.view_combine(ARRAY[ROW(1, 2)::pair], 'k2 c');
+
+-- ---------------------------------------------------------------- view_merge
+-- fleet.view_merge writes the combined groups into the view's table: an
+-- existing group merged as its spec says, a new one inserted; the rows
+-- changed are returned.  It writes a table directly, so only one the
+-- current role owns, without row-level security for that role, without
+-- triggers, and only rows of the table's own type.
+CREATE TEMP TABLE mt (k int PRIMARY KEY, c bigint, lo real, s numeric);
+SELECT fleet.view_merge('mt', ARRAY[ROW(2, 5, 1, 1.5)::mt, ROW(1, 2, NULL, NULL)::mt], 'k1 c m s') AS inserted;
+SELECT fleet.view_merge('mt', ARRAY[ROW(1, 3, 7, 2)::mt, ROW(3, 1, 0, NULL)::mt], 'k1 c m s') AS merged;
+SELECT fleet.view_merge('mt', ARRAY[ROW(2, 1, 0.5, NULL)::mt], 'k1 c m s') AS merged;
+SELECT * FROM mt ORDER BY k;
+SELECT fleet.view_merge('mt', ARRAY[]::mt[], 'k1 c m s') AS nothing, fleet.view_merge('mt', NULL::mt[], 'k1 c m s') AS nothing_either;
+SELECT fleet.view_merge('mt', ARRAY[ROW(1, 2)::pair], 'k1 c');
+CREATE FUNCTION pg_temp.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER mt_keep BEFORE UPDATE ON mt FOR EACH ROW EXECUTE FUNCTION pg_temp.keep();
+SELECT fleet.view_merge('mt', ARRAY[ROW(1, 1, 0, 0)::mt], 'k1 c m s');
+DROP TRIGGER mt_keep ON mt;
+CREATE ROLE fleet_merge_probe;
+GRANT EXECUTE ON FUNCTION fleet.view_merge(regclass, anyarray, text) TO fleet_merge_probe;
+GRANT USAGE ON SCHEMA fleet TO fleet_merge_probe;
+SET ROLE fleet_merge_probe;
+CREATE TEMP TABLE mr (k int PRIMARY KEY, c bigint);
+ALTER TABLE mr ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mr FORCE ROW LEVEL SECURITY;
+SELECT fleet.view_merge('mr', ARRAY[ROW(1, 2)::mr], 'k1 c');
+SELECT fleet.view_merge('mt', ARRAY[ROW(1, 1, 0, 0)::mt], 'k1 c m s');
+RESET ROLE;
+DROP TABLE mr;
+REVOKE ALL ON FUNCTION fleet.view_merge(regclass, anyarray, text) FROM fleet_merge_probe;
+REVOKE ALL ON SCHEMA fleet FROM fleet_merge_probe;
+DROP ROLE fleet_merge_probe;
