@@ -5,7 +5,8 @@
  *	  the row with the smallest (largest) (key, value), the first(x, time)
  *	  and last(x, time) aggregates of rollup views; and fleet.view_combine(),
  *	  the aggregate a refresh of a rollup or latest view combines the partial
- *	  results of its delta log with.
+ *	  results of its delta log with; and fleet.view_merge(), which writes
+ *	  those combined groups into the view's table.
  *
  * first_by/last_by were (array_agg(x ORDER BY time, x) FILTER (WHERE x IS
  * NOT NULL AND time IS NOT NULL))[1]: an ordered aggregate, which sorts each
@@ -24,7 +25,8 @@
  * types are copied there and the replaced copy freed.  No combine function:
  * these never run in parallel (views' queries are small per group).
  *
- * fleet.view_combine(rows, spec): see the comment above its code.
+ * fleet.view_combine(rows, spec) and fleet.view_merge(storage, rows, spec):
+ * see the comments above their code.
  *
  *-------------------------------------------------------------------------
  */
